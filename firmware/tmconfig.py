@@ -1,0 +1,117 @@
+# config.json schema, defaults and validation (contract 2).
+# Pure logic: runs under MicroPython on the board and under CPython on the host
+# (tools.deploy renders config.json with it), so no typing, no CPython-only modules.
+
+# name: (default, type, check) ; check is None, a tuple of allowed values, or (min, max)
+SCHEMA = {
+    "model_path": ("tinymask.tflite", str, None),
+    "labels_path": ("tinymask.txt", str, None),
+    "model_sha256": ("", str, None),
+    "output_kind": ("sigmoid", str, ("sigmoid", "softmax")),
+    "labels": (["without_mask", "with_mask"], list, None),
+    "positive_label": ("with_mask", str, None),
+    "threshold": (0.8, float, (0.0, 1.0)),
+    "debounce_frames": (5, int, (1, 1000)),
+    "open_ms": (3000, int, (100, 600000)),
+    "relay_pin": ("P0", str, None),
+    "relay_active_high": (True, bool, None),
+    "use_leds": (True, bool, None),
+    "log_enabled": (True, bool, None),
+    "log_dir": ("logs", str, None),
+    "log_flush_records": (30, int, (1, 100000)),
+    "log_flush_ms": (1000, int, (0, 3600000)),
+    "log_max_bytes": (1048576, int, (4096, 1073741824)),
+    "capture_mode": ("off", str, ("off", "every_n", "low_confidence")),
+    "capture_every_n": (30, int, (1, 1000000)),
+    "capture_low_confidence": (0.65, float, (0.5, 1.0)),
+    "capture_dir": ("captures", str, None),
+    "capture_quality": (90, int, (10, 100)),
+    "camera_window": (200, int, (32, 240)),
+    "camera_skip_ms": (2000, int, (0, 10000)),
+    "camera_fixed_gain": (False, bool, None),
+    "camera_fixed_exposure": (False, bool, None),
+    "camera_fixed_whitebal": (False, bool, None),
+    "camera_gain_db": (-1.0, float, (-1.0, 40.0)),
+    "camera_exposure_us": (-1, int, (-1, 1000000)),
+    "wdt_enabled": (True, bool, None),
+    "wdt_timeout_ms": (5000, int, (500, 32000)),
+    "device_id": ("", str, None),
+    "board": ("openmv_h7", str, None),
+    "firmware_version": ("0.1.0", str, None),
+}
+
+
+def defaults():
+    out = {}
+    for name in SCHEMA:
+        value = SCHEMA[name][0]
+        out[name] = list(value) if isinstance(value, list) else value
+    return out
+
+
+def _coerce(name, value):
+    default, kind, check = SCHEMA[name]
+    if kind is bool:
+        if value is True or value is False:
+            return value
+        raise ValueError(name + ": expected true or false")
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(name + ": expected a number")
+        value = float(value)
+    elif kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(name + ": expected an integer")
+    elif kind is str:
+        if not isinstance(value, str):
+            raise ValueError(name + ": expected a string")
+    elif kind is list:
+        if not isinstance(value, list) or not value:
+            raise ValueError(name + ": expected a non-empty list")
+        for item in value:
+            if not isinstance(item, str):
+                raise ValueError(name + ": expected a list of strings")
+    if isinstance(check, tuple) and check:
+        if kind is str:
+            if value not in check:
+                raise ValueError(name + ": must be one of " + ", ".join(check))
+        elif value < check[0] or value > check[1]:
+            raise ValueError(name + ": must be between " + str(check[0]) + " and " + str(check[1]))
+    return value
+
+
+def validate(raw):
+    """Return (config, errors): config has every key (bad or missing values take their default),
+    errors is a list of one-line messages. Never raises on bad content."""
+    config = defaults()
+    errors = []
+    if not isinstance(raw, dict):
+        return config, ["config: expected a JSON object"]
+    for name in raw:
+        if name not in SCHEMA:
+            errors.append(name + ": unknown key")
+            continue
+        try:
+            config[name] = _coerce(name, raw[name])
+        except ValueError as exc:
+            errors.append(str(exc))
+    if config["positive_label"] not in config["labels"]:
+        errors.append("positive_label: not in labels")
+        config["positive_label"] = config["labels"][-1]
+    return config, errors
+
+
+def load(path):
+    """Read and validate a config file; a missing or unparsable file gives defaults and an error."""
+    try:
+        import json
+    except ImportError:  # very old MicroPython builds
+        import ujson as json
+    try:
+        with open(path) as f:
+            raw = json.load(f)
+    except OSError:
+        return defaults(), [path + ": missing, using defaults"]
+    except ValueError:
+        return defaults(), [path + ": not valid JSON, using defaults"]
+    return validate(raw)

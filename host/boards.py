@@ -1,0 +1,53 @@
+"""Board profiles (boards/<name>.json): budgets, firmware API family, storage, speed estimate."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from host.errors import UserError
+
+BOARDS_DIR = Path(__file__).resolve().parents[1] / "boards"
+
+
+@dataclass(frozen=True)
+class BoardProfile:
+    name: str
+    data: dict
+
+    def __getitem__(self, key):
+        return self.data[key]
+
+    @property
+    def model_budget_bytes(self) -> int:
+        return int(self.data["model_budget_bytes"])
+
+    @property
+    def arena_budget_bytes(self) -> int:
+        return int(self.data["arena_budget_bytes"])
+
+    @property
+    def supported_ops(self) -> set[str]:
+        return set(self.data["supported_ops"])
+
+    def inference_ms(self, macs: int) -> float:
+        """Estimated on-board inference time from the MAC count and the profile's MAC/cycle figure."""
+        cycles = macs / float(self.data["macs_per_cycle"])
+        return 1000.0 * cycles / float(self.data["clock_hz"])
+
+    def frame_ms(self, macs: int) -> float:
+        """Estimated whole-loop frame time: camera + scaling + inference + logging."""
+        d = self.data
+        return d["camera_frame_ms"] + d["scale_ms"] + self.inference_ms(macs) + d["log_ms"]
+
+
+def available_boards() -> list[str]:
+    return sorted(p.stem for p in BOARDS_DIR.glob("*.json"))
+
+
+def load_board(name: str) -> BoardProfile:
+    path = BOARDS_DIR / f"{name}.json"
+    if not path.is_file():
+        raise UserError(f"unknown board {name!r}; choose one of: {', '.join(available_boards())}")
+    return BoardProfile(name, json.loads(path.read_text()))

@@ -1,0 +1,121 @@
+"""Board-faithful preprocessing (contract 1): the one path from a picture to the model's input.
+
+Training, evaluation and the board simulator all call `camera_window` and `board_pixels`, so the
+host sees exactly the pixels the camera would feed the model:
+
+1. `camera_window`: the camera looks at the scene through a centred 200x200 window of QVGA. A
+   picture is centre-cropped to a square and resized to 200x200 (what the window would see), then
+   quantized to RGB565 and expanded back to 8 bits with OpenMV's lookup tables.
+2. `board_downscale`: `ml.Model.predict([img])` (and legacy `net.classify`) draws the window into
+   the 32x32 input with `BILINEAR|CENTER|SCALE_ASPECT_EXPAND`. imlib steps through the source in
+   16.16 fixed point and blends the 2x2 neighbours, so a 200->32 downscale samples, it does not
+   average. We reproduce that stepping with 8-bit weights (exact rounding of the firmware is not
+   documented; the tests pin this function's behaviour).
+3. The board feeds an int8 model `q = pixel - 128`; the float model sees `pixel / 255`, which is
+   the same number once the input is quantized with scale 1/255 and zero point -128.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+WINDOW = 200
+INPUT_SIZE = 32
+
+# OpenMV's rb528/g628 tables: round(i * 255 / 31) and round(i * 255 / 63).
+_R5_TO_R8 = np.array([int((i * 255 + 15.5) // 31) for i in range(32)], dtype=np.uint8)
+_G6_TO_G8 = np.array([int((i * 255 + 31.5) // 63) for i in range(64)], dtype=np.uint8)
+
+INTERPOLATIONS = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "area": Image.Resampling.BOX,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+
+
+def square_crop(image: Image.Image) -> Image.Image:
+    """Centre crop to the largest square, as the square camera window frames a face."""
+    w, h = image.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return image.crop((left, top, left + side, top + side))
+
+
+def rgb888_to_rgb565(rgb: np.ndarray) -> np.ndarray:
+    """Pack uint8 RGB (..., 3) into uint16 RGB565, rounding each channel to its nearest level."""
+    rgb = rgb.astype(np.uint16)
+    r5 = (rgb[..., 0] * 31 + 127) // 255
+    g6 = (rgb[..., 1] * 63 + 127) // 255
+    b5 = (rgb[..., 2] * 31 + 127) // 255
+    return ((r5 << 11) | (g6 << 5) | b5).astype(np.uint16)
+
+
+def rgb565_to_rgb888(packed: np.ndarray) -> np.ndarray:
+    """Expand uint16 RGB565 to uint8 RGB with OpenMV's tables."""
+    packed = packed.astype(np.uint16)
+    r = _R5_TO_R8[(packed >> 11) & 0x1F]
+    g = _G6_TO_G8[(packed >> 5) & 0x3F]
+    b = _R5_TO_R8[packed & 0x1F]
+    return np.stack([r, g, b], axis=-1)
+
+
+def camera_window_rgb565(image: Image.Image, window: int = WINDOW) -> np.ndarray:
+    """What the camera's window holds for this scene: uint16 RGB565, shape (window, window)."""
+    square = square_crop(image.convert("RGB"))
+    resized = square.resize((window, window), Image.Resampling.BILINEAR)
+    return rgb888_to_rgb565(np.asarray(resized, dtype=np.uint8))
+
+
+def camera_window(image: Image.Image, window: int = WINDOW) -> np.ndarray:
+    """The camera window as the board's RGB888 expansion: uint8, shape (window, window, 3)."""
+    return rgb565_to_rgb888(camera_window_rgb565(image, window))
+
+
+def board_downscale(rgb: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
+    """Bilinear 16.16 fixed-point downscale of a square uint8 RGB image to (size, size, 3)."""
+    src = rgb.astype(np.int32)
+    h, w = src.shape[:2]
+    xs = _sample_positions(w, size)
+    ys = _sample_positions(h, size)
+    x0, x1, wx = xs
+    y0, y1, wy = ys
+    top = src[y0][:, x0] * (256 - wx)[None, :, None] + src[y0][:, x1] * wx[None, :, None]
+    bottom = src[y1][:, x0] * (256 - wx)[None, :, None] + src[y1][:, x1] * wx[None, :, None]
+    out = (top * (256 - wy)[:, None, None] + bottom * wy[:, None, None] + 32768) >> 16
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _sample_positions(src_len: int, dst_len: int):
+    step = (src_len << 16) // dst_len
+    pos = np.arange(dst_len, dtype=np.int64) * step
+    i0 = pos >> 16
+    i1 = np.minimum(i0 + 1, src_len - 1)
+    weight = (pos >> 8) & 0xFF
+    return i0, i1, weight.astype(np.int32)
+
+
+def board_pixels(image: Image.Image) -> np.ndarray:
+    """Contract 1 end to end: a picture to the uint8 (32, 32, 3) pixels the board feeds the model."""
+    return board_downscale(camera_window(image))
+
+
+def to_float_input(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels to the float model's input, x / 255."""
+    return pixels.astype(np.float32) / 255.0
+
+
+def to_int8_input(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels to the int8 tensor the board feeds: pixel - 128 (pixel ^ 0x80)."""
+    return (pixels.astype(np.int16) - 128).astype(np.int8)
+
+
+def interpolation_variants(image: Image.Image) -> list[np.ndarray]:
+    """The paper's augmentation: the square crop resized straight to 32x32 with 5 interpolations."""
+    square = square_crop(image.convert("RGB"))
+    return [
+        np.asarray(square.resize((INPUT_SIZE, INPUT_SIZE), method), dtype=np.uint8)
+        for method in INTERPOLATIONS.values()
+    ]
