@@ -1,0 +1,520 @@
+"""A fake OpenMV camera at the serial boundary, for driving the real `mpremote` in tests.
+
+The fake owns a pseudo-terminal: `device.port` is its slave end (`/dev/pts/N`), which mpremote and
+pyserial open exactly like a real `/dev/ttyACM0`. On the master end the fake speaks MicroPython's
+REPL byte protocol (friendly REPL, raw REPL, raw-paste with flow control, soft reset) and runs the
+Python snippets mpremote sends with CPython `exec`, in a namespace whose `os`, `open`, `hashlib`,
+`omv`, `machine` ... act like the board's, rooted in a host folder:
+
+- firmware >= 4.6: `ROOT/flash` is `/flash` (128 KiB, like the H7's internal flash) and
+  `ROOT/sdcard` is `/sdcard` when the card is inserted;
+- legacy firmware (< 4.6): `ROOT` is the single filesystem `/` (the card if inserted, else flash).
+
+Knobs for tests: no SD card, legacy layout, raw-paste refused, files corrupted after they are
+written, the connection dropped after N file writes or at the first rename (an interrupted copy),
+rename refusing to replace an existing file. Every connection's baud rate is recorded.
+
+Run as a script for manual trials:
+    python tests/fakedevice.py --root /tmp/cam [--no-sdcard] [--legacy]
+then `mpremote connect /dev/pts/N ls :` in another terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import binascii
+import builtins
+import errno
+import hashlib
+import json
+import os
+import posixpath
+import select
+import struct
+import sys
+import termios
+import threading
+import time
+import tty
+import types
+from pathlib import Path
+
+FLASH_BYTES = 128 * 1024
+SDCARD_BYTES = 8 * 1024 ** 3
+BLOCK = 512
+PASTE_WINDOW = 256
+BANNER = b"MicroPython v1.24.0-fake OpenMV v4.6.0; OpenMV Cam H7 with STM32H743\r\nType \"help()\" for more information.\r\n"
+
+
+class Dropped(Exception):
+    """The fake pulled its USB cable: the serial connection is gone."""
+
+
+class FakeBoard:
+    """The board's files and MicroPython runtime, without any serial I/O."""
+
+    def __init__(self, root, sdcard=True, legacy=False, firmware="4.6.0", board_id="3A0028001551",
+                 corrupt=(), drop_after_writes=None, drop_on_rename=False, rename_replaces=True,
+                 flash_bytes=FLASH_BYTES):
+        self.root = Path(root)
+        self.sdcard = sdcard
+        self.legacy = legacy
+        self.firmware = firmware
+        self.board_id = board_id
+        self.corrupt = set(corrupt)
+        self.drop_after_writes = drop_after_writes
+        self.drop_on_rename = drop_on_rename
+        self.rename_replaces = rename_replaces
+        self.flash_bytes = flash_bytes
+        self.writes = 0
+        self.events = []  # ("soft_reset",), ("reset",), ("rename", a, b), ("baud", n) ...
+        self.open_files = []
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not legacy:
+            (self.root / "flash").mkdir(exist_ok=True)
+            if sdcard:
+                (self.root / "sdcard").mkdir(exist_ok=True)
+        self.soft_reset()
+
+    # -- paths -------------------------------------------------------------------------------
+
+    def mounts(self):
+        if self.legacy:
+            return {"": (self.root, SDCARD_BYTES if self.sdcard else self.flash_bytes)}
+        found = {"flash": (self.root / "flash", self.flash_bytes)}
+        if self.sdcard:
+            found["sdcard"] = (self.root / "sdcard", SDCARD_BYTES)
+        return found
+
+    def resolve(self, path):
+        """Board path -> (host path, mount name); the VFS root '/' itself maps to (None, None)."""
+        path = posixpath.normpath(posixpath.join(self.cwd, path or "."))
+        parts = [p for p in path.split("/") if p]
+        mounts = self.mounts()
+        if self.legacy:
+            return mounts[""][0].joinpath(*parts), ""
+        if not parts:
+            return None, None
+        if parts[0] not in mounts:
+            raise OSError(errno.ENOENT, "ENOENT")
+        return mounts[parts[0]][0].joinpath(*parts[1:]), parts[0]
+
+    def host_path(self, path):
+        host, _ = self.resolve(path)
+        if host is None:
+            raise OSError(errno.EPERM, "EPERM")
+        return host
+
+    def used_bytes(self, mount):
+        base = self.mounts()[mount][0]
+        total = 0
+        for dirpath, _, files in os.walk(base):
+            for name in files:
+                total += -(-os.path.getsize(os.path.join(dirpath, name)) // BLOCK) * BLOCK
+        return total
+
+    # -- the runtime -------------------------------------------------------------------------
+
+    def soft_reset(self):
+        self.cwd = "/" if self.legacy else ("/sdcard" if self.sdcard else "/flash")
+        self.close_files()
+        self.globals = {"__name__": "__main__", "__builtins__": self.make_builtins()}
+
+    def close_files(self):
+        for f in self.open_files:
+            f.close()
+        self.open_files = []
+
+    def make_builtins(self):
+        names = dict(vars(builtins))
+        names["open"] = self.open
+        names["print"] = self.print
+        names["__import__"] = self.import_module
+        self.modules = {
+            "os": self.make_os(), "uos": None, "hashlib": self.make_hashlib(), "binascii": binascii,
+            "json": json, "time": self.make_time(), "machine": self.make_machine(),
+            "micropython": types.SimpleNamespace(kbd_intr=lambda c: None, const=lambda x: x),
+            "omv": self.make_omv(), "gc": types.SimpleNamespace(collect=lambda: None, mem_free=lambda: 250000),
+            "errno": errno, "sys": types.SimpleNamespace(stdout=_Stdout(self), implementation=sys.implementation),
+        }
+        self.modules["uos"] = self.modules["os"]
+        return names
+
+    def import_module(self, name, globals=None, locals=None, fromlist=(), level=0):
+        if name not in self.modules:
+            raise ImportError("no module named '" + name + "'")
+        return self.modules[name]
+
+    def print(self, *args, sep=" ", end="\n", file=None):
+        self.out.append((sep.join(str(a) for a in args) + end).replace("\n", "\r\n"))
+
+    def open(self, path, mode="r"):
+        host = self.host_path(path)
+        if host.is_dir():
+            raise OSError(errno.EISDIR, "EISDIR")
+        if "r" in mode and "+" not in mode and not host.is_file():
+            raise OSError(errno.ENOENT, "ENOENT")
+        if not host.parent.is_dir():
+            raise OSError(errno.ENOENT, "ENOENT")
+        f = _BoardFile(self, host, path, mode) if ("w" in mode or "a" in mode) else open(host, mode)  # noqa: SIM115
+        self.open_files.append(f)
+        return f
+
+    def make_os(self):
+        board = self
+
+        def ilistdir(path=""):
+            host, _ = board.resolve(path)
+            if host is None:
+                return iter([(name, 0x4000, 0, 0) for name in board.mounts()])
+            if not host.is_dir():
+                raise OSError(errno.ENOENT, "ENOENT")
+            items = []
+            for entry in sorted(host.iterdir()):
+                if entry.is_dir():
+                    items.append((entry.name, 0x4000, 0, 0))
+                else:
+                    items.append((entry.name, 0x8000, 0, entry.stat().st_size))
+            return iter(items)
+
+        def stat(path):
+            host, _ = board.resolve(path)
+            if host is None or host.is_dir():
+                return (0x4000, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+            if not host.is_file():
+                raise OSError(errno.ENOENT, "ENOENT")
+            size = host.stat().st_size
+            return (0x8000, 0, 0, 0, 0, 0, size, 0, 0, 0)
+
+        def statvfs(path):
+            host, mount = board.resolve(path)
+            if host is None:
+                return (0,) * 10
+            total = board.mounts()[mount][1]
+            free = max(0, total - board.used_bytes(mount)) // BLOCK
+            return (BLOCK, BLOCK, total // BLOCK, free, free, 0, 0, 0, 0, 255)
+
+        def mkdir(path):
+            host = board.host_path(path)
+            if host.exists():
+                raise OSError(errno.EEXIST, "EEXIST")
+            if not host.parent.is_dir():
+                raise OSError(errno.ENOENT, "ENOENT")
+            host.mkdir()
+
+        def remove(path):
+            host = board.host_path(path)
+            if not host.is_file():
+                raise OSError(errno.ENOENT, "ENOENT")
+            host.unlink()
+
+        def rmdir(path):
+            host = board.host_path(path)
+            if not host.is_dir():
+                raise OSError(errno.ENOENT, "ENOENT")
+            if any(host.iterdir()):
+                raise OSError(errno.EACCES, "EACCES")
+            host.rmdir()
+
+        def rename(old, new):
+            board.events.append(("rename", old, new))
+            if board.drop_on_rename:
+                raise Dropped("dropped at rename")
+            a, b = board.host_path(old), board.host_path(new)
+            if not a.exists():
+                raise OSError(errno.ENOENT, "ENOENT")
+            if b.exists() and not board.rename_replaces:
+                raise OSError(errno.EEXIST, "EEXIST")
+            os.replace(a, b)
+
+        def chdir(path):
+            host, _ = board.resolve(path)
+            if host is not None and not host.is_dir():
+                raise OSError(errno.ENOENT, "ENOENT")
+            board.cwd = posixpath.normpath(posixpath.join(board.cwd, path))
+
+        return types.SimpleNamespace(
+            ilistdir=ilistdir, listdir=lambda path="": [e[0] for e in ilistdir(path)], stat=stat,
+            statvfs=statvfs, mkdir=mkdir, remove=remove, unlink=remove, rmdir=rmdir, rename=rename,
+            chdir=chdir, getcwd=lambda: board.cwd, sync=lambda: None,
+            uname=lambda: types.SimpleNamespace(sysname="OpenMV", machine="OpenMV Cam H7 with STM32H743",
+                                                release="1.24.0", version="v" + board.firmware),
+        )
+
+    def make_hashlib(self):
+        class sha256:  # MicroPython's: update() and digest() only, no hexdigest()
+            def __init__(self, data=b""):
+                self._h = hashlib.sha256(bytes(data))
+
+            def update(self, data):
+                self._h.update(bytes(data))
+
+            def digest(self):
+                return self._h.digest()
+
+        return types.SimpleNamespace(sha256=sha256)
+
+    def make_time(self):
+        return types.SimpleNamespace(
+            sleep=lambda s: None, sleep_ms=lambda ms: None, ticks_ms=lambda: int(time.monotonic() * 1000) % (1 << 30),
+            ticks_diff=lambda a, b: ((a - b + (1 << 29)) % (1 << 30)) - (1 << 29), time=time.time,
+        )
+
+    def make_machine(self):
+        board = self
+
+        def reset():
+            board.events.append(("reset",))
+
+        return types.SimpleNamespace(reset=reset, soft_reset=lambda: None, unique_id=lambda: bytes.fromhex(board.board_id))
+
+    def make_omv(self):
+        board = self
+        return types.SimpleNamespace(
+            version_string=lambda: board.firmware, board_id=lambda: board.board_id,
+            board_type=lambda: "H7", arch=lambda: "OMV4 H7 1024",
+        )
+
+    def execute(self, source):
+        """Run one snippet; returns (stdout, stderr) as the board would send them."""
+        self.out = []
+        try:
+            code = compile(source, "<stdin>", "exec")
+            exec(code, self.globals)  # noqa: S102 -- running the host's snippets is the point of the fake
+            err = ""
+        except Dropped:
+            raise
+        except SyntaxError:
+            err = "Traceback (most recent call last):\r\n  File \"<stdin>\", line 1\r\nSyntaxError: invalid syntax\r\n"
+        except Exception as exc:  # noqa: BLE001 -- the board prints a traceback on stderr and carries on
+            if isinstance(exc, OSError) and exc.errno in errno.errorcode:
+                text = "OSError: [Errno " + str(exc.errno) + "] " + errno.errorcode[exc.errno]
+            else:
+                text = type(exc).__name__ + ": " + str(exc)
+            err = "Traceback (most recent call last):\r\n  File \"<stdin>\", line 1, in <module>\r\n" + text + "\r\n"
+        return "".join(self.out).encode(), err.encode()
+
+
+class _Stdout:
+    def __init__(self, board):
+        self.board = board
+        self.buffer = self
+
+    def write(self, data):
+        self.board.out.append(data.decode() if isinstance(data, (bytes, bytearray)) else data)
+        return len(data)
+
+
+class _BoardFile:
+    """A file opened for writing on the board: counts writes, fills the filesystem, may corrupt."""
+
+    def __init__(self, board, host, board_path, mode):
+        self.board, self.host, self.board_path = board, host, board_path
+        self.mount = board.resolve(board_path)[1]
+        self.f = open(host, mode if "b" in mode else mode + "b")  # noqa: SIM115
+        self.text = "b" not in mode
+
+    def write(self, data):
+        board = self.board
+        board.writes += 1
+        if board.drop_after_writes is not None and board.writes > board.drop_after_writes:
+            raise Dropped("dropped after writes")
+        if isinstance(data, str):
+            data = data.encode()
+        total, _ = board.mounts()[self.mount][1], None
+        self.f.flush()
+        if board.used_bytes(self.mount) + len(data) > total:
+            raise OSError(errno.ENOSPC, "ENOSPC")
+        return self.f.write(bytes(data))
+
+    def flush(self):
+        self.f.flush()
+
+    def close(self):
+        if self.f.closed:
+            return
+        self.f.close()
+        name = posixpath.basename(self.board_path)
+        name = name.removesuffix(".tmp")
+        if name in self.board.corrupt:
+            data = bytearray(self.host.read_bytes())
+            if data:
+                data[len(data) // 2] ^= 0xFF
+                self.host.write_bytes(bytes(data))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class FakeDevice:
+    """A FakeBoard behind a pseudo-terminal, served by a thread. Use as a context manager."""
+
+    def __init__(self, root, raw_paste=True, **board_options):
+        self.board = FakeBoard(root, **board_options)
+        self.raw_paste = raw_paste
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.port = os.ttyname(self.slave)
+        self.bauds = []
+        self.dropped = False
+        self.mode = "friendly"
+        self.line = bytearray()
+        self.paste_count = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def events(self):
+        return self.board.events
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.board.close_files()
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    # -- serial I/O --------------------------------------------------------------------------
+
+    def _send(self, data):
+        view = memoryview(data)
+        while view:
+            n = os.write(self.master, view)
+            view = view[n:]
+
+    def _serve(self):
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self.master], [], [], 0.05)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:
+                continue
+            try:
+                for byte in chunk:
+                    self._handle(byte)
+            except Dropped:
+                self._drop()
+                return
+
+    def _drop(self):
+        """Like pulling the USB cable: files stay as far as they were written, the port vanishes."""
+        self.dropped = True
+        self.board.close_files()
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._stop.set()
+
+    def _record_baud(self):
+        speed = termios.tcgetattr(self.master)[5]
+        names = {getattr(termios, n): int(n[1:]) for n in dir(termios) if n.startswith("B") and n[1:].isdigit()}
+        self.bauds.append(names.get(speed, speed))
+
+    def _handle(self, byte):
+        if self.mode == "paste":
+            return self._handle_paste(byte)
+        if self.mode == "raw":
+            return self._handle_raw(byte)
+        # friendly REPL: only the control characters matter here
+        if byte == 0x01:
+            self.mode, self.line = "raw", bytearray()
+            self._record_baud()
+            self._send(b"\r\nraw REPL; CTRL-B to exit\r\n>")
+        elif byte == 0x04:
+            self._soft_reset()
+            self._send(BANNER + b">>> ")
+        elif byte in (0x03, 0x0D):
+            self._send(b"\r\n>>> ")
+
+    def _handle_raw(self, byte):
+        if byte == 0x01:
+            if bytes(self.line) == b"\x05A":
+                self.line = bytearray()
+                if self.raw_paste:
+                    self._send(b"R\x01" + struct.pack("<H", PASTE_WINDOW))
+                    self.mode, self.paste_count = "paste", 0
+                else:
+                    self._send(b"R\x00")
+                return
+            self.line = bytearray()
+            self._record_baud()
+            self._send(b"\r\nraw REPL; CTRL-B to exit\r\n>")
+        elif byte == 0x02:
+            self.mode = "friendly"
+            self._send(b"\r\n" + BANNER + b">>> ")
+        elif byte == 0x03:
+            self.line = bytearray()
+        elif byte == 0x04:
+            if not self.line:
+                self._soft_reset()
+                self._send(b"MPY: soft reboot\r\nraw REPL; CTRL-B to exit\r\n>")
+                return
+            source, self.line = bytes(self.line), bytearray()
+            self._send(b"OK")
+            self._run(source)
+        else:
+            self.line.append(byte)
+
+    def _handle_paste(self, byte):
+        if byte == 0x04:
+            source, self.line = bytes(self.line), bytearray()
+            self.mode = "raw"
+            self._send(b"\x04")
+            self._run(source)
+            return
+        self.line.append(byte)
+        self.paste_count += 1
+        if self.paste_count % PASTE_WINDOW == 0:
+            self._send(b"\x01")
+
+    def _run(self, source):
+        out, err = self.board.execute(source.decode("utf-8", "replace"))
+        self._send(out + b"\x04" + err + b"\x04>")
+
+    def _soft_reset(self):
+        self.board.events.append(("soft_reset",))
+        self.board.soft_reset()
+
+
+def tree(root):
+    """{relative path: bytes} of every file under root (to assert a device was left as it was)."""
+    root = Path(root)
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", required=True, type=Path, help="host folder that holds the board's files")
+    parser.add_argument("--no-sdcard", action="store_true", help="no SD card inserted")
+    parser.add_argument("--legacy", action="store_true", help="firmware < 4.6: a single filesystem at /")
+    parser.add_argument("--firmware", default="4.6.0")
+    args = parser.parse_args(argv)
+    firmware = args.firmware if not args.legacy or args.firmware != "4.6.0" else "4.5.5"
+    with FakeDevice(args.root, sdcard=not args.no_sdcard, legacy=args.legacy, firmware=firmware) as device:
+        print(f"fake OpenMV camera on {device.port} (files in {args.root}); Ctrl-C to stop", flush=True)
+        try:
+            while not device.dropped:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""What goes on the camera: a checked model bundle, the rendered config.json, the firmware files.
+
+The config is rendered from firmware/tmconfig.py's SCHEMA (the same code the board validates it
+with), in this order: schema defaults, board profile (board name, relay pin), model card (model and
+labels file names, sha256, labels, positive label, output kind, threshold), then `--set` overrides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from host.boards import BoardProfile
+from host.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+FIRMWARE_DIR = ROOT / "firmware"
+DEFAULT_BUNDLE = ROOT / "models" / "tinymask"
+# keys the model card owns: overriding them would make the board load the model wrongly
+CARD_KEYS = ("model_path", "labels_path", "model_sha256", "labels", "positive_label", "output_kind")
+TRUE_WORDS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+
+
+def tmconfig():
+    """firmware/tmconfig.py, imported by file path (the firmware folder is not a package)."""
+    spec = importlib.util.spec_from_file_location("tinymask_tmconfig", FIRMWARE_DIR / "tmconfig.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 16), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class Bundle:
+    folder: Path
+    card: dict
+    model: Path
+    labels: Path
+
+
+def load_bundle(folder: Path, board: BoardProfile) -> Bundle:
+    """Read and check a bundle: card present, files present, sha256 matches, budgets respected."""
+    folder = Path(folder)
+    card_path = folder / "model_card.json"
+    if not folder.is_dir():
+        raise UserError(f"no bundle at {folder}: build one with `python -m host.build` or pass --bundle DIR")
+    if not card_path.is_file():
+        raise UserError(f"{card_path}: missing model card; rebuild the bundle with `python -m host.build`")
+    try:
+        card = json.loads(card_path.read_text())
+    except ValueError as exc:
+        raise UserError(f"{card_path}: not valid JSON ({exc}); rebuild the bundle") from None
+    for key in ("model_file", "labels_file", "sha256", "labels"):
+        if key not in card:
+            raise UserError(f"{card_path}: no {key!r} field; rebuild the bundle with `python -m host.build`")
+    model, labels = folder / card["model_file"], folder / card["labels_file"]
+    for path in (model, labels):
+        if not path.is_file():
+            raise UserError(f"{path}: missing from the bundle; rebuild it with `python -m host.build`")
+    actual = sha256_file(model)
+    if actual != card["sha256"]:
+        raise UserError(f"{model}: sha256 {actual[:12]}... does not match the model card ({str(card['sha256'])[:12]}...); "
+                        f"the file was changed or copied badly: rebuild the bundle")
+    listed = [line.strip() for line in labels.read_text().splitlines() if line.strip()]
+    if listed != list(card["labels"]):
+        raise UserError(f"{labels}: labels {listed} differ from the model card's {card['labels']}; rebuild the bundle")
+    size = model.stat().st_size
+    if size > board.model_budget_bytes:
+        raise UserError(f"{model}: {size} bytes is over the {board.name} model budget of {board.model_budget_bytes} "
+                        f"bytes (boards/{board.name}.json); build a smaller model")
+    arena = int(card.get("arena_bytes") or 0)
+    if arena > board.arena_budget_bytes:
+        raise UserError(f"{card_path}: tensor arena of {arena} bytes is over the {board.name} budget of "
+                        f"{board.arena_budget_bytes} bytes (boards/{board.name}.json); build a smaller model")
+    card_board = card.get("board")
+    if card_board and card_board != board.name:
+        print(f"note: the bundle was built for {card_board}; checked against {board.name}'s budgets")
+    return Bundle(folder, card, model, labels)
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """`key=value` strings to typed values, by the config SCHEMA. One clear error per bad pair."""
+    schema = tmconfig().SCHEMA
+    out = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep:
+            raise UserError(f"--set {pair!r}: expected key=value, for example --set threshold=0.7")
+        if key not in schema:
+            raise UserError(f"--set {key}: unknown config key; valid keys: {', '.join(sorted(schema))}")
+        if key in CARD_KEYS:
+            raise UserError(f"--set {key}: comes from the model card and cannot be overridden; rebuild the bundle instead")
+        kind = schema[key][1]
+        try:
+            out[key] = _parse_value(kind, text.strip())
+        except ValueError:
+            raise UserError(f"--set {key}={text}: expected {_kind_name(kind)}") from None
+    return out
+
+
+def _parse_value(kind, text: str):
+    if kind is bool:
+        if text.lower() not in TRUE_WORDS:
+            raise ValueError(text)
+        return TRUE_WORDS[text.lower()]
+    if kind is int:
+        return int(text)
+    if kind is float:
+        return float(text)
+    if kind is list:
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        if not items:
+            raise ValueError(text)
+        return items
+    return text
+
+
+def _kind_name(kind) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", list: "a comma-separated list"}.get(kind, "text")
+
+
+def render_config(bundle: Bundle, board: BoardProfile, overrides: dict) -> dict:
+    """The config.json for this bundle on this board; validated with the firmware's own rules."""
+    module = tmconfig()
+    card = bundle.card
+    raw = module.defaults()
+    raw["board"] = board.name
+    pins = board.data.get("pins", {})
+    if pins.get("relay"):
+        raw["relay_pin"] = pins["relay"]
+    raw.update({
+        "model_path": bundle.model.name,
+        "labels_path": bundle.labels.name,
+        "model_sha256": card["sha256"],
+        "labels": list(card["labels"]),
+        "positive_label": card.get("positive_label", raw["positive_label"]),
+        "output_kind": card.get("output_kind", raw["output_kind"]),
+    })
+    if card.get("threshold") is not None:
+        raw["threshold"] = float(card["threshold"])
+    raw.update(overrides)
+    config, errors = module.validate(raw)
+    if errors:
+        raise UserError(f"config.json: {errors[0]}" + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
+    allowed = pins.get("allowed")
+    if allowed and config["relay_pin"] not in allowed:
+        raise UserError(f"--set relay_pin={config['relay_pin']}: {board.name} has pins {', '.join(allowed)}")
+    return config
+
+
+def firmware_files() -> list[Path]:
+    """firmware/*.py, main.py last (so a half-done deploy never starts a new main with old modules)."""
+    files = sorted(FIRMWARE_DIR.glob("*.py"), key=lambda p: (p.name == "main.py", p.name))
+    if not files:
+        raise UserError(f"{FIRMWARE_DIR}: no firmware files found")
+    return files

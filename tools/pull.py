@@ -1,0 +1,264 @@
+"""Bring the camera's SD logs and captured frames home, into an archive with one folder per device.
+
+    python -m tools.pull [--port PORT | --from MOUNTED_SD_DIR] --to ARCHIVE [--device ID]
+
+The archive mirrors the card: `ARCHIVE/<device_id>/logs/...`, `ARCHIVE/<device_id>/captures/...`,
+plus `pull-state.json` (size and sha256 of every file pulled). Pulling is incremental and resumable:
+unchanged files are skipped, a log that grew is replaced by its longer self (its old bytes must be
+a prefix of the new ones), a file that shrank or changed is kept beside as `<name>.conflict-<n>`.
+Files arrive in a staging folder and are renamed into place, and the state is saved after every
+batch, so an interrupted pull loses nothing and the next one carries on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from host.errors import UserError, run_cli
+from host.logread import parse_log
+from tools import snippets
+from tools.remote import Remote
+
+STATE_FILE = "pull-state.json"
+STAGING = ".incoming"
+DEFAULT_DIRS = ("logs", "captures")
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text).strip(".") or "unknown"
+
+
+def check_relative(rel: str) -> str:
+    parts = rel.split("/")
+    if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise UserError(f"refusing odd file name from the camera: {rel!r}")
+    return rel
+
+
+def device_from_header(data: bytes) -> str | None:
+    """device_id of the first valid log header in `data` (docs/log-format.md)."""
+    headers = parse_log(data, "header").headers
+    return headers[0].device_id if headers else None
+
+
+class FolderSource:
+    """A mounted SD card (or any copy of one): the storage root with logs/ and captures/."""
+
+    batch_size = 64
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise UserError(f"--from {folder}: no such folder; point it at the mounted SD card")
+
+    def describe(self) -> str:
+        return str(self.folder)
+
+    def scan(self) -> tuple[dict, bytes, str]:
+        dirs = list(DEFAULT_DIRS)
+        config = self.folder / "config.json"
+        if config.is_file():
+            try:
+                data = json.loads(config.read_text())
+                dirs = [data.get("log_dir", dirs[0]), data.get("capture_dir", dirs[1])]
+            except ValueError:
+                pass
+        files = {}
+        for top in dirs:
+            base = self.folder / top
+            for path in sorted(base.rglob("*")) if base.is_dir() else []:
+                if path.is_file():
+                    files[path.relative_to(self.folder).as_posix()] = path.stat().st_size
+        logs = sorted(r for r in files if r.startswith(dirs[0] + "/") and r.endswith(".log"))
+        header = (self.folder / logs[0]).read_bytes()[:300] if logs else b""
+        return files, header, ""
+
+    def fetch(self, rels: list[str], staging: Path) -> None:
+        for rel in rels:
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.folder / rel, target)
+
+
+class DeviceSource:
+    """The camera itself, through mpremote: a snippet lists the files, `mpremote cp` fetches them."""
+
+    batch_size = 16
+
+    def __init__(self, remote: Remote):
+        self.remote = remote
+        self.root = None
+
+    def describe(self) -> str:
+        return f"camera on {self.remote.device}"
+
+    def scan(self) -> tuple[dict, bytes, str]:
+        info = self.remote.run_snippet("listing", snippets.listing())
+        if not info["root"]:
+            raise UserError(f"the camera on {self.remote.device} shows no storage to pull from")
+        self.root = info["root"].rstrip("/")
+        files = {check_relative(rel): size for rel, size in info["files"]}
+        return files, bytes.fromhex(info["header"]), info["board_id"]
+
+    def fetch(self, rels: list[str], staging: Path) -> None:
+        commands = []
+        for rel in rels:
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            commands.append(["fs", "cp", f":{self.root}/{rel}", str(target)])
+        self.remote.run(f"copy of {len(rels)} file(s)", *commands)
+
+
+def sha256_file(path: Path, limit: int | None = None) -> str:
+    """sha256 of the file, or of its first `limit` bytes."""
+    digest = hashlib.sha256()
+    left = path.stat().st_size if limit is None else limit
+    with open(path, "rb") as f:
+        while left > 0:
+            block = f.read(min(left, 1 << 16))
+            if not block:
+                break
+            digest.update(block)
+            left -= len(block)
+    return digest.hexdigest()
+
+
+def load_state(folder: Path, device_id: str) -> dict:
+    path = folder / STATE_FILE
+    if path.is_file():
+        try:
+            state = json.loads(path.read_text())
+            if isinstance(state.get("files"), dict):
+                return state
+        except ValueError:
+            pass
+        print(f"warning: {path} is unreadable; rebuilding it from the files in the archive", file=sys.stderr)
+    return {"format": 1, "device_id": device_id, "files": {}, "pulls": []}
+
+
+def save_state(folder: Path, state: dict) -> None:
+    path = folder / STATE_FILE
+    tmp = path.with_name(STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def is_current(folder: Path, state: dict, rel: str, size: int) -> bool:
+    known = state["files"].get(rel)
+    local = folder / rel
+    return bool(known) and known["size"] == size and local.is_file() and local.stat().st_size == size
+
+
+def conflict_name(path: Path) -> Path:
+    n = 1
+    while path.with_name(f"{path.name}.conflict-{n}").exists():
+        n += 1
+    return path.with_name(f"{path.name}.conflict-{n}")
+
+
+def install(folder: Path, staged: Path, rel: str, state: dict) -> str:
+    """Move one fetched file into the archive; returns new, updated, unchanged or conflict."""
+    local = folder / rel
+    size = staged.stat().st_size
+    status = "new"
+    if local.is_file():
+        old_size = local.stat().st_size
+        old_sha = sha256_file(local)
+        if size >= old_size and sha256_file(staged, old_size) == old_sha:
+            status = "unchanged" if size == old_size else "updated"
+        else:
+            keep = conflict_name(local)
+            os.replace(local, keep)
+            print(f"warning: {rel} changed on the card (not an append): the old copy is kept as {keep.name}",
+                  file=sys.stderr)
+            status = "conflict"
+    local.parent.mkdir(parents=True, exist_ok=True)
+    if status == "unchanged":
+        staged.unlink()
+    else:
+        os.replace(staged, local)
+    state["files"][rel] = {"size": size, "sha256": sha256_file(local)}
+    return status
+
+
+def pull(source, archive: Path, device: str | None) -> dict:
+    files, header, board_id = source.scan()
+    device_id = device or device_from_header(header) or board_id
+    if not device_id:
+        raise UserError(f"{source.describe()}: cannot tell which camera this is (no log header found); pass --device NAME")
+    folder = Path(archive) / safe_name(device_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = load_state(folder, device_id)
+    staging = folder / STAGING
+    shutil.rmtree(staging, ignore_errors=True)
+    counts = {"new": 0, "updated": 0, "unchanged": 0, "conflict": 0}
+    wanted = []
+    for rel, size in sorted(files.items()):
+        if is_current(folder, state, rel, size):
+            counts["unchanged"] += 1
+        else:
+            wanted.append(rel)
+    print(f"{source.describe()}: device {device_id}, {len(files)} files, {len(wanted)} to fetch -> {folder}")
+    with tqdm(total=len(wanted), unit="file", desc="pull", disable=None) as bar:
+        for start in range(0, len(wanted), source.batch_size):
+            batch = wanted[start:start + source.batch_size]
+            try:
+                source.fetch(batch, staging)
+            except UserError as exc:
+                save_state(folder, state)
+                raise UserError(f"{exc}; {start} of {len(wanted)} files were saved, run the pull again to resume") from None
+            for rel in batch:
+                counts[install(folder, staging / rel, rel, state)] += 1
+            save_state(folder, state)
+            bar.update(len(batch))
+    shutil.rmtree(staging, ignore_errors=True)
+    state["pulls"].append({"at": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+                           "source": source.describe(), **counts})
+    save_state(folder, state)
+    print(f"{counts['new']} new, {counts['updated']} updated, {counts['unchanged']} unchanged"
+          + (f", {counts['conflict']} conflict(s)" if counts["conflict"] else ""))
+    return counts
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m tools.pull", description=__doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--port", help="serial port of the camera (default: the first USB serial port)")
+    source.add_argument("--from", dest="folder", type=Path, help="a mounted SD card folder instead of the camera")
+    parser.add_argument("--to", dest="archive", type=Path, required=True, help="archive folder (created if needed)")
+    parser.add_argument("--device", help="device id to file the data under (default: from the log headers)")
+    parser.add_argument("--no-reset", action="store_true", help="leave the camera at the REPL afterwards")
+    parser.add_argument("--verbose", action="store_true", help="show every mpremote command and its output")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.folder is not None:
+        pull(FolderSource(args.folder), args.archive, args.device)
+        return 0
+    remote = Remote(args.port, verbose=args.verbose)
+    remote.check_port()
+    try:
+        pull(DeviceSource(remote), args.archive, args.device)
+    finally:
+        if not args.no_reset:
+            try:  # entering the REPL stopped the door program: start it again
+                remote.run("reset", ["exec", "--no-follow", snippets.reset()])
+            except UserError:
+                pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

