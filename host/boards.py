@@ -9,6 +9,10 @@ from pathlib import Path
 from host.errors import UserError
 
 BOARDS_DIR = Path(__file__).resolve().parents[1] / "boards"
+REQUIRED_KEYS = {
+    "clock_hz", "model_budget_bytes", "arena_budget_bytes", "supported_ops", "macs_per_cycle",
+    "camera_frame_ms", "scale_ms", "log_ms", "firmware", "storage",
+}
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,15 @@ def available_boards() -> list[str]:
 
 
 def load_board(name: str) -> BoardProfile:
-    path = BOARDS_DIR / f"{name}.json"
+    """A profile by name (boards/<name>.json) or by the path of a profile JSON file of your own."""
+    path = Path(name) if name.endswith(".json") else BOARDS_DIR / f"{name}.json"
     if not path.is_file():
-        raise UserError(f"unknown board {name!r}; choose one of: {', '.join(available_boards())}")
-    return BoardProfile(name, json.loads(path.read_text()))
+        raise UserError(f"unknown board {name!r}; choose one of: {', '.join(available_boards())} or give a profile .json")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc}); fix the board profile") from None
+    missing = sorted(REQUIRED_KEYS - set(data))
+    if missing:
+        raise UserError(f"{path}: board profile lacks {', '.join(missing)}; copy boards/openmv_h7.json and edit it")
+    return BoardProfile(data.get("name", path.stem), data)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +62,11 @@ def arena_bytes(model: bytes, start: int = 4096, limit: int = 16 * 1024 * 1024) 
         except (RuntimeError, ValueError):
             return False
 
+    with quiet_stderr():
+        return _search_arena(fits, start, limit)
+
+
+def _search_arena(fits, start: int, limit: int) -> int:
     high = start
     while not fits(high):
         high *= 2
@@ -74,3 +82,17 @@ def arena_bytes(model: bytes, start: int = 4096, limit: int = 16 * 1024 * 1024) 
         else:
             low = mid
     return high
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Silence TFLM's C-level 'Failed to allocate' lines while probing arena sizes."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

@@ -1,0 +1,63 @@
+"""The model bundle in models/<name>/: .tflite, labels, model card, pictures. Written atomically.
+
+All files are first written to a staging folder beside the bundle, then the staging folder replaces
+the old bundle by rename. A build that fails before that point leaves the previous bundle untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+CARD_FORMAT = 1
+
+
+def sha256_hex(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
+
+
+def file_names(name: str) -> dict:
+    # ml >= 4.7 loads "<model path before the first '.'>.txt" as the labels: keep the two names paired.
+    return {"model": f"{name}.tflite", "labels": f"{name}.txt", "card": "model_card.json"}
+
+
+def stage(models_dir: Path, name: str) -> Path:
+    models_dir.mkdir(parents=True, exist_ok=True)
+    staging = models_dir / f".staging-{name}-{os.getpid()}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir()
+    return staging
+
+
+def write_core(staging: Path, name: str, payload: bytes, labels: list[str], card: dict) -> None:
+    names = file_names(name)
+    (staging / names["model"]).write_bytes(payload)
+    (staging / names["labels"]).write_text("\n".join(labels) + "\n")
+    (staging / names["card"]).write_text(json.dumps(card, indent=2) + "\n")
+
+
+def commit(staging: Path, models_dir: Path, name: str) -> Path:
+    """Swap the staging folder in place of models/<name>."""
+    for path in staging.iterdir():
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+    final = models_dir / name
+    previous = models_dir / f".previous-{name}-{os.getpid()}"
+    if final.exists():
+        os.replace(final, previous)
+    os.replace(staging, final)
+    if previous.exists():
+        shutil.rmtree(previous)
+    return final
+
+
+def discard(staging: Path) -> None:
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def load_card(bundle: Path) -> dict:
+    return json.loads((bundle / "model_card.json").read_text())

@@ -1,0 +1,188 @@
+"""Train the float32 model on board-faithful pixels (`python -m host.train`).
+
+The paper's recipe: binary cross-entropy, Adam 1e-3, ReduceLROnPlateau (factor 0.2, patience 5) on
+validation accuracy, and the best checkpoint (by validation accuracy) is the one kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from host import data as data_mod
+from host import model as model_mod
+from host import plots, preprocess
+from host.errors import UserError, run_cli
+
+AUGMENTATIONS = ("flip", "interp", "none")
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "tiny_cnn"
+    epochs: int = 60
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    dropout: float = 0.2
+    augment: str = "flip"  # flip: random horizontal flips; interp: + the paper's 5-interpolation copies
+    seed: int = 1337
+
+    def __post_init__(self):
+        if self.augment not in AUGMENTATIONS:
+            raise UserError(f"--augment {self.augment!r}: choose one of {', '.join(AUGMENTATIONS)}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise UserError("--epochs and --batch-size must be at least 1")
+
+
+@dataclass
+class TrainResult:
+    model: keras.Model
+    history: dict
+    best_epoch: int
+    best_val_accuracy: float
+    seconds: float
+
+
+class BestWeights(keras.callbacks.Callback):
+    """Keep the weights of the epoch with the best validation accuracy (earliest wins ties)."""
+
+    def __init__(self):
+        super().__init__()
+        self.best, self.epoch, self.weights = -1.0, 0, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        score = float((logs or {}).get("val_accuracy", -1.0))
+        if score > self.best:
+            self.best, self.epoch, self.weights = score, epoch + 1, self.model.get_weights()
+
+
+class EpochLine(keras.callbacks.Callback):
+    """One line per epoch: CI logs and terminals both stay readable."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs, self.start = epochs, time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        print(
+            f"epoch {epoch + 1:3d}/{self.epochs}  loss {logs.get('loss', 0):.4f}  acc {logs.get('accuracy', 0):.4f}"
+            f"  val_loss {logs.get('val_loss', 0):.4f}  val_acc {logs.get('val_accuracy', 0):.4f}"
+            f"  lr {lr:.1e}  {time.time() - self.start:5.0f}s",
+            flush=True,
+        )
+
+
+def training_arrays(split: data_mod.Split, augment: str) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 pixels and labels to train on; `interp` adds 5 resized copies of every image."""
+    if augment != "interp":
+        return split.pixels, split.labels
+    extra, extra_labels = [], []
+    for path, label in zip(split.paths, split.labels):
+        variants = preprocess.interpolation_variants(data_mod.load_image(path))
+        extra.extend(variants)
+        extra_labels.extend([label] * len(variants))
+    return np.concatenate([split.pixels, np.stack(extra)]), np.concatenate([split.labels, extra_labels])
+
+
+def _batches(pixels, labels, batch_size, flip, rng):
+    while True:
+        order = rng.permutation(len(labels))
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            idx = order[start:start + batch_size]
+            x = preprocess.to_float_input(pixels[idx])
+            if flip:
+                mask = rng.random(len(idx)) < 0.5
+                x[mask] = x[mask, :, ::-1]
+            yield x, labels[idx].astype(np.float32)
+
+
+def train(dataset: data_mod.Dataset, config: TrainConfig, verbose: bool = True) -> TrainResult:
+    keras.utils.set_random_seed(config.seed)
+    model = model_mod.build(config.arch, dropout=config.dropout, seed=config.seed)
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
+    pixels, labels = training_arrays(dataset.train, config.augment)
+    batch_size = min(config.batch_size, len(labels))
+    rng = np.random.default_rng(config.seed)
+    best = BestWeights()
+    callbacks = [
+        keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", mode="max", factor=0.2, patience=5, min_lr=1e-6),
+        best,
+    ]
+    if verbose:
+        callbacks.append(EpochLine(config.epochs))
+    start = time.time()
+    history = model.fit(
+        _batches(pixels, labels, batch_size, config.augment != "none", rng),
+        steps_per_epoch=max(1, len(labels) // batch_size),
+        epochs=config.epochs,
+        validation_data=(preprocess.to_float_input(dataset.val.pixels), dataset.val.labels.astype(np.float32)),
+        callbacks=callbacks,
+        shuffle=False,  # the generator shuffles, seeded
+        verbose=0,
+    )
+    if best.weights is not None:
+        model.set_weights(best.weights)
+    clean = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    return TrainResult(model, clean, best.epoch, best.best, time.time() - start)
+
+
+def save(result: TrainResult, config: TrainConfig, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    result.model.save(out / "model.keras")
+    (out / "history.json").write_text(
+        json.dumps(
+            {"config": asdict(config), "history": result.history, "best_epoch": result.best_epoch,
+             "best_val_accuracy": result.best_val_accuracy, "seconds": result.seconds},
+            indent=2,
+        )
+    )
+    plots.training_curves(result.history, result.best_epoch, out / "training_curves.png")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = TrainConfig()
+    parser.add_argument("--data", type=Path, default=None, help="image folder (default: $TINYMASK_DATA or ../shared/datasets/facemask-v1)")
+    parser.add_argument("--arch", default=d.arch, choices=sorted(model_mod.ARCHITECTURES), help="model design (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=d.epochs, help="training epochs (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size, help="batch size (default: %(default)s)")
+    parser.add_argument("--learning-rate", type=float, default=d.learning_rate, help="Adam learning rate (default: %(default)s)")
+    parser.add_argument("--dropout", type=float, default=d.dropout, help="dropout after every layer (default: %(default)s)")
+    parser.add_argument("--augment", default=d.augment, choices=AUGMENTATIONS, help="training augmentation (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=d.seed, help="seed for splits, weights and batches (default: %(default)s)")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many images per split and class (quick runs)")
+
+
+def config_from_args(args) -> TrainConfig:
+    return TrainConfig(
+        arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        dropout=args.dropout, augment=args.augment, seed=args.seed,
+    )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m host.train", description=__doc__)
+    add_arguments(parser)
+    parser.add_argument("--out", type=Path, default=Path("runs/train"), help="folder for model.keras, history.json, curves (default: %(default)s)")
+    args = parser.parse_args(argv)
+    config = config_from_args(args)
+    dataset = data_mod.load_dataset(args.data or data_mod.default_data_dir(), seed=args.seed, limit=args.limit)
+    result = train(dataset, config)
+    save(result, config, args.out)
+    print(f"best epoch {result.best_epoch}: val_accuracy {result.best_val_accuracy:.4f}; wrote {args.out}/model.keras")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,29 @@
+"""Shared fixtures: the dataset location (read-only, from ../shared) and small image factories."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from host.data import default_data_dir
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    root = default_data_dir()
+    if not (root / "manifest.csv").is_file():
+        pytest.fail(f"dataset not found at {root}: set TINYMASK_DATA to the facemask-v1 folder")
+    return root
+
+
+@pytest.fixture(scope="session")
+def reference_bundle() -> Path:
+    bundle = REPO / "models" / "tinymask"
+    if not (bundle / "model_card.json").is_file():
+        pytest.fail("models/tinymask is missing: run python -m host.build")
+    return bundle
