@@ -7,6 +7,7 @@ SCHEMA = {
     "model_path": ("tinymask.tflite", str, None),
     "labels_path": ("tinymask.txt", str, None),
     "model_sha256": ("", str, None),
+    "model_load_to_fb": (False, bool, None),
     "output_kind": ("sigmoid", str, ("sigmoid", "softmax")),
     "labels": (["without_mask", "with_mask"], list, None),
     "positive_label": ("with_mask", str, None),
@@ -35,6 +36,9 @@ SCHEMA = {
     "camera_exposure_us": (-1, int, (-1, 1000000)),
     "wdt_enabled": (True, bool, None),
     "wdt_timeout_ms": (5000, int, (500, 32000)),
+    "recover_ms": (2000, int, (100, 600000)),
+    "error_log_ms": (10000, int, (0, 3600000)),
+    "report_ms": (5000, int, (0, 3600000)),
     "device_id": ("", str, None),
     "board": ("openmv_h7", str, None),
     "firmware_version": ("0.1.0", str, None),
@@ -95,10 +99,27 @@ def validate(raw):
             config[name] = _coerce(name, raw[name])
         except ValueError as exc:
             errors.append(str(exc))
+    for label in config["labels"]:
+        if not _safe_name(label):
+            errors.append("labels: " + label + " must be letters, digits, '_' or '-' (it names a folder)")
+            config["labels"] = defaults()["labels"]
+            break
+    if config["output_kind"] == "sigmoid" and len(config["labels"]) != 2:
+        errors.append("labels: a sigmoid model needs exactly 2 labels")
+        config["labels"] = defaults()["labels"]
     if config["positive_label"] not in config["labels"]:
         errors.append("positive_label: not in labels")
         config["positive_label"] = config["labels"][-1]
     return config, errors
+
+
+def _safe_name(text):
+    if not text or len(text) > 40:
+        return False
+    for ch in text:
+        if not ("a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch == "_" or ch == "-"):
+            return False
+    return True
 
 
 def load(path):

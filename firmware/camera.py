@@ -1,0 +1,74 @@
+# The camera: RGB565, QVGA, a centred square window (200x200 by default), optional fixed
+# gain / exposure / white balance. Uses the csi.CSI class (firmware 4.8+) when present, else the
+# sensor module (every firmware). Any failure raises; main.py keeps the door closed and retries.
+
+import time
+
+SLICE_MS = 200  # settle the sensor in slices so the watchdog is fed during camera start-up
+
+
+def _csi_class():
+    try:
+        import csi
+    except ImportError:
+        return None
+    return getattr(csi, "CSI", None)
+
+
+class Camera:
+    def __init__(self, cfg, feed):
+        window = cfg["camera_window"]
+        cls = _csi_class()
+        if cls is not None:
+            import csi
+            self.api = "csi"
+            cam = cls()
+            cam.reset()
+            cam.pixformat(csi.RGB565)
+            cam.framesize(csi.QVGA)
+            cam.window((window, window))
+            self._settle(cfg["camera_skip_ms"], feed, lambda ms: cam.snapshot(time=ms))
+            if cfg["camera_fixed_gain"]:
+                if cfg["camera_gain_db"] >= 0:
+                    cam.auto_gain(False, gain_db=cfg["camera_gain_db"])
+                else:
+                    cam.auto_gain(False)
+            if cfg["camera_fixed_exposure"]:
+                if cfg["camera_exposure_us"] >= 0:
+                    cam.auto_exposure(False, exposure_us=cfg["camera_exposure_us"])
+                else:
+                    cam.auto_exposure(False)
+            if cfg["camera_fixed_whitebal"]:
+                cam.auto_whitebal(False)
+            self.snapshot = cam.snapshot
+        else:
+            import sensor
+            self.api = "sensor"
+            sensor.reset()
+            sensor.set_pixformat(sensor.RGB565)
+            sensor.set_framesize(sensor.QVGA)
+            sensor.set_windowing((window, window))
+            self._settle(cfg["camera_skip_ms"], feed, lambda ms: sensor.skip_frames(time=ms))
+            # fixed settings lock what auto-exposure settled on, or the configured value
+            if cfg["camera_fixed_gain"]:
+                if cfg["camera_gain_db"] >= 0:
+                    sensor.set_auto_gain(False, gain_db=cfg["camera_gain_db"])
+                else:
+                    sensor.set_auto_gain(False)
+            if cfg["camera_fixed_exposure"]:
+                if cfg["camera_exposure_us"] >= 0:
+                    sensor.set_auto_exposure(False, exposure_us=cfg["camera_exposure_us"])
+                else:
+                    sensor.set_auto_exposure(False)
+            if cfg["camera_fixed_whitebal"]:
+                sensor.set_auto_whitebal(False)
+            self.snapshot = sensor.snapshot
+
+    def _settle(self, total_ms, feed, skip):
+        start = time.ticks_ms()
+        while True:
+            feed()
+            left = total_ms - time.ticks_diff(time.ticks_ms(), start)
+            if left <= 0:
+                break
+            skip(SLICE_MS if left > SLICE_MS else left)

@@ -1,0 +1,249 @@
+# tinymask smart door for the OpenMV Cam: camera -> int8 mask classifier -> door state machine ->
+# relay, LEDs and SD log. Settings come only from config.json (tmconfig.py); docs/firmware.md.
+#
+# Fail-safe rule: every error path releases the relay first, then logs. The loop never exits on
+# an error: a broken camera or model is retried every recover_ms while the door stays closed, and
+# the watchdog resets the board if the loop itself stops.
+
+import gc
+import time
+
+import camera
+import capture
+import door as doorlib
+import hw
+import infer
+import storage
+import tmconfig
+import tmlog
+
+CONFIG_PATH = "config.json"
+
+
+class Stats:
+    """Frame rate and per-stage times, summed in integers between two console reports."""
+
+    def __init__(self, now):
+        self.reset(now)
+
+    def reset(self, now):
+        self.start = now
+        self.frames = 0
+        self.snap = 0
+        self.infer = 0
+        self.rest = 0
+
+    def add(self, snap_ms, infer_ms, rest_ms):
+        self.frames += 1
+        self.snap += snap_ms
+        self.infer += infer_ms
+        self.rest += rest_ms
+
+    def report(self, now, door_state, log_status):
+        elapsed = time.ticks_diff(now, self.start)
+        n = self.frames if self.frames else 1
+        fps = 1000.0 * self.frames / elapsed if elapsed > 0 else 0.0
+        print("tinymask: %.1f fps, snapshot %d ms, inference %d ms, door+log %d ms, door %s, log %s, free %d"
+              % (fps, self.snap // n, self.infer // n, self.rest // n, door_state, log_status, gc.mem_free()))
+        self.reset(now)
+
+
+class SmartDoor:
+    def __init__(self):
+        cfg, config_errors = tmconfig.load(CONFIG_PATH)
+        self.cfg = cfg
+        self.relay = None
+        try:
+            self.relay = hw.Relay(cfg["relay_pin"], cfg["relay_active_high"])
+        except Exception as exc:  # bad pin name: run, log, but never drive an unknown pin
+            config_errors.append("relay_pin " + cfg["relay_pin"] + ": " + str(exc))
+        self.leds = hw.Leds(cfg["use_leds"])
+        self.door = doorlib.Door(cfg["threshold"], cfg["debounce_frames"], cfg["open_ms"])
+        self.model = infer.Model(cfg)
+        try:
+            sha = infer.file_sha256(cfg["model_path"])
+        except OSError:
+            sha = "-"
+        self.root = storage.sd_root()
+        boot = 0
+        if self.root is not None:
+            try:
+                boot = storage.next_boot(self.root, cfg["log_dir"])
+            except OSError as exc:
+                print("tinymask: boot counter not written: " + str(exc))
+        device_id = cfg["device_id"] or hw.unique_id()
+        header = (device_id, sha, cfg["firmware_version"], hw.omv_version(), cfg["board"])
+        self.log = tmlog.Log(self.root, cfg, boot, header)
+        self.capture = capture.Capture(cfg, self.root, boot)
+        now = time.ticks_ms()
+        self.log.event(now, "boot", "reset=" + ("watchdog" if hw.reset_by_watchdog() else "normal")
+                       + " root=" + str(self.root) + " log=" + self.log.status)
+        if hw.reset_by_watchdog():
+            self.log.event(now, "watchdog", "previous run was reset by the watchdog")
+        for message in config_errors:
+            self.log.event(now, "config_error", message)
+        self.camera = None
+        self.camera_retry = now
+        self.model_ready = False
+        self.model_retry = now
+        self.fault_until = now
+        self.last_error = ""
+        self.last_error_at = now
+        self.frame_index = 0
+        self.stats = Stats(now)
+        # last: once the watchdog runs, a start-up that fails after this point would reset the board
+        self.wdt = hw.Watchdog(cfg["wdt_enabled"], cfg["wdt_timeout_ms"])
+
+    # --- faults: close first, then tell -------------------------------------------------------
+
+    def close_door(self, now, reason):
+        if self.relay is not None:
+            self.relay.set(False)
+        if self.door.force_closed(reason):
+            self.log.event(now, "door_close", reason)
+
+    def fault(self, now, event, detail):
+        self.close_door(now, "fault")
+        self.fault_until = time.ticks_add(now, self.cfg["recover_ms"])
+        key = event + detail
+        if key != self.last_error or time.ticks_diff(now, self.last_error_at) >= self.cfg["error_log_ms"]:
+            self.log.event(now, event, detail)
+            self.last_error = key
+            self.last_error_at = now
+
+    def faulty(self, now):
+        return (self.camera is None or not self.model_ready
+                or time.ticks_diff(self.fault_until, now) > 0 or self.relay is None)
+
+    # --- recovery ------------------------------------------------------------------------------
+
+    def ensure_camera(self, now):
+        if self.camera is not None or time.ticks_diff(now, self.camera_retry) < 0:
+            return
+        self.camera_retry = time.ticks_add(now, self.cfg["recover_ms"])
+        try:
+            self.camera = camera.Camera(self.cfg, self.wdt.feed)
+            self.stats.reset(time.ticks_ms())
+        except Exception as exc:
+            self.camera = None
+            self.fault(time.ticks_ms(), "camera_error", "init: " + str(exc))
+
+    def ensure_model(self, now):
+        if self.model_ready or time.ticks_diff(now, self.model_retry) < 0:
+            return
+        self.model_retry = time.ticks_add(now, self.cfg["recover_ms"])
+        try:
+            self.model.load()
+            self.model_ready = True
+            self.stats.reset(time.ticks_ms())
+        except Exception as exc:
+            self.model.net = None
+            gc.collect()
+            self.fault(time.ticks_ms(), "model_error", self.cfg["model_path"] + ": " + str(exc))
+
+    # --- one frame ------------------------------------------------------------------------------
+
+    def step(self):
+        self.wdt.feed()
+        now = time.ticks_ms()
+        self.ensure_camera(now)
+        self.ensure_model(now)
+        if self.camera is None:
+            self.close_door(now, "fault")
+            self.idle(now)
+            return
+        t0 = time.ticks_ms()
+        try:
+            img = self.camera.snapshot()
+        except Exception as exc:
+            self.camera = None
+            self.fault(time.ticks_ms(), "camera_error", "snapshot: " + str(exc))
+            return
+        t1 = time.ticks_ms()
+        if not self.model_ready:
+            self.close_door(t1, "fault")
+            self.leds.show(t1, False, True, self.log_problem())
+            return
+        try:
+            score = self.model.predict(img)
+        except Exception as exc:
+            self.model_ready = False
+            self.model.net = None
+            gc.collect()
+            self.fault(time.ticks_ms(), "error", "inference: " + str(exc))
+            return
+        t2 = time.ticks_ms()
+        event = self.door.update(score, t2)
+        if self.relay is not None:
+            self.relay.set(self.door.relay_on())
+        if event is not None:
+            self.log.event(t2, event, self.door.reason)
+        image = "-"
+        if self.capture.active() and self.capture.want(self.frame_index, score):
+            image = self.save_capture(img, t2)
+        self.frame_index += 1
+        t3 = time.ticks_ms()
+        self.log.frame(t0, self.model.label, score, time.ticks_diff(t2, t1), time.ticks_diff(t3, t0),
+                       self.door.state, image)
+        self.leds.show(t3, self.door.relay_on(), self.faulty(t3), self.log_problem())
+        self.stats.add(time.ticks_diff(t1, t0), time.ticks_diff(t2, t1), time.ticks_diff(t3, t2))
+        self.maybe_report(t3)
+
+    def save_capture(self, img, now):
+        try:
+            return self.capture.save(img, self.model.label, self.log.seq)
+        except OSError as exc:
+            self.capture.stop()
+            if tmlog.error_code(exc) == tmlog.ENOSPC:
+                self.log.event(now, "sd_full", "capture stopped: " + str(exc))
+            else:
+                self.log.event(now, "capture_error", "capture stopped: " + str(exc))
+            return "-"
+
+    def idle(self, now):
+        self.leds.show(now, False, True, self.log_problem())
+        time.sleep_ms(50)
+
+    def log_problem(self):
+        return self.log.status != "ok" and self.log.status != "off"
+
+    def maybe_report(self, now):
+        ms = self.cfg["report_ms"]
+        if ms and time.ticks_diff(now, self.stats.start) >= ms:
+            self.stats.report(now, self.door.state, self.log.status)
+            gc.collect()
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    def run(self):
+        try:
+            while True:
+                try:
+                    self.step()
+                except Exception as exc:  # anything unforeseen: door closed, logged, loop goes on
+                    try:
+                        self.fault(time.ticks_ms(), "error", "loop: " + str(exc))
+                    except Exception:
+                        if self.relay is not None:
+                            self.relay.release()
+        finally:  # stopped from the IDE (KeyboardInterrupt): release the door, keep the log
+            if self.relay is not None:
+                self.relay.release()
+            if self.door.force_closed("stop"):
+                self.log.event(time.ticks_ms(), "door_close", "stop")
+            self.leds.off()
+            self.log.close()
+
+
+def main():
+    while True:
+        try:
+            app = SmartDoor()
+            break
+        except Exception as exc:  # nothing is driven yet: report and retry, never a reset loop
+            print("tinymask: start-up failed, retrying: " + str(exc))
+            time.sleep_ms(5000)
+    app.run()
+
+
+main()

@@ -1,0 +1,248 @@
+# The SD log writer (contract 3, docs/log-format.md, format version 1).
+# The line formatting functions at the top are pure (tested under a real MicroPython); the Log class
+# adds buffering, periodic flushes, rotation by size and graceful degradation when the card is
+# missing, full or failing: the door loop never stops because of the log.
+
+import os
+
+try:
+    from time import ticks_diff, ticks_ms
+except ImportError:  # pure functions still import on CPython; Log needs MicroPython's time
+    ticks_diff = ticks_ms = None
+
+import storage
+
+FORMAT_VERSION = 1
+EVENTS = ("boot", "door_open", "door_close", "error", "camera_error", "model_error", "config_error",
+          "sd_full", "capture_error", "watchdog")
+BUFFER_BYTES = 4096
+ENOSPC = 28
+_HEX = b"0123456789abcdef"
+
+
+def clean(value):
+    """A field as the format allows it: ASCII, no ',', '*' or line breaks (they become '_'), '-' if empty."""
+    text = str(value)
+    if not text:
+        return "-"
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if code < 32 or code > 126 or ch == "," or ch == "*":
+            out.append("_")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def checksum(data):
+    """Sum of the bytes before '*', modulo 256. data: str (ASCII) or bytes."""
+    if isinstance(data, str):
+        data = data.encode()
+    total = 0
+    for b in data:
+        total += b
+    return total & 0xFF
+
+
+def format_line(body):
+    return body + "*" + "%02x" % checksum(body) + "\n"
+
+
+def header_body(device_id, boot, part, model_sha256, firmware_version, omv_firmware, board):
+    return "H,%d,%s,%d,%d,%s,%s,%s,%s" % (
+        FORMAT_VERSION, clean(device_id), boot, part, clean(model_sha256), clean(firmware_version),
+        clean(omv_firmware), clean(board))
+
+
+def _opt(value, fmt):
+    return "-" if value is None else fmt % value
+
+
+def frame_body(seq, ticks, label, score, infer_ms, frame_ms, door, image):
+    """label, door and image must already be clean (they are checked once, not per frame)."""
+    return "F,%d,%d,%s,%s,%s,%s,%s,%s" % (
+        seq, ticks, label, _opt(score, "%.4f"), _opt(infer_ms, "%d"), _opt(frame_ms, "%d"), door,
+        image or "-")
+
+
+def event_body(seq, ticks, event, detail):
+    return "E,%d,%d,%s,%s" % (seq, ticks, clean(event), clean(detail))
+
+
+def log_name(boot, part):
+    return "b%06d-p%03d.log" % (boot, part)
+
+
+def capture_name(capture_dir, label, boot, seq):
+    return "%s/%s/b%06d-s%06d.jpg" % (capture_dir, label, boot, seq)
+
+
+def error_code(exc):
+    args = getattr(exc, "args", ())
+    if args and isinstance(args[0], int):
+        return args[0]
+    return None
+
+
+class Log:
+    """Append-only log in <root>/<log_dir>/b<boot>-p<part>.log.
+
+    status: 'ok', 'off' (disabled in config), 'no_card', 'full' (ENOSPC) or 'error' (other I/O
+    error). Once not 'ok' the log stays off for this boot and records are only counted as dropped;
+    `seq` keeps counting so capture names and records stay unique.
+    """
+
+    def __init__(self, root, cfg, boot, header, console=print):
+        self.root = root
+        self.boot = boot
+        self.header = header  # (device_id, model_sha256, firmware_version, omv_firmware, board)
+        self.console = console
+        self.flush_records = cfg["log_flush_records"]
+        self.flush_ms = cfg["log_flush_ms"]
+        self.max_bytes = cfg["log_max_bytes"]
+        self.dir = None
+        self.seq = 0
+        self.part = 0
+        self.file = None
+        self.file_bytes = 0
+        self.buf = bytearray(BUFFER_BYTES)
+        self.mv = memoryview(self.buf)
+        self.used = 0
+        self.pending = 0
+        self.dropped = 0
+        self.last_flush = ticks_ms()
+        self.problem = ""
+        if not cfg["log_enabled"]:
+            self.status = "off"
+        elif root is None:
+            self.status = "no_card"
+        else:
+            self.status = "ok"
+            self.dir = storage.join(root, cfg["log_dir"])
+            try:
+                storage.make_dirs(self.dir)
+                self._open_part()
+            except OSError as exc:
+                self._fail(exc)
+
+    def ok(self):
+        return self.status == "ok"
+
+    def path(self):
+        return storage.join(self.dir, log_name(self.boot, self.part))
+
+    def frame(self, ticks, label, score, infer_ms, frame_ms, door, image):
+        seq = self.seq
+        self.seq = seq + 1
+        if self.status != "ok":
+            self.dropped += 1
+            return seq
+        self._add(frame_body(seq, ticks, label, score, infer_ms, frame_ms, door, image), ticks, False)
+        return seq
+
+    def event(self, ticks, event, detail):
+        """Events also go to the console; they are flushed at once (rare and important)."""
+        seq = self.seq
+        self.seq = seq + 1
+        body = event_body(seq, ticks, event, detail)
+        self.console("tinymask: " + body)
+        if self.status != "ok":
+            self.dropped += 1
+            return seq
+        self._add(body, ticks, True)
+        return seq
+
+    def _add(self, body, ticks, urgent):
+        data = body.encode()
+        n = len(data) + 4  # '*', two hex digits, '\n'
+        if self.file_bytes + self.used + n > self.max_bytes and self.file_bytes + self.used > 0:
+            self._rotate()
+            if self.status != "ok":
+                self.dropped += 1
+                return
+        if self.used + n > BUFFER_BYTES:
+            self.flush()
+            if self.status != "ok":
+                self.dropped += 1
+                return
+        self._append(data)
+        self.pending += 1
+        if urgent or self.pending >= self.flush_records or ticks_diff(ticks, self.last_flush) >= self.flush_ms:
+            self.flush()
+
+    def _append(self, data):
+        # copy into the preallocated buffer and add "*cs\n" without building another string
+        start = self.used
+        end = start + len(data)
+        self.mv[start:end] = data
+        cs = checksum(data)
+        buf = self.buf
+        buf[end] = 42  # '*'
+        buf[end + 1] = _HEX[cs >> 4]
+        buf[end + 2] = _HEX[cs & 15]
+        buf[end + 3] = 10  # '\n'
+        self.used = end + 4
+
+    def flush(self):
+        if self.status != "ok" or self.file is None:
+            return
+        self.last_flush = ticks_ms()
+        if self.used == 0:
+            return
+        try:
+            self.file.write(self.mv[:self.used])
+            self.file.flush()  # FatFs f_sync: what is flushed survives a power cut
+        except OSError as exc:
+            self.dropped += self.pending
+            self.used = 0
+            self.pending = 0
+            self._fail(exc)
+            return
+        self.file_bytes += self.used
+        self.used = 0
+        self.pending = 0
+
+    def _open_part(self):
+        while storage.exists(self.path()):  # never append to a file of another run
+            self.part += 1
+        self.file = open(self.path(), "ab")
+        self.file_bytes = 0
+        device_id, sha, fw, omv, board = self.header
+        self._append(header_body(device_id, self.boot, self.part, sha, fw, omv, board).encode())
+
+    def _rotate(self):
+        self.flush()
+        if self.status != "ok":
+            return
+        self._close_file()
+        self.part += 1
+        try:
+            self._open_part()
+        except OSError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc):
+        code = error_code(exc)
+        self.status = "full" if code == ENOSPC else "error"
+        self.problem = str(exc)
+        self.used = 0
+        self.pending = 0
+        self._close_file()
+        self.console("tinymask: log off (" + self.status + "): " + self.problem)
+
+    def _close_file(self):
+        if self.file is not None:
+            try:
+                self.file.close()
+            except OSError:
+                pass
+            self.file = None
+
+    def close(self):
+        self.flush()
+        self._close_file()
+        try:
+            os.sync()
+        except (AttributeError, OSError):
+            pass

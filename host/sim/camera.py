@@ -1,0 +1,213 @@
+"""Fake `image`, `sensor` and `csi` modules.
+
+A snapshot holds what the centred square window sees of the next frame file, as RGB565
+(`preprocess.camera_window_rgb565`, contract 1). The simulator models the configuration the
+firmware uses (RGB565, QVGA, a centred square window) and refuses others loudly rather than
+inventing pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import types
+
+import numpy as np
+from PIL import Image as PILImage
+
+from host import preprocess
+from host.sim.board import Board
+
+RGB565, GRAYSCALE, BAYER, JPEG = 2, 1, 3, 4  # values only need to be distinct
+QQVGA, QVGA, VGA = 9, 10, 11
+FRAMESIZES = {QQVGA: (160, 120), QVGA: (320, 240), VGA: (640, 480)}
+AREA, BILINEAR, BICUBIC, CENTER = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+
+
+class SimImage:
+    """image.Image over a uint16 RGB565 array (height, width)."""
+
+    def __init__(self, board: Board, rgb565: np.ndarray, frame_index: int | None = None):
+        self._board = board
+        self.rgb565 = rgb565
+        self.frame_index = frame_index
+
+    def width(self) -> int:
+        return int(self.rgb565.shape[1])
+
+    def height(self) -> int:
+        return int(self.rgb565.shape[0])
+
+    def format(self) -> int:
+        return RGB565
+
+    def size(self) -> int:
+        return int(self.rgb565.size * 2)
+
+    def rgb888(self) -> np.ndarray:
+        return preprocess.rgb565_to_rgb888(self.rgb565)
+
+    def copy(self, *args, **kwargs) -> SimImage:
+        return SimImage(self._board, self.rgb565.copy(), self.frame_index)
+
+    def save(self, path: str, roi=None, quality: int = 50) -> SimImage:
+        self._board.check_alive()
+        buffer = io.BytesIO()
+        suffix = str(path).rsplit(".", 1)[-1].lower()
+        fmt = {"jpg": "JPEG", "jpeg": "JPEG", "bmp": "BMP", "png": "PNG"}.get(suffix, "JPEG")
+        options = {"quality": int(quality)} if fmt == "JPEG" else {}
+        PILImage.fromarray(self.rgb888()).save(buffer, fmt, **options)
+        self._board.clock.advance(self._board.costs.jpeg_save_ms)
+        self._board.storage.write_bytes(path, buffer.getvalue())
+        return self
+
+
+def make_image(board: Board) -> types.ModuleType:
+    mod = types.ModuleType("image")
+    mod.Image = lambda *a, **k: _unsupported("image.Image(...) construction")
+    mod.RGB565, mod.GRAYSCALE, mod.BAYER, mod.JPEG = RGB565, GRAYSCALE, BAYER, JPEG
+    mod.AREA, mod.BILINEAR, mod.BICUBIC, mod.CENTER = AREA, BILINEAR, BICUBIC, CENTER
+    return mod
+
+
+def _unsupported(what: str):
+    raise NotImplementedError(f"the tinymask simulator does not model {what}")
+
+
+class _Camera:
+    """State shared by the sensor module and the csi.CSI class."""
+
+    def __init__(self, board: Board):
+        self.board = board
+        self.ready = False
+        self.pixformat = None
+        self.framesize = None
+        self.window = None
+        self.auto_gain = self.auto_exposure = self.auto_whitebal = True
+        self.gain_db = self.exposure_us = None
+
+    def reset(self) -> None:
+        self.board.check_alive()
+        if self.board.faults.camera_init:
+            raise RuntimeError("Sensor control failed.")  # what OpenMV raises for a dead sensor bus
+        self.__init__(self.board)
+        self.ready = True
+        self.board.clock.advance(100)
+
+    def set_window(self, roi) -> None:
+        if self.framesize is None:
+            raise RuntimeError("Invalid frame size.")
+        fw, fh = FRAMESIZES[self.framesize]
+        roi = tuple(int(v) for v in roi)
+        if len(roi) == 2:
+            w, h = roi
+            roi = ((fw - w) // 2, (fh - h) // 2, w, h)
+        x, y, w, h = roi
+        if w != h or (x, y) != ((fw - w) // 2, (fh - h) // 2) or w > min(fw, fh):
+            _unsupported(f"a window other than a centred square inside the frame ({roi})")
+        self.window = w
+
+    def settle(self, ms: float) -> None:
+        self.board.check_alive()
+        self.board.clock.advance(ms)
+
+    def snapshot(self) -> SimImage:
+        board = self.board
+        if not self.ready:
+            raise RuntimeError("Sensor timeout!")
+        index = board.next_frame()
+        faults = board.faults
+        if faults.hang_at is not None and index == faults.hang_at:
+            board.clock.advance(board.costs.hang_ms)  # the watchdog (if any) fires in here
+        board.clock.advance(board.costs.snapshot_ms)
+        if faults.camera is not None and index in faults.camera:
+            raise RuntimeError("Frame capture has timed out.")
+        if self.pixformat != RGB565 or self.framesize is None or self.window is None:
+            _unsupported("snapshots other than RGB565 with a centred square window")
+        board.current_frame = index
+        return SimImage(board, board.frames.window_rgb565(index, self.window), index)
+
+
+def make_sensor(board: Board, camera: _Camera) -> types.ModuleType:
+    mod = types.ModuleType("sensor")
+    mod.RGB565, mod.GRAYSCALE, mod.BAYER, mod.JPEG = RGB565, GRAYSCALE, BAYER, JPEG
+    mod.QQVGA, mod.QVGA, mod.VGA = QQVGA, QVGA, VGA
+    mod.reset = camera.reset
+
+    def set_pixformat(fmt):
+        camera.pixformat = fmt
+
+    def set_framesize(size):
+        camera.framesize = size
+
+    def skip_frames(n=None, time=None):
+        camera.settle(time if time is not None else (n or 10) * board.costs.snapshot_ms)
+
+    def set_auto_gain(enable, gain_db=-1, gain_db_ceiling=-1):
+        camera.auto_gain, camera.gain_db = bool(enable), gain_db
+
+    def set_auto_exposure(enable, exposure_us=-1):
+        camera.auto_exposure, camera.exposure_us = bool(enable), exposure_us
+
+    def set_auto_whitebal(enable, rgb_gain_db=None):
+        camera.auto_whitebal = bool(enable)
+
+    mod.set_pixformat = set_pixformat
+    mod.set_framesize = set_framesize
+    mod.set_windowing = camera.set_window
+    mod.skip_frames = skip_frames
+    mod.snapshot = camera.snapshot
+    mod.set_auto_gain = set_auto_gain
+    mod.set_auto_exposure = set_auto_exposure
+    mod.set_auto_whitebal = set_auto_whitebal
+    mod.set_framebuffers = lambda n: None
+    mod.width = lambda: camera.window or FRAMESIZES.get(camera.framesize, (0, 0))[0]
+    mod.height = lambda: camera.window or FRAMESIZES.get(camera.framesize, (0, 0))[1]
+    return mod
+
+
+def make_csi(board: Board, camera: _Camera, with_class: bool, sensor_module: types.ModuleType) -> types.ModuleType:
+    """4.6-4.7: `csi` is an alias of the sensor module; 4.8+: the csi.CSI class API."""
+    if not with_class:
+        return sensor_module
+    mod = types.ModuleType("csi")
+    mod.RGB565, mod.GRAYSCALE, mod.BAYER, mod.JPEG = RGB565, GRAYSCALE, BAYER, JPEG
+    mod.QQVGA, mod.QVGA, mod.VGA = QQVGA, QVGA, VGA
+
+    class CSI:
+        def __init__(self, cid=-1, **kwargs):
+            board.check_alive()
+
+        def reset(self, hard=True):
+            camera.reset()
+
+        def pixformat(self, fmt=None):
+            if fmt is None:
+                return camera.pixformat
+            camera.pixformat = fmt
+
+        def framesize(self, size=None):
+            if size is None:
+                return camera.framesize
+            camera.framesize = size
+
+        def window(self, roi=None):
+            camera.set_window(roi)
+
+        def snapshot(self, time=-1, frames=-1, blocking=True, image=None):
+            if time != -1 or frames != -1:  # settle mode: returns None (modules/py_csi_ng.c)
+                camera.settle(time if time != -1 else frames * board.costs.snapshot_ms)
+                return None
+            return camera.snapshot()
+
+        def auto_gain(self, enable, gain_db=-1, gain_db_ceiling=-1):
+            camera.auto_gain, camera.gain_db = bool(enable), gain_db
+
+        def auto_exposure(self, enable, exposure_us=-1):
+            camera.auto_exposure, camera.exposure_us = bool(enable), exposure_us
+
+        def auto_whitebal(self, enable, rgb_gain_db=None):
+            camera.auto_whitebal = bool(enable)
+
+    mod.CSI = CSI
+    mod.devices = lambda: [0x77]
+    return mod

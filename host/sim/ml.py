@@ -1,0 +1,186 @@
+"""Fake `ml` (firmware 4.5.6+) and legacy `tf` (up to 4.5.5) modules over the real TFLite Micro
+interpreter (`host.tflm.Int8Model`).
+
+Both follow the documented OpenMV input path (openmv-platform.md items 1 and 2): the image is
+drawn into the model's HxW input with bilinear sampling, RGB565 expanded to RGB888
+(`preprocess.board_downscale(preprocess.rgb565_to_rgb888(...))`), and an int8 model gets
+pixel - 128 whatever its input scale says. Outputs are dequantized `(q - zp) * scale`.
+"""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+
+from host import preprocess
+from host.sim.board import Board, Prediction
+from host.sim.camera import SimImage
+from host.tflm import Int8Model
+
+DTYPE_CODES = {np.int8: "b", np.uint8: "B", np.int16: "h", np.uint16: "H", np.float32: "f"}
+
+
+class _Net:
+    """The loaded model and the run-time behaviour both APIs share."""
+
+    def __init__(self, board: Board, path: str):
+        board.check_alive()
+        data = board.storage.read_bytes(path)  # OSError(ENOENT) when missing, as open() on the board
+        try:
+            self.model = Int8Model(data)
+        except Exception as exc:  # what TFLM says about a file that is not a model it can run
+            raise ValueError(f"Failed to load model {path}: {exc}") from None
+        self.board = board
+        self.path = path
+        self.nbytes = len(data)
+        self.input = self.model.input
+        self.output = self.model.output
+        shape = tuple(int(d) for d in self.input["shape"])
+        self.input_shape = shape
+        self.output_shape = tuple(int(d) for d in self.output["shape"])
+        q = self.input.get("quantization_parameters") or {}
+        self.input_scale = float(q["scales"][0]) if len(q.get("scales", [])) else 0.0
+        self.input_zero_point = int(q["zero_points"][0]) if len(q.get("zero_points", [])) else 0
+        self.input_dtype = np.dtype(self.input["dtype"]).type
+        board.clock.advance(20)
+
+    def run(self, img) -> np.ndarray:
+        board = self.board
+        board.check_alive()
+        if not isinstance(img, SimImage):
+            raise TypeError("the simulator's model accepts image.Image inputs only")
+        _, h, w, c = self.input_shape
+        if h != w or c != 3:
+            raise ValueError(f"simulated input path needs a square RGB input, not {self.input_shape}")
+        board.clock.advance(board.costs.scale_ms + board.costs.inference_ms)
+        faults = board.faults
+        if faults.inference is not None and img.frame_index in faults.inference:
+            raise RuntimeError("Invoke failed.")  # a TFLM error surfaces as an exception on the board
+        pixels = preprocess.board_downscale(img.rgb888(), size=h)
+        if self.input_dtype is np.int8:
+            q = preprocess.to_int8_input(pixels)
+        elif self.input_dtype is np.uint8:
+            q = pixels
+        else:
+            raise ValueError("the simulator runs int8 and uint8 models only")
+        outputs = self.model.dequantized(q).astype(np.float32)
+        frame = board.frames.frame(img.frame_index)
+        board.predictions.append(Prediction(img.frame_index, frame.path, outputs.tolist(), board.boot))
+        return outputs.reshape(self.output_shape)
+
+
+def make_ml(board: Board) -> types.ModuleType:
+    mod = types.ModuleType("ml")
+    with_labels = board.version >= (4, 7, 0)
+
+    class Model:
+        def __init__(self, path, load_to_fb=False, postprocess=None):
+            net = _Net(board, path)
+            self._net = net
+            dtype = DTYPE_CODES.get(net.input_dtype, "b")
+            self.len = net.nbytes
+            self.ram = 0  # the arena size is not modelled
+            self.input_shape = (net.input_shape,)
+            self.input_dtype = (dtype,)
+            self.input_scale = (net.input_scale,)
+            self.input_zero_point = (net.input_zero_point,)
+            self.output_shape = (net.output_shape,)
+            self.output_dtype = (DTYPE_CODES.get(np.dtype(net.output["dtype"]).type, "b"),)
+            self.output_scale = (net.model.output_scale,)
+            self.output_zero_point = (net.model.output_zero_point,)
+            self.labels = None
+            if with_labels:  # >= 4.7 loads "<path before the first '.'>.txt"
+                try:
+                    text = board.storage.read_bytes(path.split(".")[0] + ".txt").decode()
+                    self.labels = [line.strip() for line in text.splitlines() if line.strip()]
+                except OSError:
+                    pass
+
+        def predict(self, inputs, callback=None):
+            if not isinstance(inputs, (list, tuple)) or len(inputs) != 1:
+                raise ValueError("predict() expects a list with one input")
+            return [self._net.run(inputs[0])]
+
+    mod.Model = Model
+    mod.Normalization = lambda *a, **k: _unsupported("ml.Normalization")
+    return mod
+
+
+def _unsupported(what):
+    raise NotImplementedError(f"the tinymask simulator does not model {what}")
+
+
+class _Classification:
+    def __init__(self, outputs: list[float], w: int, h: int):
+        self._outputs = outputs
+        self._rect = (0, 0, w, h)
+
+    def output(self) -> list[float]:
+        return list(self._outputs)
+
+    classification_output = output  # the name the documentation uses
+
+    def rect(self):
+        return self._rect
+
+    def x(self):
+        return 0
+
+    def y(self):
+        return 0
+
+    def w(self):
+        return self._rect[2]
+
+    def h(self):
+        return self._rect[3]
+
+
+def make_tf(board: Board, ml_module: types.ModuleType | None) -> types.ModuleType:
+    """Up to 4.5.5: the tf module. From 4.5.6 `tf` is only an alias of `ml` (no load/classify)."""
+    if ml_module is not None:
+        return ml_module
+    mod = types.ModuleType("tf")
+
+    class TfModel:
+        def __init__(self, path, load_to_fb=False):
+            self._net = _Net(board, path)
+
+        def len(self):
+            return self._net.nbytes
+
+        def ram(self):
+            return 0
+
+        def input_height(self):
+            return self._net.input_shape[1]
+
+        def input_width(self):
+            return self._net.input_shape[2]
+
+        def input_channels(self):
+            return self._net.input_shape[3]
+
+        def input_datatype(self):
+            return {np.int8: "int8", np.uint8: "uint8"}.get(self._net.input_dtype, "float")
+
+        def input_scale(self):
+            return self._net.input_scale
+
+        def input_zero_point(self):
+            return self._net.input_zero_point
+
+        def output_channels(self):
+            return int(np.prod(self._net.output_shape))
+
+        def classify(self, img, roi=None, min_scale=1.0, scale_mul=0.5, x_overlap=0, y_overlap=0):
+            if roi is not None or min_scale != 1.0:
+                _unsupported("tf.classify with a roi or min_scale")
+            outputs = self._net.run(img).reshape(-1).tolist()
+            return [_Classification(outputs, img.width(), img.height())]
+
+    mod.load = lambda path, load_to_fb=False: TfModel(path, load_to_fb)
+    mod.classify = lambda model, img, **kw: (model if isinstance(model, TfModel) else TfModel(model)).classify(img, **kw)
+    mod.free_from_fb = lambda: None
+    return mod

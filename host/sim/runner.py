@@ -1,0 +1,299 @@
+"""Run the real firmware/main.py on the simulated board.
+
+The firmware's modules are executed from their files with a private module table: `import sensor`
+(or `time`, `os`, `machine`...) inside firmware code gets the simulated board's module, and `open`
+and `print` are the board's. CPython's own modules are never replaced, so nothing leaks out of a
+run. A module the board does not have raises ImportError, as it would on the camera.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import tempfile
+import time as host_time
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from host.errors import UserError
+from host.sim import camera as sim_camera
+from host.sim import hardware, ml
+from host.sim.board import (
+    WDT_RESET,
+    Board,
+    Costs,
+    Faults,
+    LedRecord,
+    PinRecord,
+    Prediction,
+    StopSimulation,
+    WatchdogReset,
+)
+from host.sim.bundle import FIRMWARE_DIR, Bundle, deploy, load_bundle, render_config
+from host.sim.frames import Frame, FrameSource, list_frames
+
+# MicroPython modules on OpenMV firmware that behave the same in CPython for what firmware uses
+PASSTHROUGH = {"array", "binascii", "collections", "errno", "hashlib", "heapq", "io", "json", "math",
+               "random", "re", "struct", "sys"}
+_CODE_CACHE: dict[tuple[Path, float], object] = {}
+
+
+@dataclass
+class SimOptions:
+    frames: list[Frame] | Path | str
+    bundle: Path | str | Bundle = Path("models/tinymask")
+    sd_dir: Path | str | None = None  # the card's folder (temporary when None)
+    flash_dir: Path | str | None = None  # the internal flash's folder (temporary when None)
+    frames_count: int | None = None  # default: every frame once
+    firmware_version: str = "4.6.0"
+    camera_api: str | None = None  # 'sensor' or 'csi'; default: what the firmware version offers
+    config: dict = field(default_factory=dict)  # config.json overrides
+    config_text: str | None = None  # write this as config.json verbatim (tests of bad configs)
+    faults: Faults = field(default_factory=Faults)
+    board: str = "openmv_h7"
+    start_ticks_ms: int = 0
+    max_boots: int = 3
+    time_limit_ms: float | None = None
+    deploy_firmware: bool = True
+    echo: bool = False
+    progress: object = None  # callable(frame_index) for progress bars
+
+
+@dataclass
+class SimResult:
+    frames: int  # snapshot calls
+    boots: int
+    exit: str  # 'frames', 'time limit', 'max boots', 'returned' or 'crash: ...'
+    wall_s: float
+    sim_ms: float
+    sd_dir: Path | None
+    flash_dir: Path
+    config: dict
+    console: list[str]
+    pins: dict[str, PinRecord]
+    leds: dict[str, LedRecord]
+    predictions: list[Prediction]
+    watchdog_resets: int
+    watchdog_feeds: int
+
+    @property
+    def relay(self) -> PinRecord:
+        return self.pins.get(self.config["relay_pin"], PinRecord(self.config["relay_pin"]))
+
+    def relay_active(self, level: int | None) -> bool:
+        return level is not None and level == (1 if self.config["relay_active_high"] else 0)
+
+    def relay_on(self) -> bool:
+        """Is the relay driven to its active level at the end of the run?"""
+        return self.relay_active(self.relay.value)
+
+    def door_openings(self) -> int:
+        history = self.relay.history
+        return sum(1 for i, (_, level) in enumerate(history)
+                   if self.relay_active(level) and (i == 0 or not self.relay_active(history[i - 1][1])))
+
+    def events(self) -> list[tuple[str, str]]:
+        """(event, detail) of every event record, from the console (it sees them even with no card)."""
+        out = []
+        for line in self.console:
+            if line.startswith("tinymask: E,"):
+                body = line[len("tinymask: "):].split(",", 4)
+                out.append((body[3], body[4]))
+        return out
+
+    def errors(self) -> list[tuple[str, str]]:
+        bad = {"error", "camera_error", "model_error", "config_error", "sd_full", "capture_error", "watchdog"}
+        return [e for e in self.events() if e[0] in bad]
+
+    def log_files(self) -> list[Path]:
+        root = self.sd_dir
+        if root is None:
+            return []
+        return sorted((root / self.config["log_dir"]).glob("*.log"))
+
+    @property
+    def board_fps(self) -> float:
+        return 1000.0 * self.frames / self.sim_ms if self.sim_ms else 0.0
+
+    @property
+    def wall_fps(self) -> float:
+        return self.frames / self.wall_s if self.wall_s else 0.0
+
+
+def default_camera_api(version: tuple[int, int, int]) -> str:
+    return "csi" if version >= (4, 8, 0) else "sensor"
+
+
+def make_modules(board: Board) -> dict:
+    v = board.version
+    if v < (4, 3, 0):
+        raise UserError(f"firmware {board.firmware_version}: the simulator models 4.3.0 and later "
+                        "(older firmware dequantizes int8 outputs differently)")
+    from host.sim.clock import make_time_module
+
+    cam = sim_camera._Camera(board)
+    sensor = sim_camera.make_sensor(board, cam)
+    modules = {
+        "time": make_time_module(board.clock, board.check_alive),
+        "os": board.storage.os_module(board.firmware_version),
+        "machine": hardware.make_machine(board),
+        "pyb": hardware.make_pyb(board),
+        "omv": hardware.make_omv(board),
+        "gc": hardware.make_gc(),
+        "micropython": hardware.make_micropython(),
+        "image": sim_camera.make_image(board),
+        "sensor": sensor,
+    }
+    if v >= (4, 6, 0):  # 4.6-4.7: csi aliases sensor; 4.8+: the CSI class (unless told to hide it)
+        modules["csi"] = sim_camera.make_csi(board, cam, board.camera_api == "csi", sensor)
+    ml_module = ml.make_ml(board) if v >= (4, 5, 6) else None
+    if ml_module is not None:
+        modules["ml"] = ml_module
+    modules["tf"] = ml.make_tf(board, ml_module)
+    return modules
+
+
+class FirmwareLoader:
+    """Executes firmware files as modules with the board's builtins and imports."""
+
+    def __init__(self, board: Board, modules: dict, firmware_dir: Path = FIRMWARE_DIR):
+        self.board = board
+        self.board_modules = modules
+        self.firmware_dir = firmware_dir
+        self.loaded: dict[str, object] = {}
+        self.builtins = dict(vars(builtins))
+        self.builtins["__import__"] = self._import
+        self.builtins["open"] = board.storage.open
+        self.builtins["print"] = board.print
+
+    def _import(self, name, globals=None, locals=None, fromlist=(), level=0):
+        if level:
+            raise ImportError("relative imports are not used by the firmware")
+        if name in self.board_modules:
+            return self.board_modules[name]
+        if name in self.loaded:
+            return self.loaded[name]
+        if (self.firmware_dir / f"{name}.py").is_file():
+            return self.load(name)
+        if name in PASSTHROUGH:
+            return builtins.__import__(name, globals, locals, fromlist, level)
+        raise ImportError(f"no module named '{name}'")
+
+    def _code(self, path: Path):
+        key = (path, path.stat().st_mtime)
+        code = _CODE_CACHE.get(key)
+        if code is None:
+            code = compile(path.read_text(), str(path), "exec")
+            _CODE_CACHE[key] = code
+        return code
+
+    def load(self, name: str, as_main: bool = False):
+        import types
+
+        path = self.firmware_dir / f"{name}.py"
+        module = types.ModuleType("__main__" if as_main else name)
+        module.__file__ = str(path)
+        module.__dict__["__builtins__"] = self.builtins
+        if not as_main:
+            self.loaded[name] = module
+        exec(self._code(path), module.__dict__)
+        return module
+
+
+@contextmanager
+def _folders(options: SimOptions):
+    with tempfile.TemporaryDirectory(prefix="tinymask-sim-") as tmp:
+        sd = Path(options.sd_dir) if options.sd_dir is not None else Path(tmp) / "sdcard"
+        flash = Path(options.flash_dir) if options.flash_dir is not None else Path(tmp) / "flash"
+        yield sd, flash
+
+
+def simulate(options: SimOptions) -> SimResult:
+    """Deploy the bundle onto the simulated card (or flash) and run firmware/main.py until the frame
+    budget is spent. With no --sd folder the card lives in a temporary folder that is removed."""
+    with _folders(options) as (sd_dir, flash_dir):
+        result = _simulate(options, sd_dir, flash_dir)
+        if options.sd_dir is None:
+            result.sd_dir = None
+        return result
+
+
+def _simulate(options: SimOptions, sd_dir: Path, flash_dir: Path) -> SimResult:
+    bundle = options.bundle if isinstance(options.bundle, Bundle) else load_bundle(options.bundle)
+    config = render_config(bundle, options.config)
+    frames = FrameSource(list_frames(options.frames))
+    count = options.frames_count if options.frames_count is not None else len(frames.frames)
+    if count < 1:
+        raise UserError("--frames-count must be at least 1")
+    from host.sim.board import parse_version
+
+    version = parse_version(options.firmware_version)
+    camera_api = options.camera_api or default_camera_api(version)
+    if camera_api not in ("sensor", "csi"):
+        raise UserError(f"--camera-api {camera_api!r}: choose sensor or csi")
+    if camera_api == "csi" and version < (4, 8, 0):
+        raise UserError(f"--camera-api csi needs firmware 4.8.0 or later (got {options.firmware_version})")
+    limit = options.time_limit_ms
+    if limit is None:
+        limit = 60_000.0 + count * (config["recover_ms"] + 1000.0)
+    board = Board(
+        frames=frames, storage_dirs=(sd_dir, flash_dir), firmware_version=options.firmware_version,
+        camera_api=camera_api, faults=options.faults, costs=Costs.for_board(options.board, bundle.macs),
+        frames_count=count, time_limit_ms=limit, start_ticks_ms=options.start_ticks_ms, echo=options.echo,
+        on_frame=options.progress)
+    _deploy(board, bundle, config, options)
+    board.arm_sd_full()
+
+    started = host_time.perf_counter()
+    exit_reason = "max boots"
+    feeds = 0
+    while board.boot <= options.max_boots:
+        loader = FirmwareLoader(board, make_modules(board))
+        try:
+            loader.load("main", as_main=True)
+            exit_reason = "returned"
+            break
+        except StopSimulation as stop:
+            exit_reason = str(stop) or "frames"
+            break
+        except WatchdogReset:
+            feeds += board.watchdog.feeds if board.watchdog else 0
+            board.watchdog_resets += 1
+            board.console.append(f"[sim] board reset by the watchdog at {board.clock.ms:.0f} ms")
+            if board.boot >= options.max_boots:
+                break
+            board.reboot(WDT_RESET)
+        except Exception:  # the firmware let an exception escape main.py: on the board, the REPL
+            exit_reason = "crash: " + traceback.format_exc(limit=-3).strip().splitlines()[-1]
+            board.console.extend(traceback.format_exc().splitlines())
+            break
+    if board.watchdog is not None:
+        feeds += board.watchdog.feeds
+    return SimResult(
+        frames=board.snapshots, boots=board.boot, exit=exit_reason,
+        wall_s=host_time.perf_counter() - started, sim_ms=board.clock.ms,
+        sd_dir=board.storage.sd_dir, flash_dir=flash_dir, config=config, console=board.console,
+        pins=board.pins, leds=board.leds, predictions=board.predictions,
+        watchdog_resets=board.watchdog_resets, watchdog_feeds=feeds)
+
+
+def _deploy(board: Board, bundle: Bundle, config: dict, options: SimOptions) -> None:
+    storage = board.storage
+    target = storage.host_path(storage.default_cwd())
+    deploy(bundle, config, target, firmware=options.deploy_firmware)
+    if options.config_text is not None:
+        (target / "config.json").write_text(options.config_text)
+    model = target / bundle.model.name
+    if board.faults.missing_model:
+        model.unlink()
+    elif board.faults.corrupt_model:
+        data = model.read_bytes()
+        model.write_bytes(data[: len(data) // 2])  # a copy cut short (card pulled out mid-copy)
+    storage.sd_used = sum(p.stat().st_size for p in storage.sd_dir.rglob("*") if p.is_file()) \
+        if storage.sd_dir is not None else 0
+
+
+def config_json(result: SimResult) -> str:
+    return json.dumps(result.config, indent=1, sort_keys=True)
