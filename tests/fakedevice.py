@@ -11,8 +11,8 @@ Python snippets mpremote sends with CPython `exec`, in a namespace whose `os`, `
 - legacy firmware (< 4.6): `ROOT` is the single filesystem `/` (the card if inserted, else flash).
 
 Knobs for tests: no SD card, legacy layout, raw-paste refused, files corrupted after they are
-written, the connection dropped after N file writes or at the first rename (an interrupted copy),
-rename refusing to replace an existing file. Every connection's baud rate is recorded.
+written, the connection dropped after N file writes, after N files opened for reading, or at the
+first rename (an interrupted copy), rename refusing to replace an existing file. Every connection's baud rate is recorded.
 
 Run as a script for manual trials:
     python tests/fakedevice.py --root /tmp/cam [--no-sdcard] [--legacy]
@@ -54,7 +54,7 @@ class FakeBoard:
     """The board's files and MicroPython runtime, without any serial I/O."""
 
     def __init__(self, root, sdcard=True, legacy=False, firmware="4.6.0", board_id="3A0028001551",
-                 corrupt=(), drop_after_writes=None, drop_on_rename=False, rename_replaces=True,
+                 corrupt=(), drop_after_writes=None, drop_after_reads=None, drop_on_rename=False, rename_replaces=True,
                  flash_bytes=FLASH_BYTES):
         self.root = Path(root)
         self.sdcard = sdcard
@@ -63,10 +63,12 @@ class FakeBoard:
         self.board_id = board_id
         self.corrupt = set(corrupt)
         self.drop_after_writes = drop_after_writes
+        self.drop_after_reads = drop_after_reads
         self.drop_on_rename = drop_on_rename
         self.rename_replaces = rename_replaces
         self.flash_bytes = flash_bytes
         self.writes = 0
+        self.reads = 0  # files opened for reading
         self.events = []  # ("soft_reset",), ("reset",), ("rename", a, b), ("baud", n) ...
         self.open_files = []
         self.root.mkdir(parents=True, exist_ok=True)
@@ -156,6 +158,10 @@ class FakeBoard:
             raise OSError(errno.ENOENT, "ENOENT")
         if not host.parent.is_dir():
             raise OSError(errno.ENOENT, "ENOENT")
+        if "w" not in mode and "a" not in mode:
+            self.reads += 1
+            if self.drop_after_reads is not None and self.reads > self.drop_after_reads:
+                raise Dropped("dropped after reads")
         f = _BoardFile(self, host, path, mode) if ("w" in mode or "a" in mode) else open(host, mode)  # noqa: SIM115
         self.open_files.append(f)
         return f

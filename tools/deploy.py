@@ -146,8 +146,7 @@ def dry_run(remote: Remote, files: list[LocalFile], args, board: BoardProfile) -
     print(f"# dry run: nothing is sent. config.json is staged at {files[2].path}")
     print(f"# storage root assumed {root} (the real run probes the camera and skips unchanged files)")
     remote.run("probe", ["exec", snippets.probe([f.name for f in files])])
-    for command in copy_commands(files, root):
-        remote.run("copy", command)
+    remote.run("copy", *copy_commands(files, root))
     pairs = [(board_path(root, f.name) + ".tmp", board_path(root, f.name)) for f in files]
     remote.run("install", ["exec", snippets.install(pairs, [])])
     remote.run("verify", ["exec", snippets.hashes([board_path(root, f.name) for f in files])])
@@ -175,11 +174,14 @@ def deploy(remote: Remote, files: list[LocalFile], args, board: BoardProfile, co
     if need > free:
         hint = "insert an SD card" if root == "/flash" else "free some space on the card"
         raise UserError(f"not enough space on the camera's {root}: {need} bytes to copy, {free} free; {hint}")
-    for f, command in zip(changed, copy_commands(changed, root)):
-        print(f"copying {f.name} ({f.size} bytes) -> {board_path(root, f.name)}.tmp")
-        remote.run(f"copy of {f.name}", command)
+    print(f"copying {len(changed)} file(s), {need} bytes, to {root} as .tmp: {', '.join(f.name for f in changed)}")
     pairs = [(board_path(root, f.name) + ".tmp", board_path(root, f.name)) for f in changed]
-    remote.run_snippet("rename", snippets.install(pairs, stale))
+    try:
+        remote.run("copy", *copy_commands(changed, root))
+        print(f"renaming {len(changed)} file(s) into place")
+        remote.run_snippet("rename", snippets.install(pairs, stale))
+    except UserError as exc:
+        raise UserError(f"{exc}; each file on the camera is still whole (old or new): deploy again to finish") from None
     verify(remote, files, root)
     report(files, root)
 

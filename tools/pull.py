@@ -216,6 +216,7 @@ def pull(source, archive: Path, device: str | None) -> dict:
                 source.fetch(batch, staging)
             except UserError as exc:
                 save_state(folder, state)
+                shutil.rmtree(staging, ignore_errors=True)
                 raise UserError(f"{exc}; {start} of {len(wanted)} files were saved, run the pull again to resume") from None
             for rel in batch:
                 counts[install(folder, staging / rel, rel, state)] += 1

@@ -1,0 +1,258 @@
+"""tools.deploy against a fake camera, driven through the real mpremote CLI (see tests/fakedevice.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+import serial
+from fakedevice import FakeDevice, tree
+
+from host.errors import run_cli
+from tools import deploy
+from tools.bundle import FIRMWARE_DIR, tmconfig
+from tools.remote import Remote
+
+REFERENCE = Path(__file__).resolve().parents[1] / "models" / "tinymask"
+
+
+def make_bundle(folder: Path, model: bytes | None = None, **card_changes) -> Path:
+    """The committed reference bundle copied to `folder` when it exists, else a stand-in with random
+    model bytes (deploy only moves bytes; it never runs the model). Card fields can be overridden."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if (REFERENCE / "model_card.json").is_file() and model is None:
+        for name in ("tinymask.tflite", "tinymask.txt", "model_card.json"):
+            shutil.copy(REFERENCE / name, folder / name)
+        card = json.loads((folder / "model_card.json").read_text())
+    else:
+        model = model if model is not None else hashlib.sha256(b"seed").digest() * 4000  # 128000 bytes
+        (folder / "tinymask.tflite").write_bytes(model)
+        (folder / "tinymask.txt").write_text("without_mask\nwith_mask\n")
+        card = {"format": 1, "name": "tinymask", "model_file": "tinymask.tflite", "labels_file": "tinymask.txt",
+                "labels": ["without_mask", "with_mask"], "positive_label": "with_mask", "output_kind": "sigmoid",
+                "sha256": hashlib.sha256(model).hexdigest(), "model_bytes": len(model), "arena_bytes": 30000,
+                "board": "openmv_h7", "threshold": 0.5}
+    card.update(card_changes)
+    (folder / "model_card.json").write_text(json.dumps(card))
+    return folder
+
+
+def expected_files(bundle: Path) -> dict:
+    files = {name: (bundle / name).read_bytes() for name in ("tinymask.tflite", "tinymask.txt")}
+    files.update({p.name: p.read_bytes() for p in FIRMWARE_DIR.glob("*.py")})
+    return files
+
+
+def run(argv, capsys):
+    code = run_cli(deploy.main, argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture
+def bundle(tmp_path):
+    return make_bundle(tmp_path / "bundle")
+
+
+@pytest.fixture
+def camera(tmp_path):
+    with FakeDevice(tmp_path / "camera") as device:
+        yield device
+
+
+def test_clean_deploy_copies_and_verifies_every_file(bundle, camera, capsys):
+    code, out, err = run(["--board", "openmv_h7", "--port", camera.port, "--bundle", str(bundle)], capsys)
+    assert code == 0, err
+    on_card = tree(camera.board.root / "sdcard")
+    for name, data in expected_files(bundle).items():
+        assert on_card[name] == data, name
+    assert not [n for n in on_card if n.endswith((".tmp", ".old"))]
+    config = json.loads(on_card["config.json"])
+    card = json.loads((bundle / "model_card.json").read_text())
+    assert config["model_sha256"] == card["sha256"]
+    assert config["model_path"] == "tinymask.tflite" and config["labels_path"] == "tinymask.txt"
+    assert config["labels"] == card["labels"] and config["board"] == "openmv_h7"
+    assert tmconfig().validate(config)[1] == []
+    assert f"verified {len(expected_files(bundle)) + 1} files on the camera by sha256" in out
+    assert "0 updated, 0 unchanged" in out
+    assert ("reset",) in camera.events  # the new main.py is started
+    # mpremote opened the port at its default rate; never the OpenMV IDE's magic rates
+    assert camera.bauds and set(camera.bauds) == {115200}
+
+
+def test_redeploy_copies_only_what_changed(bundle, camera, capsys):
+    argv = ["--board", "openmv_h7", "--port", camera.port, "--bundle", str(bundle)]
+    assert run(argv, capsys)[0] == 0
+    writes = camera.board.writes
+    code, out, _ = run([*argv, "--set", "threshold=0.7", "--set", "use_leds=false"], capsys)
+    assert code == 0
+    config = json.loads((camera.board.root / "sdcard" / "config.json").read_text())
+    assert config["threshold"] == 0.7 and config["use_leds"] is False
+    assert "config.json" in out and "1 updated" in out
+    assert camera.board.writes - writes < 20  # only the small config went over the wire
+
+
+def test_interrupted_between_copy_and_rename_keeps_old_files_whole(tmp_path, capsys):
+    old = make_bundle(tmp_path / "old", model=b"old model " * 9000)
+    new = make_bundle(tmp_path / "new", model=b"new model!" * 9000)
+    root = tmp_path / "camera"
+    with FakeDevice(root) as device:
+        assert run(["--board", "openmv_h7", "--port", device.port, "--bundle", str(old)], capsys)[0] == 0
+    with FakeDevice(root, drop_on_rename=True) as device:
+        code, _, err = run(["--board", "openmv_h7", "--port", device.port, "--bundle", str(new)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "lost the connection" in err
+    card = root / "sdcard"
+    assert (card / "tinymask.tflite").read_bytes() == b"old model " * 9000  # the real name: old, whole
+    assert (card / "tinymask.tflite.tmp").read_bytes() == b"new model!" * 9000
+    with FakeDevice(root) as device:  # plugged back in: deploying again finishes the job
+        code, out, _ = run(["--board", "openmv_h7", "--port", device.port, "--bundle", str(new)], capsys)
+    assert code == 0
+    assert (card / "tinymask.tflite").read_bytes() == b"new model!" * 9000
+    assert not list(card.glob("*.tmp"))
+
+
+def test_interrupted_mid_copy_never_leaves_half_a_model(tmp_path, capsys):
+    old = make_bundle(tmp_path / "old", model=b"old model " * 9000)
+    new = make_bundle(tmp_path / "new", model=b"new model!" * 9000)
+    root = tmp_path / "camera"
+    with FakeDevice(root) as device:
+        assert run(["--board", "openmv_h7", "--port", device.port, "--bundle", str(old)], capsys)[0] == 0
+    with FakeDevice(root, drop_after_writes=100) as device:  # the cable is pulled inside the model copy
+        code, _, err = run(["--board", "openmv_h7", "--port", device.port, "--bundle", str(new)], capsys)
+    assert code == 2 and "lost the connection" in err
+    card = root / "sdcard"
+    assert (card / "tinymask.tflite").read_bytes() == b"old model " * 9000
+    assert 0 < (card / "tinymask.tflite.tmp").stat().st_size < 90000
+
+
+def test_file_that_differs_after_copy_fails_verification_loudly(bundle, tmp_path, capsys):
+    with FakeDevice(tmp_path / "camera", corrupt={"tinymask.tflite"}) as device:
+        code, out, err = run(["--board", "openmv_h7", "--port", device.port, "--bundle", str(bundle)], capsys)
+    assert code == 2
+    assert err.startswith("error: verification FAILED") and "tinymask.tflite has sha256" in err
+    assert err.count("\n") == 1
+    assert "config.json" not in err  # only the bad file is named
+
+
+def test_no_device_on_the_port_is_one_clear_line(bundle, tmp_path, capsys):
+    code, out, err = run(["--board", "openmv_h7", "--port", str(tmp_path / "ttyACM9"), "--bundle", str(bundle)], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"error: no device at {tmp_path / 'ttyACM9'}")
+
+
+def test_busy_port_is_one_clear_line_and_touches_nothing(bundle, camera, capsys):
+    before = tree(camera.board.root)
+    with serial.Serial(camera.port, exclusive=True):  # e.g. the OpenMV IDE holds the port
+        code, _, err = run(["--board", "openmv_h7", "--port", camera.port, "--bundle", str(bundle)], capsys)
+    assert code == 2 and err.count("\n") == 1 and err.startswith(f"error: port busy: {camera.port}")
+    assert tree(camera.board.root) == before
+    assert camera.events == []
+
+
+def test_dry_run_prints_the_exact_mpremote_commands_and_touches_nothing(bundle, camera, capsys):
+    before = tree(camera.board.root)
+    code, out, _ = run(["--board", "openmv_h7", "--port", camera.port, "--bundle", str(bundle), "--dry-run"], capsys)
+    assert code == 0
+    assert tree(camera.board.root) == before and camera.events == [] and camera.bauds == []
+    commands = []  # the output is a shell script: comments, and commands whose snippets span lines
+    for word in shlex.split(out, comments=True):
+        if word == "mpremote":
+            commands.append([])
+        commands[-1].append(word)
+    assert len(commands) == 5  # probe, copy, rename, verify, reset
+    for argv in commands:
+        assert argv[:3] == ["mpremote", "connect", camera.port]
+        assert not {"921600", "12000000"} & set(argv)
+    copy = commands[1]
+    sources = [copy[i + 2] for i, word in enumerate(copy) if word == "cp"]  # fs cp -f SRC :DEST
+    assert {Path(s).name for s in sources} == set(expected_files(bundle)) | {"config.json"}
+    assert sources[-1].endswith("main.py")  # main.py goes last
+    assert all(Path(s).is_file() for s in sources)  # the staged config.json is kept for the user
+    # the printed commands really work: run them by hand against the camera
+    import subprocess
+    import sys
+    for argv in commands[:-1]:
+        subprocess.run([sys.executable, "-m", "mpremote", *argv[1:]], check=True, capture_output=True)
+    on_card = tree(camera.board.root / "sdcard")
+    assert on_card["tinymask.tflite"] == (bundle / "tinymask.tflite").read_bytes()
+
+
+def test_remote_refuses_the_ide_baud_rates():
+    with pytest.raises(Exception, match="refusing baud rate 921600"):
+        Remote("/dev/ttyACM0").argv(["exec", "print(1)"], ["baud", "921600"])
+
+
+def test_no_sd_card_when_the_profile_needs_one(bundle, tmp_path, capsys):
+    with FakeDevice(tmp_path / "camera", sdcard=False) as device:
+        before = tree(device.board.root)
+        code, _, err = run(["--board", "openmv_h7", "--port", device.port, "--bundle", str(bundle)], capsys)
+        assert code == 2 and err.count("\n") == 1 and "has no SD card" in err and "log_enabled=false" in err
+        assert tree(device.board.root) == before
+
+
+def test_without_logging_a_small_bundle_goes_to_flash_and_a_large_one_is_refused(tmp_path, capsys):
+    small = make_bundle(tmp_path / "small", model=b"m" * 20000)
+    large = make_bundle(tmp_path / "large", model=b"M" * 150000)
+    with FakeDevice(tmp_path / "camera", sdcard=False) as device:
+        argv = ["--board", "openmv_h7", "--port", device.port, "--set", "log_enabled=false"]
+        code, _, err = run([*argv, "--bundle", str(large)], capsys)
+        assert code == 2 and "not enough space on the camera's /flash" in err and "insert an SD card" in err
+        assert run([*argv, "--bundle", str(small)], capsys)[0] == 0
+        assert (device.board.root / "flash" / "tinymask.tflite").read_bytes() == b"m" * 20000
+
+
+def test_legacy_firmware_single_filesystem_and_rename_without_replace(bundle, tmp_path, capsys):
+    root = tmp_path / "camera"
+    with FakeDevice(root, legacy=True, firmware="4.5.5", rename_replaces=False) as device:
+        argv = ["--board", "openmv_h7", "--port", device.port, "--bundle", str(bundle)]
+        assert run(argv, capsys)[0] == 0
+        code, out, _ = run([*argv, "--set", "open_ms=5000"], capsys)  # rename over an existing file
+    assert code == 0 and "firmware 4.5.5" in out and "deploying to /" in out
+    assert json.loads((root / "config.json").read_text())["open_ms"] == 5000
+    assert not list(root.glob("*.old")) and not list(root.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--board", "openmv_h9"], "unknown board 'openmv_h9'; choose one of: openmv_h7"),
+    (["--board", "openmv_h7", "--set", "thresold=0.7"], "--set thresold: unknown config key; valid keys: "),
+    (["--board", "openmv_h7", "--set", "threshold=high"], "--set threshold=high: expected a number"),
+    (["--board", "openmv_h7", "--set", "debounce_frames=2.5"], "--set debounce_frames=2.5: expected an integer"),
+    (["--board", "openmv_h7", "--set", "threshold=1.5"], "config.json: threshold: must be between 0.0 and 1.0"),
+    (["--board", "openmv_h7", "--set", "model_sha256=00"], "--set model_sha256: comes from the model card"),
+    (["--board", "openmv_h7", "--set", "relay_pin=P42"], "--set relay_pin=P42: openmv_h7 has pins P0"),
+])
+def test_bad_options_are_one_clear_line(argv, message, bundle, camera, capsys):
+    code, _, err = run([*argv, "--port", camera.port, "--bundle", str(bundle)], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("error: " + message)
+    assert camera.events == []  # refused before talking to the camera
+
+
+@pytest.mark.parametrize("change, message", [
+    ("missing", "no bundle at"),
+    ("sha", "does not match the model card"),
+    ("model_budget", "over the openmv_h7 model budget of 235520 bytes"),
+    ("arena_budget", "tensor arena of 900000 bytes is over the openmv_h7 budget"),
+    ("labels", "differ from the model card"),
+])
+def test_bad_bundles_are_refused(change, message, tmp_path, camera, capsys):
+    folder = tmp_path / "bundle"
+    if change == "missing":
+        folder = tmp_path / "nothing-here"
+    elif change == "sha":
+        make_bundle(folder, sha256="0" * 64)
+    elif change == "model_budget":
+        make_bundle(folder, model=b"x" * 240000)
+    elif change == "arena_budget":
+        make_bundle(folder, arena_bytes=900000)
+    elif change == "labels":
+        make_bundle(folder)
+        (folder / "tinymask.txt").write_text("with_mask\nwithout_mask\n")
+    before = tree(camera.board.root)
+    code, _, err = run(["--board", "openmv_h7", "--port", camera.port, "--bundle", str(folder)], capsys)
+    assert code == 2 and err.count("\n") == 1 and message in err
+    assert tree(camera.board.root) == before and camera.events == []

@@ -1,0 +1,147 @@
+"""tools.pull from a fake camera (through the real mpremote) and from a mounted card folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import serial
+from fakedevice import FakeDevice, tree
+
+from host.errors import run_cli
+from host.logread import format_event, format_frame, format_header
+from tools import pull
+
+
+def write_card(card: Path, device_id: str = "door-7", boots: int = 2, frames: int = 3) -> None:
+    """An SD card as the firmware leaves it: one log per boot, captured JPEG-ish files."""
+    for boot in range(1, boots + 1):
+        lines = [format_header(device_id, boot, 0, "ab" * 32, "0.1.0", "4.6.0", "openmv_h7"), format_event(0, 5, "boot")]
+        for seq in range(1, frames + 1):
+            label = "with_mask" if seq % 2 else "without_mask"
+            image = f"captures/{label}/b{boot:06d}-s{seq:06d}.jpg"
+            lines.append(format_frame(seq, 100 * seq, label, 0.9 if seq % 2 else 0.1, 14, 33, "closed", image))
+            (card / image).parent.mkdir(parents=True, exist_ok=True)
+            (card / image).write_bytes(b"\xff\xd8" + bytes([boot, seq]) * 300 + b"\xff\xd9")
+        (card / "logs").mkdir(parents=True, exist_ok=True)
+        (card / "logs" / f"b{boot:06d}-p000.log").write_text("".join(lines))
+
+
+def archived(archive: Path, device_id: str = "door-7") -> dict:
+    return {k: v for k, v in tree(archive / device_id).items() if k != pull.STATE_FILE}
+
+
+def run(argv, capsys):
+    code = run_cli(pull.main, argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture
+def camera(tmp_path):
+    write_card(tmp_path / "camera" / "sdcard")
+    with FakeDevice(tmp_path / "camera") as device:
+        yield device
+
+
+def test_pulling_twice_stores_each_file_once(camera, tmp_path, capsys):
+    archive = tmp_path / "archive"
+    code, out, err = run(["--port", camera.port, "--to", str(archive)], capsys)
+    assert code == 0, err
+    card = tree(camera.board.root / "sdcard")
+    assert archived(archive) == card  # a mirror of the card, under the device id from the log header
+    assert "8 new, 0 updated, 0 unchanged" in out
+    reads = camera.board.reads
+    code, out, _ = run(["--port", camera.port, "--to", str(archive)], capsys)
+    assert code == 0 and "0 new, 0 updated, 8 unchanged" in out
+    assert camera.board.reads == reads + 1  # only the first log header was read again, nothing copied
+    assert archived(archive) == card
+    state = json.loads((archive / "door-7" / pull.STATE_FILE).read_text())
+    assert set(state["files"]) == set(card) and len(state["pulls"]) == 2
+    assert ("reset",) in camera.events  # the door program is started again
+
+
+def test_a_log_that_grew_is_updated(camera, tmp_path, capsys):
+    archive = tmp_path / "archive"
+    assert run(["--port", camera.port, "--to", str(archive)], capsys)[0] == 0
+    log = camera.board.root / "sdcard" / "logs" / "b000002-p000.log"
+    with open(log, "a") as f:
+        f.write(format_frame(4, 400, "with_mask", 0.97, 14, 33, "opening", None))
+    code, out, _ = run(["--port", camera.port, "--to", str(archive)], capsys)
+    assert code == 0 and "0 new, 1 updated, 7 unchanged" in out
+    assert (archive / "door-7" / "logs" / "b000002-p000.log").read_bytes() == log.read_bytes()
+    assert not list((archive / "door-7" / "logs").glob("*.conflict-*"))
+
+
+def test_a_file_rewritten_on_the_card_keeps_the_old_copy(tmp_path, capsys):
+    card = tmp_path / "card"
+    write_card(card)
+    archive = tmp_path / "archive"
+    assert run(["--from", str(card), "--to", str(archive)], capsys)[0] == 0
+    old = (card / "logs" / "b000001-p000.log").read_bytes()
+    rewritten = old[:120] + b"F,9,0,with_mask,0.5,1,1,closed,-*00\n" * 20  # longer, but not an append
+    (card / "logs" / "b000001-p000.log").write_bytes(rewritten)
+    code, out, err = run(["--from", str(card), "--to", str(archive)], capsys)
+    assert code == 0 and "1 conflict(s)" in out and "kept as b000001-p000.log.conflict-1" in err
+    assert (archive / "door-7" / "logs" / "b000001-p000.log.conflict-1").read_bytes() == old
+    assert (archive / "door-7" / "logs" / "b000001-p000.log").read_bytes() == rewritten
+
+
+def test_mounted_card_folder_same_rules(tmp_path, capsys):
+    card = tmp_path / "card"
+    write_card(card, device_id="lobby")
+    archive = tmp_path / "archive"
+    assert run(["--from", str(card), "--to", str(archive)], capsys)[0] == 0
+    assert archived(archive, "lobby") == tree(card)
+    code, out, _ = run(["--from", str(card), "--to", str(archive)], capsys)
+    assert "0 new, 0 updated, 8 unchanged" in out
+
+
+def test_interrupted_pull_resumes_without_duplicates(tmp_path, capsys):
+    root = tmp_path / "camera"
+    write_card(root / "sdcard", boots=4, frames=8)  # 36 files: more than two batches
+    archive = tmp_path / "archive"
+    with FakeDevice(root, drop_after_reads=20) as device:
+        code, _, err = run(["--port", device.port, "--to", str(archive)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "run the pull again to resume" in err
+    saved = archived(archive)
+    assert 0 < len(saved) < 36
+    with FakeDevice(root) as device:  # plugged back in
+        code, out, _ = run(["--port", device.port, "--to", str(archive)], capsys)
+    assert code == 0 and f"{36 - len(saved)} new, 0 updated, {len(saved)} unchanged" in out
+    assert archived(archive) == tree(root / "sdcard")
+    assert not (archive / "door-7" / pull.STAGING).exists()
+
+
+def test_device_id_falls_back_to_the_board_id_then_asks(tmp_path, capsys):
+    root = tmp_path / "camera"
+    (root / "sdcard" / "captures" / "with_mask").mkdir(parents=True)
+    (root / "sdcard" / "captures" / "with_mask" / "b000001-s000001.jpg").write_bytes(b"\xff\xd8\xff\xd9")
+    with FakeDevice(root, board_id="ABC123") as device:
+        assert run(["--port", device.port, "--to", str(tmp_path / "a")], capsys)[0] == 0
+    assert (tmp_path / "a" / "ABC123" / "captures" / "with_mask" / "b000001-s000001.jpg").is_file()
+    code, _, err = run(["--from", str(root / "sdcard"), "--to", str(tmp_path / "b")], capsys)
+    assert code == 2 and "pass --device NAME" in err
+    assert run(["--from", str(root / "sdcard"), "--to", str(tmp_path / "b"), "--device", "hall"], capsys)[0] == 0
+    assert (tmp_path / "b" / "hall" / "captures" / "with_mask" / "b000001-s000001.jpg").is_file()
+
+
+def test_legacy_firmware_and_no_raw_paste(tmp_path, capsys):
+    root = tmp_path / "camera"
+    write_card(root, boots=1, frames=2)  # firmware < 4.6: the card is the whole filesystem
+    with FakeDevice(root, legacy=True, firmware="4.5.5", raw_paste=False) as device:
+        code, out, _ = run(["--port", device.port, "--to", str(tmp_path / "archive")], capsys)
+    assert code == 0 and "3 new" in out  # one log, two images
+    assert archived(tmp_path / "archive") == {k: v for k, v in tree(root).items() if k.startswith(("logs", "captures"))}
+
+
+def test_no_device_busy_port_and_missing_folder_are_one_line(camera, tmp_path, capsys):
+    code, _, err = run(["--port", str(tmp_path / "ttyACM9"), "--to", str(tmp_path / "a")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "error: no device at" in err
+    with serial.Serial(camera.port, exclusive=True):
+        code, _, err = run(["--port", camera.port, "--to", str(tmp_path / "a")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "error: port busy" in err
+    code, _, err = run(["--from", str(tmp_path / "no-card"), "--to", str(tmp_path / "a")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "no such folder" in err
+    assert not (tmp_path / "a").exists()
