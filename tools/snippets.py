@@ -142,15 +142,21 @@ try:
  R['board_id'] = omv.board_id()
 except Exception:
  pass
-top = os.listdir('/')
+try:
+ top = os.listdir('/')
+except OSError:
+ top = []
 roots = {roots!r}
 if roots is None:
  roots = ['/sdcard', '/flash'] if 'flash' in top else ['/']
 dirs = ['logs', 'captures']
 for r in roots:
- if r == '/' or r[1:] in top:
+ try:
+  os.stat(r)
   R['root'] = r
   break
+ except OSError:
+  pass
 def walk(p, rel):
  try:
   items = list(os.ilistdir(p))

@@ -1,0 +1,98 @@
+"""tools.dataset: captured frames in a pulled archive -> a labelled folder host.data accepts."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from host import data
+from host.errors import run_cli
+from host.logread import format_frame, format_header
+from tools import dataset
+
+
+def write_archive(archive: Path, device_id: str = "door-7", boots: int = 4, frames: int = 4) -> None:
+    """What tools.pull leaves: logs plus real JPEGs, predicted label alternating per frame."""
+    rng = np.random.default_rng(len(device_id))
+    dev = archive / device_id
+    for boot in range(1, boots + 1):
+        lines = [format_header(device_id, boot, 0, "ab" * 32, "0.1.0", "4.6.0", "openmv_h7")]
+        for seq in range(1, frames + 1):
+            label = "with_mask" if (seq + boot) % 2 else "without_mask"
+            image = f"captures/{label}/b{boot:06d}-s{seq:06d}.jpg"
+            score = 0.9 - seq / 100 if label == "with_mask" else 0.1 + seq / 100
+            lines.append(format_frame(seq, 100 * seq, label, score, 14, 33, "closed", image))
+            (dev / image).parent.mkdir(parents=True, exist_ok=True)
+            pixels = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(dev / image, quality=90)
+        (dev / "logs").mkdir(parents=True, exist_ok=True)
+        (dev / "logs" / f"b{boot:06d}-p000.log").write_text("".join(lines))
+
+
+def manifest(folder: Path) -> list[dict]:
+    with open(folder / "manifest.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_captures_become_a_test_set_that_host_data_accepts(tmp_path, capsys):
+    write_archive(tmp_path / "archive")
+    write_archive(tmp_path / "archive", device_id="lobby", boots=1, frames=2)
+    out = tmp_path / "ds"
+    assert run_cli(dataset.main, ["--from", str(tmp_path / "archive"), "--to", str(out)]) == 0
+    rows = manifest(out)
+    assert len(rows) == 18 and list(rows[0]) == dataset.COLUMNS
+    row = next(r for r in rows if r["path"] == "with_mask/door-7-b000001-s000002.jpg")
+    assert row == {"path": "with_mask/door-7-b000001-s000002.jpg", "label": "with_mask", "split": "test",
+                   "group": "door-7-b000001", "device_id": "door-7", "boot": "1", "seq": "2",
+                   "score": "0.8800", "predicted": "with_mask"}
+    assert (out / row["path"]).read_bytes() == (
+        tmp_path / "archive" / "door-7" / "captures" / "with_mask" / "b000001-s000002.jpg").read_bytes()
+    samples, skipped, layout = data.discover(out)
+    assert layout == "manifest" and skipped == [] and len(samples) == 18
+    assert {s.split for s in samples} == {"test"} and {s.label for s in samples} == {"with_mask", "without_mask"}
+    kept, pixels = data.decode(samples, skipped, progress=False)
+    assert len(kept) == 18 and pixels.shape == (18, 32, 32, 3)
+
+
+def test_running_again_adds_nothing_and_respects_hand_corrections(tmp_path, capsys):
+    write_archive(tmp_path / "archive")
+    out = tmp_path / "ds"
+    argv = ["--from", str(tmp_path / "archive"), "--to", str(out)]
+    assert run_cli(dataset.main, argv) == 0
+    first = manifest(out)
+    assert run_cli(dataset.main, argv) == 0
+    assert manifest(out) == first  # idempotent
+    assert "0 added, 16 already there" in capsys.readouterr().out
+    # a person decides the camera was wrong about one frame and moves it
+    (out / "without_mask").mkdir(exist_ok=True)
+    (out / "with_mask" / "door-7-b000001-s000002.jpg").rename(out / "without_mask" / "door-7-b000001-s000002.jpg")
+    assert run_cli(dataset.main, argv) == 0
+    rows = {r["path"]: r for r in manifest(out)}
+    assert len(rows) == 16 and "with_mask/door-7-b000001-s000002.jpg" not in rows
+    moved = rows["without_mask/door-7-b000001-s000002.jpg"]
+    assert moved["label"] == "without_mask" and moved["predicted"] == "with_mask"
+    assert not (out / "with_mask" / "door-7-b000001-s000002.jpg").exists()  # not copied back
+    assert "1 relabelled by hand" in capsys.readouterr().out
+
+
+def test_split_none_lets_host_data_carve_splits_by_boot(tmp_path):
+    write_archive(tmp_path / "archive", boots=8, frames=4)
+    out = tmp_path / "ds"
+    assert run_cli(dataset.main, ["--from", str(tmp_path / "archive"), "--to", str(out), "--split", "none"]) == 0
+    loaded = data.load_dataset(out, progress=False)
+    sizes = [len(loaded.train), len(loaded.val), len(loaded.test)]
+    assert sum(sizes) == 32 and min(sizes) > 0
+    train_groups, test_groups = set(loaded.train.groups), set(loaded.test.groups)
+    assert not train_groups & test_groups  # one boot never on both sides
+
+
+def test_no_captures_is_one_clear_line(tmp_path, capsys):
+    (tmp_path / "archive" / "door-7" / "logs").mkdir(parents=True)
+    code = run_cli(dataset.main, ["--from", str(tmp_path / "archive"), "--to", str(tmp_path / "ds")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "no captured images" in err
+    code = run_cli(dataset.main, ["--from", str(tmp_path / "nowhere"), "--to", str(tmp_path / "ds")])
+    assert code == 2 and "no such archive folder" in capsys.readouterr().err

