@@ -256,3 +256,26 @@ def test_bad_bundles_are_refused(change, message, tmp_path, camera, capsys):
     code, _, err = run(["--board", "openmv_h7", "--port", camera.port, "--bundle", str(folder)], capsys)
     assert code == 2 and err.count("\n") == 1 and message in err
     assert tree(camera.board.root) == before and camera.events == []
+
+
+def test_site_config_file_then_set_overrides(bundle, tmp_path, capsys):
+    site = tmp_path / "front-door.json"
+    site.write_text(json.dumps({"device_id": "front-door", "relay_pin": "P3", "threshold": 0.6}))
+    code, out, _ = run(["--board", "openmv_h7", "--port", "/dev/ttyACM0", "--bundle", str(bundle), "--dry-run",
+                        "--config", str(site), "--set", "threshold=0.75"], capsys)
+    assert code == 0
+    staged = Path(out.split("config.json is staged at ")[1].split()[0])
+    config = json.loads(staged.read_text())
+    assert (config["device_id"], config["relay_pin"], config["threshold"]) == ("front-door", "P3", 0.75)
+    site.write_text(json.dumps({"labels": ["a", "b"]}))
+    code, _, err = run(["--board", "openmv_h7", "--bundle", str(bundle), "--dry-run", "--config", str(site)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "labels comes from the model card" in err
+
+
+def test_without_a_port_mpremote_looks_for_the_camera(bundle, capsys):
+    from serial.tools import list_ports
+    if any(p.vid is not None for p in list_ports.comports()):
+        pytest.skip("a USB serial device is attached to this machine")
+    code, _, err = run(["--board", "openmv_h7", "--bundle", str(bundle)], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("error: no camera found on any USB serial port")

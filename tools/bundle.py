@@ -109,6 +109,26 @@ def parse_overrides(pairs: list[str]) -> dict:
     return out
 
 
+def load_site_config(path: Path) -> dict:
+    """A JSON object of config values kept with the installation (applied before --set)."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except OSError:
+        raise UserError(f"--config {path}: cannot read the file") from None
+    except ValueError as exc:
+        raise UserError(f"--config {path}: not valid JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"--config {path}: expected a JSON object of config keys")
+    schema = tmconfig().SCHEMA
+    for key in raw:
+        if key not in schema:
+            raise UserError(f"--config {path}: unknown config key {key!r}; valid keys: {', '.join(sorted(schema))}")
+        if key in CARD_KEYS:
+            raise UserError(f"--config {path}: {key} comes from the model card and cannot be overridden")
+    return raw
+
+
 def _parse_value(kind, text: str):
     if kind is bool:
         if text.lower() not in TRUE_WORDS:

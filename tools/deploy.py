@@ -24,6 +24,7 @@ from tools.bundle import (
     DEFAULT_BUNDLE,
     firmware_files,
     load_bundle,
+    load_site_config,
     parse_overrides,
     render_config,
     sha256_file,
@@ -191,6 +192,8 @@ def parse_args(argv):
     parser.add_argument("--board", required=True, help=f"board profile: {', '.join(available_boards())}")
     parser.add_argument("--port", help="serial port of the camera (default: the first USB serial port)")
     parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE, help="model bundle folder (default: %(default)s)")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="JSON object of config values for this installation (applied before --set)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config.json value, for example --set threshold=0.7 (repeatable)")
     parser.add_argument("--target", choices=("auto", "sdcard", "flash"), default="auto",
@@ -205,7 +208,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     board = load_board(args.board)
     bundle = load_bundle(args.bundle, board)
-    config = render_config(bundle, board, parse_overrides(args.set))
+    overrides = load_site_config(args.config) if args.config else {}
+    overrides.update(parse_overrides(args.set))
+    config = render_config(bundle, board, overrides)
     staging = Path(tempfile.mkdtemp(prefix="tinymask-deploy-"))
     files = local_files(bundle, config, staging)
     remote = Remote(args.port, verbose=args.verbose, dry_run=args.dry_run)
@@ -215,19 +220,10 @@ def main(argv=None) -> int:
     try:
         deploy(remote, files, args, board, config)
     finally:
-        if not args.no_reset:
-            _reset_quietly(remote)
-    if not args.no_reset:
+        reset = not args.no_reset and remote.reset_quietly()
+    if reset:
         print("camera reset: the door program starts with the new bundle")
     return 0
-
-
-def _reset_quietly(remote: Remote) -> None:
-    """Restart the camera's program (entering the raw REPL stopped it); ignore a camera that is gone."""
-    try:
-        remote.run("reset", ["exec", "--no-follow", snippets.reset()])
-    except UserError:
-        pass
 
 
 if __name__ == "__main__":

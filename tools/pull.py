@@ -254,10 +254,7 @@ def main(argv=None) -> int:
         pull(DeviceSource(remote), args.archive, args.device)
     finally:
         if not args.no_reset:
-            try:  # entering the REPL stopped the door program: start it again
-                remote.run("reset", ["exec", "--no-follow", snippets.reset()])
-            except UserError:
-                pass
+            remote.reset_quietly()  # entering the REPL stopped the door program: start it again
     return 0
 
 

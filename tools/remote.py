@@ -19,6 +19,7 @@ from host.errors import UserError
 
 IDE_MAGIC_BAUDS = ("921600", "12000000")
 RESULT_MARK = "@@tinymask@@"  # snippets print their one result line after this mark
+RESET = "import time, machine\ntime.sleep_ms(100)\nmachine.reset()"  # what `mpremote reset` runs
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Remote:
     verbose: bool = False
     dry_run: bool = False
     printed: list[str] = field(default_factory=list)  # command lines shown by a dry run
+    connected: bool = False  # an invocation has reached the camera's REPL at least once
 
     @property
     def device(self) -> str:
@@ -70,7 +72,19 @@ class Remote:
             print(proc.stdout + proc.stderr, file=sys.stderr)
         if proc.returncode != 0:
             raise UserError(self.explain(step, proc.stdout + proc.stderr))
+        self.connected = True
         return proc.stdout
+
+    def reset_quietly(self) -> bool:
+        """Restart the camera's program (entering the raw REPL stopped it) if we ever reached it;
+        a camera that has gone away is not an error here."""
+        if not self.connected or self.dry_run:
+            return False
+        try:
+            self.run("reset", ["exec", "--no-follow", RESET])
+        except UserError:
+            return False
+        return True
 
     def run_snippet(self, step: str, source: str):
         """Execute a MicroPython snippet that prints RESULT_MARK + JSON; returns the decoded JSON."""

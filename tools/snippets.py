@@ -8,7 +8,7 @@ MicroPython and CPython read the same way. The tests run the read-only ones on a
 
 from __future__ import annotations
 
-from tools.remote import RESULT_MARK
+from tools.remote import RESET, RESULT_MARK
 
 _SHA = """\
 def sha(p):
@@ -189,4 +189,4 @@ print({RESULT_MARK!r} + json.dumps(R))
 
 def reset() -> str:
     """Hard reset, so the freshly deployed main.py (or the interrupted one) starts again."""
-    return "import time, machine\ntime.sleep_ms(100)\nmachine.reset()"
+    return RESET
