@@ -6,11 +6,12 @@ host sees exactly the pixels the camera would feed the model:
 1. `camera_window`: the camera looks at the scene through a centred 200x200 window of QVGA. A
    picture is centre-cropped to a square and resized to 200x200 (what the window would see), then
    quantized to RGB565 and expanded back to 8 bits with OpenMV's lookup tables.
-2. `board_downscale`: `ml.Model.predict([img])` (and legacy `net.classify`) draws the window into
-   the 32x32 input with `BILINEAR|CENTER|SCALE_ASPECT_EXPAND`. imlib steps through the source in
-   16.16 fixed point and blends the 2x2 neighbours, so a 200->32 downscale samples, it does not
-   average. We reproduce that stepping with 8-bit weights (exact rounding of the firmware is not
-   documented; the tests pin this function's behaviour).
+2. `board_downscale_rgb565`: `ml.Model.predict([img])` (and legacy `net.classify`) draws the window
+   into an RGB565 image the size of the input tensor with `image.BILINEAR|CENTER|SCALE_ASPECT_*`
+   (openmv `scripts/libraries/ml/ml-core/ml/preprocessing.py`), then expands RGB565 to RGB888 with
+   the lookup tables (`to_ndarray`). We reproduce imlib's integer bilinear path (`lib/imlib/draw.c`,
+   RGB565 case) operation for operation: it blends the 2x2 neighbours of each sample point, so a
+   200->32 downscale samples the window, it does not average it.
 3. The board feeds an int8 model `q = pixel - 128`; the float model sees `pixel / 255`, which is
    the same number once the input is quantized with scale 1/255 and zero point -128.
 """
@@ -74,32 +75,50 @@ def camera_window(image: Image.Image, window: int = WINDOW) -> np.ndarray:
     return rgb565_to_rgb888(camera_window_rgb565(image, window))
 
 
+def board_downscale_rgb565(packed: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
+    """imlib's bilinear scaling of an RGB565 image (draw_image, hint BILINEAR), integer for integer.
+
+    Per axis: a 16.16 accumulator starts at -0.5 pixel (imlib undoes bilinear's half-pixel shift)
+    and steps by floor(65536 / scale); the source index is accumulator >> 16, the weight of the
+    next pixel is bits 11..15 (5 bits, /32); indices outside the image clamp to the edge. Rows are
+    blended first, then columns, each channel in its own 5/6-bit units, rounded as
+    (a * (32 - w) + b * w + 16) >> 5.
+    """
+    h, w = packed.shape
+    if h == size and w == size:
+        return packed.copy()  # imlib drops the bilinear hint when nothing is scaled
+    r = ((packed >> 11) & 0x1F).astype(np.int32)
+    g = ((packed >> 5) & 0x3F).astype(np.int32)
+    b = (packed & 0x1F).astype(np.int32)
+    y0, y1, wy = _bilinear_taps(h, size)
+    x0, x1, wx = _bilinear_taps(w, size)
+    out = []
+    for channel in (r, g, b):
+        rows = (channel[y0] * (32 - wy)[:, None] + channel[y1] * wy[:, None] + 16) >> 5
+        out.append((rows[:, x0] * (32 - wx)[None, :] + rows[:, x1] * wx[None, :] + 16) >> 5)
+    r, g, b = out
+    return ((r << 11) | (g << 5) | b).astype(np.uint16)
+
+
+def _bilinear_taps(src_len: int, dst_len: int):
+    scale = np.float32(dst_len) / np.float32(src_len)
+    step = int(np.floor(np.float32(65536.0) / scale))
+    accum = np.arange(dst_len, dtype=np.int64) * step - 0x8000
+    index = accum >> 16
+    weight = ((accum >> 11) & 0x1F).astype(np.int32)
+    first = np.clip(index, 0, src_len - 1)
+    second = np.where((index < 0) | (index >= src_len - 1), first, index + 1)
+    return first, second, weight
+
+
 def board_downscale(rgb: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
-    """Bilinear 16.16 fixed-point downscale of a square uint8 RGB image to (size, size, 3)."""
-    src = rgb.astype(np.int32)
-    h, w = src.shape[:2]
-    xs = _sample_positions(w, size)
-    ys = _sample_positions(h, size)
-    x0, x1, wx = xs
-    y0, y1, wy = ys
-    top = src[y0][:, x0] * (256 - wx)[None, :, None] + src[y0][:, x1] * wx[None, :, None]
-    bottom = src[y1][:, x0] * (256 - wx)[None, :, None] + src[y1][:, x1] * wx[None, :, None]
-    out = (top * (256 - wy)[:, None, None] + bottom * wy[:, None, None] + 32768) >> 16
-    return np.clip(out, 0, 255).astype(np.uint8)
-
-
-def _sample_positions(src_len: int, dst_len: int):
-    step = (src_len << 16) // dst_len
-    pos = np.arange(dst_len, dtype=np.int64) * step
-    i0 = pos >> 16
-    i1 = np.minimum(i0 + 1, src_len - 1)
-    weight = (pos >> 8) & 0xFF
-    return i0, i1, weight.astype(np.int32)
+    """The board's downscale for a uint8 RGB image: through RGB565, as the camera's frames are."""
+    return rgb565_to_rgb888(board_downscale_rgb565(rgb888_to_rgb565(rgb), size))
 
 
 def board_pixels(image: Image.Image) -> np.ndarray:
     """Contract 1 end to end: a picture to the uint8 (32, 32, 3) pixels the board feeds the model."""
-    return board_downscale(camera_window(image))
+    return rgb565_to_rgb888(board_downscale_rgb565(camera_window_rgb565(image)))
 
 
 def to_float_input(pixels: np.ndarray) -> np.ndarray:

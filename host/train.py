@@ -15,12 +15,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from host import augment, plots, preprocess
 from host import data as data_mod
 from host import model as model_mod
-from host import plots, preprocess
 from host.errors import UserError, run_cli
 
-AUGMENTATIONS = ("flip", "interp", "none")
+AUGMENTATIONS = augment.MODES
 
 
 @dataclass
@@ -30,7 +30,7 @@ class TrainConfig:
     batch_size: int = 32
     learning_rate: float = 1e-3
     dropout: float = 0.2
-    augment: str = "flip"  # flip: random horizontal flips; interp: + the paper's 5-interpolation copies
+    augment: str = "flip"  # see host.augment.MODES
     seed: int = 1337
 
     def __post_init__(self):
@@ -80,9 +80,9 @@ class EpochLine(keras.callbacks.Callback):
         )
 
 
-def training_arrays(split: data_mod.Split, augment: str) -> tuple[np.ndarray, np.ndarray]:
+def training_arrays(split: data_mod.Split, mode: str) -> tuple[np.ndarray, np.ndarray]:
     """uint8 pixels and labels to train on; `interp` adds 5 resized copies of every image."""
-    if augment != "interp":
+    if mode != "interp":
         return split.pixels, split.labels
     extra, extra_labels = [], []
     for path, label in zip(split.paths, split.labels):
@@ -92,15 +92,12 @@ def training_arrays(split: data_mod.Split, augment: str) -> tuple[np.ndarray, np
     return np.concatenate([split.pixels, np.stack(extra)]), np.concatenate([split.labels, extra_labels])
 
 
-def _batches(pixels, labels, batch_size, flip, rng):
+def _batches(pixels, labels, batch_size, mode, rng):
     while True:
         order = rng.permutation(len(labels))
         for start in range(0, len(order) - batch_size + 1, batch_size):
             idx = order[start:start + batch_size]
-            x = preprocess.to_float_input(pixels[idx])
-            if flip:
-                mask = rng.random(len(idx)) < 0.5
-                x[mask] = x[mask, :, ::-1]
+            x = augment.augment_batch(preprocess.to_float_input(pixels[idx]), mode, rng)
             yield x, labels[idx].astype(np.float32)
 
 
@@ -124,7 +121,7 @@ def train(dataset: data_mod.Dataset, config: TrainConfig, verbose: bool = True) 
         callbacks.append(EpochLine(config.epochs))
     start = time.time()
     history = model.fit(
-        _batches(pixels, labels, batch_size, config.augment != "none", rng),
+        _batches(pixels, labels, batch_size, config.augment, rng),
         steps_per_epoch=max(1, len(labels) // batch_size),
         epochs=config.epochs,
         validation_data=(preprocess.to_float_input(dataset.val.pixels), dataset.val.labels.astype(np.float32)),

@@ -27,36 +27,58 @@ def test_rgb565_tables_match_openmv_endpoints():
     assert pp._R5_TO_R8[1] == 8 and pp._G6_TO_G8[1] == 4  # round(255/31), round(255/63)
 
 
-@given(st.integers(0, 255), st.integers(0, 255), st.integers(0, 255), st.integers(33, 240))
-def test_downscale_of_a_flat_image_is_flat(r, g, b, size):
-    flat = np.empty((size, size, 3), np.uint8)
-    flat[...] = (r, g, b)
-    out = pp.board_downscale(flat)
-    assert out.shape == (32, 32, 3) and out.dtype == np.uint8
-    assert np.all(out == np.array([r, g, b], np.uint8))
+def channels(packed):
+    packed = packed.astype(np.int64)
+    return [(packed >> 11) & 0x1F, (packed >> 5) & 0x3F, packed & 0x1F]
 
 
-@given(arrays(np.uint8, (32, 32, 3)))
-def test_downscale_to_the_same_size_is_identity(rgb):
-    assert np.array_equal(pp.board_downscale(rgb), rgb)
+@given(st.integers(0, 0xFFFF), st.integers(33, 240))
+def test_downscale_of_a_flat_image_is_flat(value, size):
+    out = pp.board_downscale_rgb565(np.full((size, size), value, np.uint16))
+    assert out.shape == (32, 32) and out.dtype == np.uint16
+    assert np.all(out == value)
+
+
+@given(arrays(np.uint16, (32, 32)))
+def test_downscale_to_the_same_size_is_identity(packed):
+    assert np.array_equal(pp.board_downscale_rgb565(packed), packed)
+
+
+@given(arrays(np.uint16, (64, 64)))
+def test_halving_blends_pixel_pairs_with_imlib_rounding(packed):
+    # scale 0.5: the accumulator starts half a pixel back, so output i blends source 2i-1 and 2i
+    # with weight 16/32 each, rounded (a + b + 1) >> 1; output 0 clamps to the edge pixel.
+    out = channels(pp.board_downscale_rgb565(packed))
+    src = channels(packed)
+    for o, s in zip(out, src):
+        rows = np.concatenate([s[:1], (s[1:-1:2] + s[2::2] + 1) >> 1])
+        expected = np.concatenate([rows[:, :1], (rows[:, 1:-1:2] + rows[:, 2::2] + 1) >> 1], axis=1)
+        assert np.array_equal(o, expected)
 
 
 @settings(max_examples=50)
-@given(arrays(np.uint8, (200, 200, 3)))
-def test_downscale_stays_within_the_local_range(rgb):
-    out = pp.board_downscale(rgb).astype(int)
-    step = 200 / 32
-    for y, x in ((0, 0), (13, 7), (31, 31)):
-        x0, y0 = int(x * step), int(y * step)
-        patch = rgb[y0:y0 + 2, x0:x0 + 2].astype(int)
-        assert np.all(out[y, x] >= patch.min(axis=(0, 1))) and np.all(out[y, x] <= patch.max(axis=(0, 1)))
+@given(arrays(np.uint16, (200, 200)))
+def test_downscale_stays_within_the_2x2_neighbourhood(packed):
+    out, src = channels(pp.board_downscale_rgb565(packed)), channels(packed)
+    for y, x in ((0, 0), (13, 7), (31, 31), (5, 30)):
+        ys = [min(max(int(np.floor(y * 6.25 - 0.5)) + d, 0), 199) for d in (0, 1)]
+        xs = [min(max(int(np.floor(x * 6.25 - 0.5)) + d, 0), 199) for d in (0, 1)]
+        for o, s in zip(out, src):
+            patch = s[np.ix_(ys, xs)]
+            assert patch.min() <= o[y, x] <= patch.max()
 
 
 def test_downscale_samples_rather_than_averages():
     # A one-pixel-wide stripe between sample points vanishes: the board's bilinear path samples 2x2.
-    img = np.zeros((200, 200, 3), np.uint8)
-    img[:, 3] = 255  # column 3 lies between samples at x=0 and x=6.25
-    assert pp.board_downscale(img).max() == 0
+    img = np.zeros((200, 200), np.uint16)
+    img[:, 3] = 0xFFFF  # sample points sit near x = 6.25 i - 0.5; column 3 is never touched
+    assert pp.board_downscale_rgb565(img).max() == 0
+
+
+def test_board_downscale_of_rgb888_goes_through_rgb565():
+    rgb = np.random.default_rng(1).integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    expected = pp.rgb565_to_rgb888(pp.board_downscale_rgb565(pp.rgb888_to_rgb565(rgb)))
+    assert np.array_equal(pp.board_downscale(rgb), expected)
 
 
 @given(arrays(np.uint8, (4, 4, 3)))
