@@ -100,16 +100,16 @@ def test_mounted_card_folder_same_rules(tmp_path, capsys):
 
 def test_interrupted_pull_resumes_without_duplicates(tmp_path, capsys):
     root = tmp_path / "camera"
-    write_card(root / "sdcard", boots=4, frames=8)  # 36 files: more than two batches
+    write_card(root / "sdcard", boots=6, frames=8)  # 54 files: two batches
     archive = tmp_path / "archive"
-    with FakeDevice(root, drop_after_reads=20) as device:
+    with FakeDevice(root, drop_after_reads=40) as device:  # the cable is pulled in the second batch
         code, _, err = run(["--port", device.port, "--to", str(archive)], capsys)
     assert code == 2 and err.count("\n") == 1 and "run the pull again to resume" in err
     saved = archived(archive)
-    assert 0 < len(saved) < 36
+    assert len(saved) == pull.DeviceSource.batch_size
     with FakeDevice(root) as device:  # plugged back in
         code, out, _ = run(["--port", device.port, "--to", str(archive)], capsys)
-    assert code == 0 and f"{36 - len(saved)} new, 0 updated, {len(saved)} unchanged" in out
+    assert code == 0 and f"{54 - len(saved)} new, 0 updated, {len(saved)} unchanged" in out
     assert archived(archive) == tree(root / "sdcard")
     assert not (archive / "door-7" / pull.STAGING).exists()
 

@@ -93,7 +93,7 @@ class FolderSource:
 class DeviceSource:
     """The camera itself, through mpremote: a snippet lists the files, `mpremote cp` fetches them."""
 
-    batch_size = 16
+    batch_size = 32
 
     def __init__(self, remote: Remote):
         self.remote = remote
