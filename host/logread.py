@@ -114,15 +114,20 @@ class LogParser:
 
     def feed(self, data: bytes) -> ParsedLog:
         out = ParsedLog()
+        complete, base = self._take_complete_lines(data)
+        if complete:
+            self._parse_lines(complete, base, out)
+            out.problems.sort(key=lambda problem: problem.offset)
+        return out
+
+    def _take_complete_lines(self, data: bytes) -> tuple[bytes, int]:
+        """The fed bytes up to the last line end (with what was pending) and their stream offset."""
         buffer = self._pending + data if self._pending else bytes(data)
         base = self.offset
         cut = max(buffer.rfind(b"\n"), buffer.rfind(b"\x00")) + 1
         complete, self._pending = buffer[:cut], buffer[cut:]
         self.offset = base + cut
-        if complete:
-            self._parse_lines(complete, base, out)
-            out.problems.sort(key=lambda problem: problem.offset)
-        return out
+        return complete, base
 
     def close(self) -> ParsedLog:
         out = ParsedLog()

@@ -117,7 +117,7 @@ def test_round_trip_every_line(lines):
                for r in parsed.records)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(damaged())
 def test_every_complete_record_survives_exactly_once(case):
     lines, data = case
@@ -129,7 +129,7 @@ ascii_garbage = st.binary(min_size=1, max_size=12).map(
 ).filter(lambda g: sum(g) % 256 != 0)
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(damaged(garbage=ascii_garbage, max_ops=1))
 def test_one_splice_of_any_garbage_is_caught(case):
     """A single splice whose bytes do not sum to 0 mod 256 always breaks the checksum it lands in."""
@@ -137,7 +137,7 @@ def test_one_splice_of_any_garbage_is_caught(case):
     check_survivors(lines, data)
 
 
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None)
 @given(logs(), st.binary(max_size=200), st.integers(0, 10_000))
 def test_arbitrary_bytes_never_crash_and_keep_untouched_lines(lines, garbage, where):
     data = "".join(lines).encode()
@@ -150,7 +150,7 @@ def test_arbitrary_bytes_never_crash_and_keep_untouched_lines(lines, garbage, wh
             assert line in kept
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(damaged(), st.lists(st.integers(1, 200), min_size=1, max_size=30))
 def test_chunked_feeding_matches_whole(case, sizes):
     _, data = case
