@@ -73,7 +73,7 @@ class SmartDoor:
                 print("tinymask: boot counter not written: " + str(exc))
         device_id = cfg["device_id"] or hw.unique_id()
         header = (device_id, sha, cfg["firmware_version"], hw.omv_version(), cfg["board"])
-        self.log = tmlog.Log(self.root, cfg, boot, header)
+        self.log = tmlog.Log(self.root, cfg, boot, header, print, self.on_log_fail)
         self.capture = capture.Capture(cfg, self.root, boot)
         now = time.ticks_ms()
         self.log.event(now, "boot", "reset=" + ("watchdog" if hw.reset_by_watchdog() else "normal")
@@ -82,6 +82,9 @@ class SmartDoor:
             self.log.event(now, "watchdog", "previous run was reset by the watchdog")
         for message in config_errors:
             self.log.event(now, "config_error", message)
+        if cfg["log_enabled"] and self.root is None:
+            self.log.event(now, "error", "no SD card: logging off" + (
+                "; door held closed (require_log)" if cfg["require_log"] else ""))
         self.camera = None
         self.camera_retry = now
         self.model_ready = False
@@ -111,9 +114,17 @@ class SmartDoor:
             self.last_error = key
             self.last_error_at = now
 
+    def on_log_fail(self):
+        if self.cfg["require_log"]:
+            self.close_door(time.ticks_ms(), "fault")
+
+    def log_blocks_door(self):
+        """require_log: no door opening that the log cannot record (no card, card full, I/O error)."""
+        return self.cfg["require_log"] and self.log_problem()
+
     def faulty(self, now):
-        return (self.camera is None or not self.model_ready
-                or time.ticks_diff(self.fault_until, now) > 0 or self.relay is None)
+        return (self.camera is None or not self.model_ready or self.relay is None
+                or self.log_blocks_door() or time.ticks_diff(self.fault_until, now) > 0)
 
     # --- recovery ------------------------------------------------------------------------------
 
@@ -173,7 +184,10 @@ class SmartDoor:
             self.fault(time.ticks_ms(), "error", "inference: " + str(exc))
             return
         t2 = time.ticks_ms()
-        event = self.door.update(score, t2)
+        if self.log_blocks_door():
+            event = self.door.force_closed("fault")
+        else:
+            event = self.door.update(score, t2)
         if self.relay is not None:
             self.relay.set(self.door.relay_on())
         if event is not None:

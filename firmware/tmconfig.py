@@ -18,6 +18,7 @@ SCHEMA = {
     "relay_active_high": (True, bool, None),
     "use_leds": (True, bool, None),
     "log_enabled": (True, bool, None),
+    "require_log": (True, bool, None),
     "log_dir": ("logs", str, None),
     "log_flush_records": (30, int, (1, 100000)),
     "log_flush_ms": (1000, int, (0, 3600000)),

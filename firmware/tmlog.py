@@ -93,8 +93,9 @@ class Log:
     `seq` keeps counting so capture names and records stay unique.
     """
 
-    def __init__(self, root, cfg, boot, header, console=print):
+    def __init__(self, root, cfg, boot, header, console=print, on_fail=None):
         self.root = root
+        self.on_fail = on_fail  # called once when the log stops working (main.py closes the door)
         self.boot = boot
         self.header = header  # (device_id, model_sha256, firmware_version, omv_firmware, board)
         self.console = console
@@ -229,7 +230,13 @@ class Log:
         self.used = 0
         self.pending = 0
         self._close_file()
-        self.console("tinymask: log off (" + self.status + "): " + self.problem)
+        # the card cannot take it: the event goes to the console only
+        seq = self.seq
+        self.seq = seq + 1
+        event = "sd_full" if self.status == "full" else "error"
+        self.console("tinymask: " + event_body(seq, ticks_ms(), event, "log off: " + self.problem))
+        if self.on_fail is not None:
+            self.on_fail()
 
     def _close_file(self):
         if self.file is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,7 +152,9 @@ class Watchdog:
         self.feeds += 1
 
     def check(self) -> None:
-        if self.board.clock.us - self.last_feed_us > self.timeout_ms * 1000:
+        expiry = self.last_feed_us + self.timeout_ms * 1000
+        if self.board.clock.us > expiry:
+            self.board.clock.us = expiry + 1  # the reset happens at expiry, not at the end of the stall
             self.board.halt()
 
 
@@ -179,6 +182,7 @@ class Board:
             sd_free_bytes=None, on_write=self._charge_write, check_alive=self.check_alive,
             has_rom=self.version >= (4, 7, 0))
         self.snapshots = 0  # snapshot calls over the whole run (all boots)
+        self.snapshot_ms: list[float] = []  # simulated time of each snapshot call
         self.boot = 1
         self.reset_cause = PWRON_RESET
         self.halted = False
@@ -187,8 +191,10 @@ class Board:
         self.pins: dict[str, PinRecord] = {}
         self.leds: dict[str, LedRecord] = {}
         self.console: list[str] = []
+        self.console_ms: list[float] = []  # simulated time of each console line
         self.predictions: list[Prediction] = []
         self.current_frame: int | None = None
+        self.calls: collections.Counter[str] = collections.Counter()  # which board APIs the firmware used
 
     def arm_sd_full(self) -> None:
         """Start counting the card's free space (after deployment copied the bundle onto it)."""
@@ -237,6 +243,7 @@ class Board:
             raise StopSimulation("frames")
         index = self.snapshots
         self.snapshots += 1
+        self.snapshot_ms.append(self.clock.ms)
         if self.on_frame is not None:
             self.on_frame(index)
         return index
@@ -244,6 +251,7 @@ class Board:
     def print(self, *args, sep=" ", end="\n", file=None, flush=False) -> None:
         text = sep.join(str(a) for a in args)
         self.console.append(text)
+        self.console_ms.append(self.clock.ms)
         if self.echo:
             print(text, end=end, flush=True)
 

@@ -131,7 +131,11 @@ def make_sensor(board: Board, camera: _Camera) -> types.ModuleType:
     mod = types.ModuleType("sensor")
     mod.RGB565, mod.GRAYSCALE, mod.BAYER, mod.JPEG = RGB565, GRAYSCALE, BAYER, JPEG
     mod.QQVGA, mod.QVGA, mod.VGA = QQVGA, QVGA, VGA
-    mod.reset = camera.reset
+    def reset():
+        board.calls["sensor.reset"] += 1
+        camera.reset()
+
+    mod.reset = reset
 
     def set_pixformat(fmt):
         camera.pixformat = fmt
@@ -176,6 +180,7 @@ def make_csi(board: Board, camera: _Camera, with_class: bool, sensor_module: typ
     class CSI:
         def __init__(self, cid=-1, **kwargs):
             board.check_alive()
+            board.calls["csi.CSI"] += 1
 
         def reset(self, hard=True):
             camera.reset()

@@ -76,6 +76,7 @@ def make_ml(board: Board) -> types.ModuleType:
 
     class Model:
         def __init__(self, path, load_to_fb=False, postprocess=None):
+            board.calls["ml.Model"] += 1
             net = _Net(board, path)
             self._net = net
             dtype = DTYPE_CODES.get(net.input_dtype, "b")
@@ -180,7 +181,11 @@ def make_tf(board: Board, ml_module: types.ModuleType | None) -> types.ModuleTyp
             outputs = self._net.run(img).reshape(-1).tolist()
             return [_Classification(outputs, img.width(), img.height())]
 
-    mod.load = lambda path, load_to_fb=False: TfModel(path, load_to_fb)
+    def load(path, load_to_fb=False):
+        board.calls["tf.load"] += 1
+        return TfModel(path, load_to_fb)
+
+    mod.load = load
     mod.classify = lambda model, img, **kw: (model if isinstance(model, TfModel) else TfModel(model)).classify(img, **kw)
     mod.free_from_fb = lambda: None
     return mod

@@ -31,7 +31,7 @@ from host.sim.board import (
     StopSimulation,
     WatchdogReset,
 )
-from host.sim.bundle import FIRMWARE_DIR, Bundle, deploy, load_bundle, render_config
+from host.sim.bundle import FIRMWARE_DIR, Bundle, deploy, load, render
 from host.sim.frames import Frame, FrameSource, list_frames
 
 # MicroPython modules on OpenMV firmware that behave the same in CPython for what firmware uses
@@ -49,7 +49,7 @@ class SimOptions:
     frames_count: int | None = None  # default: every frame once
     firmware_version: str = "4.6.0"
     camera_api: str | None = None  # 'sensor' or 'csi'; default: what the firmware version offers
-    config: dict = field(default_factory=dict)  # config.json overrides
+    config: dict = field(default_factory=dict)  # config.json overrides (typed values)
     config_text: str | None = None  # write this as config.json verbatim (tests of bad configs)
     faults: Faults = field(default_factory=Faults)
     board: str = "openmv_h7"
@@ -77,6 +77,9 @@ class SimResult:
     predictions: list[Prediction]
     watchdog_resets: int
     watchdog_feeds: int
+    calls: dict = field(default_factory=dict)
+    snapshot_ms: list = field(default_factory=list)  # simulated time of each snapshot call
+    console_ms: list = field(default_factory=list)  # simulated time of each console line
 
     @property
     def relay(self) -> PinRecord:
@@ -96,11 +99,15 @@ class SimResult:
 
     def events(self) -> list[tuple[str, str]]:
         """(event, detail) of every event record, from the console (it sees them even with no card)."""
+        return [(event, detail) for _, event, detail in self.timed_events()]
+
+    def timed_events(self) -> list[tuple[float, str, str]]:
+        """(simulated ms, event, detail) of every event the firmware reported."""
         out = []
-        for line in self.console:
+        for t, line in zip(self.console_ms, self.console):
             if line.startswith("tinymask: E,"):
                 body = line[len("tinymask: "):].split(",", 4)
-                out.append((body[3], body[4]))
+                out.append((t, body[3], body[4].rsplit("*", 1)[0]))
         return out
 
     def errors(self) -> list[tuple[str, str]]:
@@ -221,8 +228,8 @@ def simulate(options: SimOptions) -> SimResult:
 
 
 def _simulate(options: SimOptions, sd_dir: Path, flash_dir: Path) -> SimResult:
-    bundle = options.bundle if isinstance(options.bundle, Bundle) else load_bundle(options.bundle)
-    config = render_config(bundle, options.config)
+    bundle = options.bundle if isinstance(options.bundle, Bundle) else load(options.bundle, options.board)
+    config = render(bundle, options.board, options.config)
     frames = FrameSource(list_frames(options.frames))
     count = options.frames_count if options.frames_count is not None else len(frames.frames)
     if count < 1:
@@ -240,7 +247,7 @@ def _simulate(options: SimOptions, sd_dir: Path, flash_dir: Path) -> SimResult:
         limit = 60_000.0 + count * (config["recover_ms"] + 1000.0)
     board = Board(
         frames=frames, storage_dirs=(sd_dir, flash_dir), firmware_version=options.firmware_version,
-        camera_api=camera_api, faults=options.faults, costs=Costs.for_board(options.board, bundle.macs),
+        camera_api=camera_api, faults=options.faults, costs=Costs.for_board(options.board, bundle.card.get("macs")),
         frames_count=count, time_limit_ms=limit, start_ticks_ms=options.start_ticks_ms, echo=options.echo,
         on_frame=options.progress)
     _deploy(board, bundle, config, options)
@@ -261,13 +268,14 @@ def _simulate(options: SimOptions, sd_dir: Path, flash_dir: Path) -> SimResult:
         except WatchdogReset:
             feeds += board.watchdog.feeds if board.watchdog else 0
             board.watchdog_resets += 1
-            board.console.append(f"[sim] board reset by the watchdog at {board.clock.ms:.0f} ms")
+            board.print(f"[sim] board reset by the watchdog at {board.clock.ms:.0f} ms")
             if board.boot >= options.max_boots:
                 break
             board.reboot(WDT_RESET)
         except Exception:  # the firmware let an exception escape main.py: on the board, the REPL
             exit_reason = "crash: " + traceback.format_exc(limit=-3).strip().splitlines()[-1]
-            board.console.extend(traceback.format_exc().splitlines())
+            for line in traceback.format_exc().splitlines():
+                board.print(line)
             break
     if board.watchdog is not None:
         feeds += board.watchdog.feeds
@@ -276,7 +284,8 @@ def _simulate(options: SimOptions, sd_dir: Path, flash_dir: Path) -> SimResult:
         wall_s=host_time.perf_counter() - started, sim_ms=board.clock.ms,
         sd_dir=board.storage.sd_dir, flash_dir=flash_dir, config=config, console=board.console,
         pins=board.pins, leds=board.leds, predictions=board.predictions,
-        watchdog_resets=board.watchdog_resets, watchdog_feeds=feeds)
+        watchdog_resets=board.watchdog_resets, watchdog_feeds=feeds, calls=dict(board.calls),
+        snapshot_ms=board.snapshot_ms, console_ms=board.console_ms)
 
 
 def _deploy(board: Board, bundle: Bundle, config: dict, options: SimOptions) -> None:

@@ -23,7 +23,8 @@ S_IFREG = 0x8000
 
 
 def _oserror(code: int, path: str = "") -> OSError:
-    return OSError(code, f"[Errno {code}] {errno.errorcode.get(code, '')}" + (f": {path}" if path else ""))
+    """OSError as MicroPython raises it: args[0] is the errno, str() is '[Errno 2] ENOENT'."""
+    return OSError(code, errno.errorcode.get(code, "EIO"))
 
 
 class Storage:
