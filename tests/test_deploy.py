@@ -14,7 +14,7 @@ from fakedevice import FakeDevice, tree
 
 from host.errors import run_cli
 from tools import deploy
-from tools.bundle import FIRMWARE_DIR, tmconfig
+from tools.payload import FIRMWARE_DIR, tmconfig
 from tools.remote import Remote
 
 REFERENCE = Path(__file__).resolve().parents[1] / "models" / "tinymask"

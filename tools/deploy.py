@@ -20,7 +20,7 @@ from pathlib import Path
 from host.boards import BoardProfile, available_boards, load_board
 from host.errors import UserError, run_cli
 from tools import snippets
-from tools.bundle import (
+from tools.payload import (
     DEFAULT_BUNDLE,
     firmware_files,
     load_bundle,
