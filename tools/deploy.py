@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -221,6 +222,7 @@ def main(argv=None) -> int:
         deploy(remote, files, args, board, config)
     finally:
         reset = not args.no_reset and remote.reset_quietly()
+        shutil.rmtree(staging, ignore_errors=True)
     if reset:
         print("camera reset: the door program starts with the new bundle")
     return 0
