@@ -22,6 +22,8 @@ _HEX = b"0123456789abcdef"
 
 def clean(value):
     """A field as the format allows it: ASCII, no ',', '*' or line breaks (they become '_'), '-' if empty."""
+    if value is None:
+        return "-"
     text = str(value)
     if not text:
         return "-"

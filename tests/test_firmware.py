@@ -1,0 +1,185 @@
+"""The firmware's pure logic in CPython: door state machine, log lines, config validation, capture
+and model checks. (tests/test_micropython.py runs the same modules under a real MicroPython.)"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from host import logread
+from host.sim.bundle import firmware_module
+from host.sim.clock import TICKS_PERIOD
+from host.sim.clock import ticks_diff as sim_ticks_diff
+
+door = firmware_module("door")
+tmlog = firmware_module("tmlog")
+tmconfig = firmware_module("tmconfig")
+capture = firmware_module("capture")
+infer = firmware_module("infer")
+REPO = Path(__file__).resolve().parents[1]
+
+scores = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
+steps = st.lists(st.tuples(scores, st.integers(min_value=1, max_value=400)), max_size=80)
+
+
+# --- door -------------------------------------------------------------------------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(steps, st.floats(min_value=0.5, max_value=0.99), st.integers(1, 6), st.integers(100, 2000),
+       st.integers(0, TICKS_PERIOD - 1))
+def test_door_invariants(frames, threshold, debounce, open_ms, start):
+    d = door.Door(threshold, debounce, open_ms)
+    now = start
+    history = []
+    for score, dt in frames:
+        now = (now + dt) % TICKS_PERIOD
+        was = d.state
+        event = d.update(score, now)
+        history.append(score)
+        assert d.state in door.STATES
+        if d.state == door.OPENING:
+            # opening only after `debounce` confident mask frames in a row, from closed
+            assert was == door.CLOSED and event == door.DOOR_OPEN
+            assert len(history) >= debounce and all(s >= threshold for s in history[-debounce:])
+        if score <= 1 - threshold:
+            assert d.state == door.CLOSED  # a confident no-mask closes at once
+        if d.relay_on():
+            assert door.ticks_diff(now, d.since) < open_ms  # never open past open_ms since a mask
+        if event == door.DOOR_CLOSE:
+            assert was != door.CLOSED and d.state == door.CLOSED
+
+
+def test_door_transitions_and_timer():
+    d = door.Door(0.8, 2, 500)
+    assert d.update(0.9, 0) is None and d.state == "closed"
+    assert d.update(0.9, 10) == "door_open" and d.state == "opening"
+    assert d.update(0.5, 20) is None and d.state == "open"  # unsure keeps it open
+    assert d.update(0.95, 400) is None and d.state == "holding"  # a mask frame restarts the timer
+    assert d.update(0.5, 899) is None and d.state == "holding"
+    assert d.update(0.5, 900) == "door_close" and d.reason == "timeout"
+    assert d.update(0.9, 910) is None and d.update(0.9, 920) == "door_open"
+    assert d.update(None, 930) == "door_close" and d.reason == "fault"
+    assert d.force_closed("stop") is None
+
+
+def test_no_mask_wins_when_threshold_is_below_half():
+    d = door.Door(0.3, 1, 500)
+    assert d.classify(0.5) == "no_mask" and d.classify(0.75) == "mask"
+
+
+@given(st.integers(0, TICKS_PERIOD - 1), st.integers(-(TICKS_PERIOD // 2), TICKS_PERIOD // 2 - 1))
+def test_ticks_diff_matches_micropython_arithmetic(a, delta):
+    b = (a + delta) % TICKS_PERIOD
+    assert door.ticks_diff(b, a) == delta == sim_ticks_diff(b, a)
+
+
+# --- log lines -----------------------------------------------------------------------------------------
+
+text = st.text(max_size=30)
+counts = st.integers(0, 10**7)
+
+
+@given(st.integers(0, 2**31), counts, st.sampled_from(["with_mask", "without_mask"]),
+       st.one_of(st.none(), scores), st.one_of(st.none(), counts), st.one_of(st.none(), counts),
+       st.sampled_from(door.STATES), st.one_of(st.none(), st.just("captures/with_mask/b000001-s000002.jpg")))
+def test_frame_line_is_what_the_host_writer_writes(seq, ticks, label, score, infer_ms, frame_ms, state, image):
+    ticks %= TICKS_PERIOD
+    line = tmlog.format_line(tmlog.frame_body(seq, ticks, label, score, infer_ms, frame_ms, state, image))
+    assert line == logread.format_frame(seq, ticks, label, score, infer_ms, frame_ms, state, image)
+    (record,) = logread.parse_log(line.encode()).records
+    assert record.seq == seq and record.door == state and record.image == image
+
+
+@given(st.integers(0, 2**31), counts, st.sampled_from(tmlog.EVENTS), text)
+def test_event_line_is_what_the_host_writer_writes(seq, ticks, event, detail):
+    line = tmlog.format_line(tmlog.event_body(seq, ticks, event, detail))
+    assert line == logread.format_event(seq, ticks, event, detail)
+    assert re.fullmatch(r"E,[^,*\n]*,[^,*\n]*,[^,*\n]*,[^,*\n]*\*[0-9a-f]{2}\n", line)
+    (record,) = logread.parse_log(line.encode()).records
+    assert record.event == event
+
+
+@given(text, st.integers(0, 999999), st.integers(0, 999), text, text, text, text)
+def test_header_line_is_what_the_host_writer_writes(device, boot, part, sha, fw, omv, board):
+    line = tmlog.format_line(tmlog.header_body(device, boot, part, sha, fw, omv, board))
+    assert line == logread.format_header(device, boot, part, sha, fw, omv, board)
+    assert logread.parse_log(line.encode()).headers[0].boot == boot
+
+
+def test_names_follow_the_format_page():
+    assert tmlog.log_name(12, 0) == "b000012-p000.log"
+    assert tmlog.capture_name("captures", "with_mask", 12, 345) == "captures/with_mask/b000012-s000345.jpg"
+    assert tmlog.EVENTS == logread.EVENTS and door.STATES == logread.DOOR_STATES
+
+
+# --- config ---------------------------------------------------------------------------------------------
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                           max_leaves=8)
+
+
+@given(st.dictionaries(st.sampled_from(sorted(tmconfig.SCHEMA) + ["bogus"]), json_values, max_size=8))
+def test_validate_never_raises_and_always_gives_a_full_valid_config(raw):
+    config, errors = tmconfig.validate(raw)
+    assert set(config) == set(tmconfig.SCHEMA)
+    again, again_errors = tmconfig.validate(config)
+    assert again == config and again_errors == []
+    assert all(isinstance(e, str) and "\n" not in e for e in errors)
+
+
+def test_validate_reports_each_bad_key_and_keeps_defaults():
+    config, errors = tmconfig.validate({"threshold": 1.5, "debounce_frames": "3", "relay_pin": "P1", "x": 1})
+    assert config["threshold"] == tmconfig.SCHEMA["threshold"][0] and config["relay_pin"] == "P1"
+    assert sorted(e.split(":")[0] for e in errors) == ["debounce_frames", "threshold", "x"]
+
+
+def test_load_gives_defaults_and_an_error_for_missing_or_broken_files(tmp_path):
+    config, errors = tmconfig.load(str(tmp_path / "none.json"))
+    assert config == tmconfig.defaults() and "missing" in errors[0]
+    (tmp_path / "bad.json").write_text("{")
+    assert "not valid JSON" in tmconfig.load(str(tmp_path / "bad.json"))[1][0]
+    (tmp_path / "ok.json").write_text(json.dumps({"open_ms": 1234}))
+    assert tmconfig.load(str(tmp_path / "ok.json")) == ({**tmconfig.defaults(), "open_ms": 1234}, [])
+
+
+def test_labels_that_would_name_bad_folders_are_refused():
+    _, errors = tmconfig.validate({"labels": ["../x", "y"]})
+    assert errors and "labels" in errors[0]
+
+
+def test_docs_list_every_config_key():
+    docs = (REPO / "docs" / "firmware.md").read_text()
+    missing = [key for key in tmconfig.SCHEMA if f"`{key}`" not in docs]
+    assert missing == []
+
+
+# --- capture and model checks -----------------------------------------------------------------------------
+
+@given(st.integers(0, 10**6), scores, st.integers(1, 100), st.floats(0.5, 1.0))
+def test_capture_decision(index, score, every_n, low):
+    assert capture.wanted("off", index, score, every_n, low) is False
+    assert capture.wanted("every_n", index, score, every_n, low) == (index % every_n == 0)
+    assert capture.wanted("low_confidence", index, score, every_n, low) == (max(score, 1 - score) < low)
+
+
+def test_model_input_checks():
+    assert infer.check_input("b", (1, 32, 32, 3), 1 / 255, -128) is None
+    assert "int8" in infer.check_input("f", (1, 32, 32, 3), None, None)
+    assert "1xHxWx3" in infer.check_input("b", (1, 32, 32, 1), 1 / 255, -128)
+    assert "quantization" in infer.check_input("b", (1, 32, 32, 3), 1 / 128, 0)
+    cfg = tmconfig.defaults()
+    assert infer.check_labels(cfg, None) is None and infer.check_labels(cfg, list(cfg["labels"])) is None
+    assert "does not match" in infer.check_labels(cfg, list(reversed(cfg["labels"])))
+
+
+def test_file_sha256(tmp_path):
+    import hashlib
+
+    data = bytes(range(256)) * 50
+    (tmp_path / "m.tflite").write_bytes(data)
+    assert infer.file_sha256(str(tmp_path / "m.tflite")) == hashlib.sha256(data).hexdigest()
