@@ -57,7 +57,7 @@ class ColumnParser(LogParser):
 
     def feed_table(self, data: bytes) -> ColumnChunk:
         complete, base = self._take_complete_lines(data)
-        out = ColumnChunk(empty_table())
+        out = ColumnChunk(empty_table(), problems=self.take_notes())
         if not complete:
             return out
         slow = ParsedLog()
@@ -70,7 +70,7 @@ class ColumnParser(LogParser):
             tables.append(records_to_table(slow.records))
         out.table = pa.concat_tables(tables) if tables else out.table
         out.headers = slow.headers
-        out.problems = sorted(slow.problems, key=lambda problem: problem.offset)
+        out.problems = sorted(out.problems + slow.problems, key=lambda problem: problem.offset)
         return out
 
     def close_table(self) -> ColumnChunk:

@@ -22,6 +22,7 @@ EVENTS = (
     "config_error", "sd_full", "capture_error", "watchdog",
 )
 NONE_FIELD = "-"
+MAX_LINE_BYTES = 1 << 16  # a stream reader gives up on a "line" this long without a line end
 
 _HEADER_FIELDS = 9
 _FRAME_FIELDS = 9
@@ -106,6 +107,8 @@ class LogParser:
         self.offset = offset  # stream offset of the first byte of `_pending`
         self._pending = b""
         self._nul_run: list[int] | None = None  # [start, end) of a NUL run still open at a chunk edge
+        self._overlong_start: int | None = None  # skipping an endless line that began here
+        self._notes: list[Problem] = []  # problems found while splitting lines, not yet returned
 
     @property
     def consumed(self) -> int:
@@ -117,23 +120,54 @@ class LogParser:
         complete, base = self._take_complete_lines(data)
         if complete:
             self._parse_lines(complete, base, out)
-            out.problems.sort(key=lambda problem: problem.offset)
+        out.problems += self.take_notes()
+        out.problems.sort(key=lambda problem: problem.offset)
         return out
+
+    def take_notes(self) -> list[Problem]:
+        notes, self._notes = self._notes, []
+        return notes
 
     def _take_complete_lines(self, data: bytes) -> tuple[bytes, int]:
         """The fed bytes up to the last line end (with what was pending) and their stream offset."""
         buffer = self._pending + data if self._pending else bytes(data)
+        if self._overlong_start is not None:
+            buffer = self._skip_overlong(buffer)
         base = self.offset
         cut = max(buffer.rfind(b"\n"), buffer.rfind(b"\x00")) + 1
         complete, self._pending = buffer[:cut], buffer[cut:]
         self.offset = base + cut
+        if len(self._pending) > MAX_LINE_BYTES:  # never hold an endless "line" (a binary file) in memory
+            self._overlong_start = self.offset
+            self._skip_overlong(b"")
         return complete, base
+
+    def _skip_overlong(self, buffer: bytes) -> bytes:
+        """Drop bytes up to the next line end while skipping an overlong line; the rest is returned."""
+        buffer = self._pending + buffer
+        self._pending = b""
+        end = min((i for i in (buffer.find(b"\n"), buffer.find(b"\x00")) if i >= 0), default=-1)
+        if end < 0:
+            self.offset += len(buffer)
+            return b""
+        self.offset += end + 1
+        self._notes.append(Problem(
+            self.source, self._overlong_start,
+            f"{self.offset - self._overlong_start - 1} bytes without a line end skipped (not a log line)"))
+        self._overlong_start = None
+        return buffer[end + 1:]
 
     def close(self) -> ParsedLog:
         out = ParsedLog()
         self._flush_nul_run(out)
+        out.problems += self.take_notes()
         tail = self._pending
-        if tail:
+        if self._overlong_start is not None:
+            out.problems.append(Problem(
+                self.source, self._overlong_start,
+                f"{self.offset - self._overlong_start} bytes without a line end at the end of the file skipped"))
+            self._overlong_start = None
+        elif tail:
             out.problems.append(Problem(
                 self.source, self.offset,
                 f"truncated last line ({len(tail)} bytes without a line end), not kept"))

@@ -246,3 +246,20 @@ def test_invalid_fields_are_rejected_with_reason():
         parsed = parse_log(line(body))
         assert parsed.records == [], body
         assert reason in parsed.problems[0].reason, (body, parsed.problems)
+
+
+def test_endless_line_is_skipped_without_holding_it_in_memory():
+    good = format_frame(5, 10, "with_mask", 0.5, 1, 1).encode()
+    parser = LogParser("binary.log", device_id="cam", boot=1, part=0)
+    records, problems = [], []
+    for _ in range(50):  # 50 x 4 KiB of bytes that never end a line, then a line end and a record
+        out = parser.feed(b"x" * 4096)
+        assert len(parser._pending) <= 4096 + 65536
+        records += out.records
+        problems += out.problems
+    out = parser.feed(b"tail\n" + good)
+    tail = parser.close()
+    records += out.records + tail.records
+    problems += out.problems + tail.problems
+    assert [r.seq for r in records] == [5]
+    assert len(problems) == 1 and problems[0].offset == 0 and "without a line end" in problems[0].reason
