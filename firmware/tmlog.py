@@ -61,10 +61,21 @@ def _opt(value, fmt):
     return "-" if value is None else fmt % value
 
 
+def score_text(score):
+    """4 decimals, half up, in integers: the board's single-precision '%.4f' and CPython's may
+    round ties differently; int8 scores are multiples of 1/256, so score * 10000 is exact in both."""
+    if score is None:
+        return "-"
+    n = int(score * 10000 + 0.5) if score >= 0 else -int(0.5 - score * 10000)
+    sign = "-" if n < 0 else ""
+    n = -n if n < 0 else n
+    return "%s%d.%04d" % (sign, n // 10000, n % 10000)
+
+
 def frame_body(seq, ticks, label, score, infer_ms, frame_ms, door, image):
     """label, door and image must already be clean (they are checked once, not per frame)."""
     return "F,%d,%d,%s,%s,%s,%s,%s,%s" % (
-        seq, ticks, label, _opt(score, "%.4f"), _opt(infer_ms, "%d"), _opt(frame_ms, "%d"), door,
+        seq, ticks, label, score_text(score), _opt(infer_ms, "%d"), _opt(frame_ms, "%d"), door,
         image or "-")
 
 

@@ -89,7 +89,8 @@ counts = st.integers(0, 10**7)
 def test_frame_line_is_what_the_host_writer_writes(seq, ticks, label, score, infer_ms, frame_ms, state, image):
     ticks %= TICKS_PERIOD
     line = tmlog.format_line(tmlog.frame_body(seq, ticks, label, score, infer_ms, frame_ms, state, image))
-    assert line == logread.format_frame(seq, ticks, label, score, infer_ms, frame_ms, state, image)
+    logged = None if score is None else float(tmlog.score_text(score))
+    assert line == logread.format_frame(seq, ticks, label, logged, infer_ms, frame_ms, state, image)
     (record,) = logread.parse_log(line.encode()).records
     assert record.seq == seq and record.door == state and record.image == image
 
@@ -108,6 +109,16 @@ def test_header_line_is_what_the_host_writer_writes(device, boot, part, sha, fw,
     line = tmlog.format_line(tmlog.header_body(device, boot, part, sha, fw, omv, board))
     assert line == logread.format_header(device, boot, part, sha, fw, omv, board)
     assert logread.parse_log(line.encode()).headers[0].boot == boot
+
+
+def test_scores_round_half_up_on_every_int8_level():
+    from decimal import ROUND_HALF_UP, Decimal
+
+    for q in range(256):  # a sigmoid int8 output dequantizes to q / 256
+        score = q / 256
+        expected = Decimal(q) / Decimal(256)
+        assert tmlog.score_text(score) == str(expected.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
+    assert tmlog.score_text(0.90625) == "0.9063" and tmlog.score_text(1.0) == "1.0000"
 
 
 def test_names_follow_the_format_page():

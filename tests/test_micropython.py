@@ -68,6 +68,7 @@ out["lines"] = [
 ]
 out["names"] = [tmlog.log_name(12, 3), tmlog.capture_name("captures", "with_mask", 12, 345)]
 out["checksums"] = [tmlog.checksum("F,1,2"), tmlog.checksum(b"\x00\xff\x01")]
+out["scores"] = [tmlog.score_text(q / 256.0) for q in range(256)]
 
 if BUFFER_TEST:
     # the Log's preallocated buffer writes the same bytes as format_line (no card: nothing is written)
@@ -131,6 +132,7 @@ def test_config_validation_is_the_same_under_micropython(micropython_results, cp
 def test_log_lines_are_the_same_and_match_the_host_reader(micropython_results, cpython_results):
     assert micropython_results["lines"] == cpython_results["lines"]
     assert micropython_results["names"] == cpython_results["names"]
+    assert micropython_results["scores"] == cpython_results["scores"]
     assert micropython_results["checksums"] == cpython_results["checksums"] == [(70 + 44 + 49 + 44 + 50) % 256, 0]
     data = "".join(micropython_results["lines"]).encode()
     parsed = logread.parse_log(data)
