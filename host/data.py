@@ -319,6 +319,21 @@ def load_dataset(
     )
 
 
+def load_test_split(root: Path, limit: int | None = None, progress: bool = True) -> tuple[Split, list[Skipped]]:
+    """Images to evaluate on: the test split when the folder has one, else every labelled image
+    (for example an on-device set made by tools.dataset). No training split is needed."""
+    samples, skipped, _ = discover(Path(root))
+    if any(s.split == "test" for s in samples):
+        samples = [s for s in samples if s.split == "test"]
+    if limit:
+        samples = _limit(samples, limit)
+    samples, pixels = decode(samples, skipped, progress=progress)
+    if not samples:
+        raise UserError(f"{root}: no readable images to evaluate; expected with_mask/ and without_mask/ folders")
+    labels = np.array([LABELS.index(s.label) for s in samples])
+    return Split(pixels, labels, [s.group or "" for s in samples], [s.path for s in samples]), skipped
+
+
 def _limit(samples: list[Sample], limit: int) -> list[Sample]:
     counts: dict[tuple, int] = {}
     kept = []

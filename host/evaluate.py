@@ -102,7 +102,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m host.evaluate", description=__doc__)
     parser.add_argument("--model", type=Path, default=Path("runs/train/model.keras"), help="float32 Keras model (default: %(default)s)")
     parser.add_argument("--tflite", type=Path, default=Path("runs/train/model_int8.tflite"), help="int8 model (default: %(default)s)")
-    parser.add_argument("--data", type=Path, default=None, help="image folder (default: $TINYMASK_DATA or facemask-v1)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="image folder: its test split, or every image when it has no splits, e.g. an on-device set"
+                             " from tools.dataset (default: $TINYMASK_DATA or facemask-v1)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many images per split and class")
     parser.add_argument("--out", type=Path, default=Path("runs/evaluate"), help="folder for metrics.json and the confusion matrix")
     args = parser.parse_args(argv)
@@ -112,8 +114,10 @@ def main(argv=None) -> int:
     import keras
 
     model = keras.models.load_model(args.model)
-    dataset = data_mod.load_dataset(args.data or data_mod.default_data_dir(), limit=args.limit)
-    results = evaluate(model, args.tflite.read_bytes(), dataset.test)
+    split, skipped = data_mod.load_test_split(args.data or data_mod.default_data_dir(), limit=args.limit)
+    if skipped:
+        print(data_mod.skipped_report(skipped))
+    results = evaluate(model, args.tflite.read_bytes(), split)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(results, indent=2))
     write_confusion(results["int8"], args.out, "int8 (TFLM) on test")

@@ -163,3 +163,17 @@ def test_facemask_v1_is_read_through_its_manifest(data_dir):
     samples, skipped, layout = data.discover(data_dir)
     assert layout == "manifest" and len(samples) == 3990 and not skipped
     assert {s.split for s in samples} == {"train", "test"}
+
+
+def test_test_split_alone_is_enough_to_evaluate(tmp_path):
+    fill(tmp_path / "with_mask", 3, (200, 0, 0))
+    fill(tmp_path / "without_mask", 2, (0, 0, 200))
+    (tmp_path / "without_mask" / "bad.jpg").write_bytes(b"")
+    split, skipped = data.load_test_split(tmp_path, progress=False)
+    assert len(split) == 5 and sorted(split.labels.tolist()) == [0, 0, 1, 1, 1]
+    assert [s.path.name for s in skipped] == ["bad.jpg"]
+
+
+def test_test_split_prefers_the_test_folder(data_dir):
+    split, _ = data.load_test_split(data_dir, limit=5, progress=False)
+    assert len(split) == 10 and all("/test/" in str(p) for p in split.paths)
