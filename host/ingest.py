@@ -119,24 +119,39 @@ def _describe(path: Path) -> LogFile:
 
 
 def _fill_device_hints(logs: list[LogFile]) -> None:
-    """A card or an archive folder holds one camera: its pull-state or any readable header names it."""
-    by_root: dict[Path, set[str]] = {}
+    """A file without a readable header belongs to the camera of its card or archive folder."""
+    devices_by_root: dict[Path, set[str]] = {}
     for log in logs:
-        devices = by_root.setdefault(log.root, set())
-        state = log.root / "pull-state.json"
-        if state.is_file():
-            try:
-                device = json.loads(state.read_text()).get("device_id")
-            except (ValueError, OSError, AttributeError):
-                device = None
-            if isinstance(device, str) and device:
-                devices.add(device)
-        with open(log.path, "rb") as f:
-            headers = parse_log(f.read(4096), str(log.path)).headers
-        devices.update(h.device_id for h in headers)
-    for log in logs:
-        devices = by_root[log.root]
-        log.device_hint = next(iter(devices)) if len(devices) == 1 else None
+        if _first_header(log.path) is None:
+            if log.root not in devices_by_root:
+                devices_by_root[log.root] = _root_devices(log.root)
+            devices = devices_by_root[log.root]
+            log.device_hint = next(iter(devices)) if len(devices) == 1 else None
+
+
+def _first_header(path: Path) -> Header | None:
+    with open(path, "rb") as f:
+        headers = parse_log(f.read(4096), str(path)).headers
+    return headers[0] if headers else None
+
+
+def _root_devices(root: Path) -> set[str]:
+    """Cameras named by the pull state or by any readable log header under a storage root."""
+    state = root / "pull-state.json"
+    if state.is_file():
+        try:
+            device = json.loads(state.read_text()).get("device_id")
+        except (ValueError, OSError, AttributeError):
+            device = None
+        if isinstance(device, str) and device:
+            return {device}
+    devices = set()
+    for path in root.rglob("*.log"):
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts):
+            header = _first_header(path)
+            if header is not None:
+                devices.add(header.device_id)
+    return devices
 
 
 # -- loading ---------------------------------------------------------------------------------------
@@ -174,12 +189,12 @@ class Loader:
         self.con.execute("BEGIN TRANSACTION")
         try:
             self.con.execute('DELETE FROM problems WHERE path = ? AND "offset" >= ?', [key, start])
-            parser = self._read(log, key, start, hasher, context, result, progress)
+            parser, consumed = self._read(log, key, start, hasher, context, result, progress)
             problems = db.one(self.con, "SELECT count(*) FROM problems WHERE path = ?", [key])[0]
             self.con.execute(
                 "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
                 [key, str(log.root), parser.device_id, parser.boot, parser.part, stat.st_size, stat.st_mtime,
-                 parser.consumed, hasher.hexdigest(), earlier_records + result.records_read, problems])
+                 consumed, hasher.hexdigest(), earlier_records + result.records_read, problems])
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
@@ -187,7 +202,7 @@ class Loader:
         return result
 
     def _read(self, log: LogFile, key: str, start: int, hasher, context, result: FileResult,
-              progress: tqdm) -> ColumnParser:
+              progress: tqdm) -> tuple[ColumnParser, int]:
         parser = ColumnParser(key, *context, offset=start)
         unhashed = b""  # bytes fed to the parser but not yet part of a complete line
         batch: list[pa.Table] = []
@@ -206,9 +221,10 @@ class Loader:
                     self._write(batch, key, result)
                     batch, rows = [], 0
                 progress.update(len(chunk))
+        complete_bytes = parser.consumed  # what the hash covers; a truncated tail is read again next time
         self._take(parser.close_table(), key, result, batch)
         self._write(batch, key, result)
-        return parser
+        return parser, complete_bytes
 
     def _take(self, out: ColumnChunk, key: str, result: FileResult, batch: list[pa.Table]) -> int:
         for header in out.headers:
