@@ -282,7 +282,7 @@ def test_every_intact_record_lands_exactly_once(tmp_path_factory, case):
     files, expected, order = case
     card = tmp_path_factory.mktemp("card")
     (card / "logs").mkdir()
-    (card / "tinymask_boot.txt").write_text("1")
+    (card / "pull-state.json").write_text('{"device_id": "cam1", "files": {}}')  # names the camera
     for name, data in files.items():
         (card / "logs" / name).write_bytes(data)
     database = card / "t.duckdb"
