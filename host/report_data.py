@@ -244,8 +244,9 @@ def gaps(con) -> dict:
 def _silent_stretches(con, limit: int = 100) -> list[dict]:
     """Runs of 10 s buckets without a single record inside a boot (log off, card out, camera down)."""
     buckets = con.execute(f"""
-        SELECT device_id, boot, list(DISTINCT uptime_ms // {GAP_BUCKET_MS} ORDER BY 1)
-        FROM (SELECT device_id, boot, uptime_ms FROM sel) GROUP BY 1, 2 ORDER BY 1, 2""").fetchall()
+        SELECT device_id, boot, list(DISTINCT bucket ORDER BY bucket)
+        FROM (SELECT device_id, boot, uptime_ms // {GAP_BUCKET_MS} AS bucket FROM sel) GROUP BY 1, 2 ORDER BY 1, 2
+        """).fetchall()
     stretches = []
     for device, boot, present in buckets:
         for before, after in zip(present[:-1], present[1:]):
