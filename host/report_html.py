@@ -74,7 +74,8 @@ def table(rows: list[dict], columns: list[tuple[str, str]], empty: str = "none")
 
 def cards(items: list[tuple[str, object]]) -> str:
     return '<div class="cards">' + "".join(
-        f'<div class="card"><b>{fmt(value, 1)}</b>{esc(name)}</div>' for name, value in items) + "</div>"
+        f'<div class="card"><b>{fmt(value, 3 if isinstance(value, float) and abs(value) < 1 else 1)}</b>'
+        f'{esc(name)}</div>' for name, value in items) + "</div>"
 
 
 def thumbs(frames: list[dict], caption) -> str:
