@@ -4,23 +4,29 @@ Modes (TrainConfig.augment):
 - none: the pixels as the board sees them;
 - flip: random horizontal flips;
 - jitter: flips, shifts of up to 3 pixels (people not centred), brightness and contrast (lighting);
-- interp: flips, plus the paper's 5-interpolation copies of every training image (see host.train).
+- interp: flips, plus the paper's 5-interpolation copies of every training image (see host.train);
+- robust: jitter, plus the door camera's degradations at random strengths: blur, motion blur,
+  sensor noise, low light and distance (zoom-out); see host.degrade.robust_batch.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-MODES = ("none", "flip", "jitter", "interp")
+MODES = ("none", "flip", "jitter", "interp", "robust")
 
 
 def augment_batch(x: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:
     if mode == "none":
         return x
     x = flip(x, rng)
-    if mode == "jitter":
+    if mode in ("jitter", "robust"):
         x = shift(x, rng, 3)
         x = light(x, rng, contrast=0.2, brightness=0.1)
+    if mode == "robust":
+        from host import degrade  # imports data and preprocess; only needed for this mode
+
+        x = degrade.robust_batch(x, rng)
     return x
 
 

@@ -70,3 +70,13 @@ def count_macs(model: keras.Model) -> int:
         elif isinstance(layer, keras.Model):
             macs += count_macs(layer)
     return int(macs)
+
+
+def _register_zoo() -> None:
+    """Add the comparison designs (host.zoo) to ARCHITECTURES; zoo does not import this module."""
+    from host import zoo
+
+    ARCHITECTURES.update(zoo.ARCHITECTURES)
+
+
+_register_zoo()

@@ -1,0 +1,535 @@
+"""Compare model designs, pruning and quantization on one table and one picture (`python -m host.compare`).
+
+Rows (candidates), all trained on the same splits with the same recipe (host.train):
+- tiny_cnn, the reference (the paper's model, what host.build ships);
+- squeezenet and squeezenet_mod (the paper's comparison models, host.zoo), plus any other --archs;
+- the reference pruned by L1 filter norm at each --prune-rates, one-shot and iterative, each
+  fine-tuned (host.prune);
+- --robust-archs trained with the "robust" augmentation (host.augment / host.degrade).
+Columns: parameters, float32 and int8 .tflite bytes, MACs, TFLM tensor arena, estimated board
+inference ms and FPS (inference only, and the whole loop with camera and logging), float32 and int8
+accuracy with per-class precision / recall / F1 (int8 on the TFLM interpreter), int8 accuracy under
+each test-time degradation (host.degrade) and their mean, and whether the model fits the board.
+
+Writes compare.json, compare.csv, compare.md (the table), compare.png (int8 accuracy against FPS
+and against int8 bytes, Pareto fronts marked) and models/<row>.tflite into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from host import checks, degrade, evaluate, prune, quantize, train
+from host import data as data_mod
+from host import model as model_mod
+from host.boards import BoardProfile, load_board
+from host.errors import UserError, run_cli
+
+REFERENCE = "tiny_cnn"
+DEFAULT_ARCHS = ["tiny_cnn", "squeezenet", "squeezenet_mod", "ds_cnn", "ds_cnn:jitter", "ds_cnn_wide"]
+DEFAULT_RATES = [0.25, 0.5, 0.75]
+DEFAULT_ROBUST = ["tiny_cnn", "ds_cnn"]
+METHODS = ("one-shot", "iterative")
+PAPER_SIZE_ORDER = ["squeezenet", "squeezenet_mod", "tiny_cnn"]  # largest first, as in the paper
+
+# The issue's frontier target, measured against the reference row of the same run.
+TARGET_MAX_INT8_BYTES = 70_000
+TARGET_MAX_ACCURACY_DROP = 0.003
+TARGET_SPEEDUP = 2.0
+
+
+@dataclass
+class Candidate:
+    name: str  # row label, also the file stem of its .tflite
+    kind: str  # "design", "pruned" or "robust"
+    arch: str
+    augment: str
+    prune_method: str | None = None
+    prune_rate: float | None = None
+    filters: dict = field(default_factory=dict)
+    train_seconds: float = 0.0
+
+
+# ---- pure helpers -----------------------------------------------------------------------------------
+
+
+def pareto_front(points: list[tuple[float, float]], maximize: tuple[bool, bool] = (True, True)) -> list[int]:
+    """Indices of the points no other point dominates (at least as good on both axes, better on one).
+
+    Duplicated points are all on the front. NaN coordinates are never on it.
+    """
+    signs = np.array([1.0 if m else -1.0 for m in maximize])
+    values = np.array(points, dtype=float).reshape(-1, 2) * signs
+    front = []
+    for i, p in enumerate(values):
+        if np.isnan(p).any():
+            continue
+        others = values[~np.isnan(values).any(axis=1)]
+        dominated = np.any(np.all(others >= p, axis=1) & np.any(others > p, axis=1))
+        if not dominated:
+            front.append(i)
+    return front
+
+
+def parse_rates(values: list[str]) -> list[float]:
+    rates = []
+    for v in values:
+        try:
+            rate = float(v)
+        except ValueError:
+            raise UserError(f"--prune-rates {v!r}: not a number; give fractions such as 0.25 0.5 0.75") from None
+        if not 0.0 < rate < 1.0:
+            raise UserError(f"--prune-rates {v}: must be between 0 and 1 (exclusive), e.g. 0.5 removes half the filters")
+        rates.append(rate)
+    return rates
+
+
+def split_spec(spec: str, default_augment: str) -> tuple[str, str]:
+    """'ds_cnn' -> ('ds_cnn', default); 'ds_cnn:jitter' -> ('ds_cnn', 'jitter')."""
+    arch, _, mode = spec.partition(":")
+    return arch, mode or default_augment
+
+
+def check_archs(specs: list[str]) -> list[str]:
+    for spec in specs:
+        arch, mode = split_spec(spec, train.TrainConfig.augment)
+        if arch not in model_mod.ARCHITECTURES:
+            raise UserError(f"unknown architecture {arch!r}; choose from {', '.join(model_mod.ARCHITECTURES)}")
+        if mode not in train.AUGMENTATIONS:
+            raise UserError(f"{spec!r}: unknown augmentation {mode!r}; choose from {', '.join(train.AUGMENTATIONS)}")
+    return specs
+
+
+def check_degradations(names: list[str]) -> list[str]:
+    unknown = [n for n in names if n not in degrade.DEGRADATIONS]
+    if unknown:
+        raise UserError(f"unknown degradation {', '.join(map(repr, unknown))}; choose from {', '.join(degrade.DEGRADATIONS)}")
+    return names
+
+
+# ---- measurements -----------------------------------------------------------------------------------
+
+# TFLM's Python interpreter does not always fail cleanly when an arena is too small for a model with
+# many tensors: at some sizes it segfaults (SqueezeNet at 8 KiB) or corrupts its own heap so that the
+# next probe in the same process fails with a flatbuffer error. So every probe runs in a fresh child
+# process (about 0.4 s each); a child that crashes means "does not fit".
+_ARENA_PROBE = """
+import sys
+from tflite_micro.python.tflite_micro import runtime
+payload = open(sys.argv[1], "rb").read()
+try:
+    runtime.Interpreter.from_bytes(payload, arena_size=int(sys.argv[2])).invoke()
+except (RuntimeError, ValueError):
+    sys.exit(3)
+print("fits", flush=True)
+"""
+
+
+def arena_bytes(payload: bytes, start: int = 4096, limit: int = 16 * 1024 * 1024) -> int:
+    """Smallest TFLM tensor arena (to 256 bytes) that runs the model, as host.tflm.arena_bytes."""
+    from host import tflm
+
+    with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
+        f.write(payload)
+        f.flush()
+
+        def fits(size: int) -> bool:
+            child = subprocess.run([sys.executable, "-c", _ARENA_PROBE, f.name, str(size)],
+                                   capture_output=True, text=True)
+            return child.returncode == 0 and child.stdout.strip() == "fits"
+
+        return tflm._search_arena(fits, start, limit)
+
+
+def inspect_model(payload: bytes) -> checks.ModelFacts:
+    """host.checks.inspect_model with the crash-safe arena search."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=payload)
+    return checks.ModelFacts(
+        model_bytes=len(payload),
+        input=checks._tensor_facts(interpreter.get_input_details()[0]),
+        output=checks._tensor_facts(interpreter.get_output_details()[0]),
+        ops=sorted({op["op_name"] for op in interpreter._get_ops_details()}),
+        arena_bytes=arena_bytes(payload),
+    )
+
+
+def float32_tflite(model) -> bytes:
+    """The float32 .tflite (no quantization) of a Keras model, batch fixed at 1 like host.quantize."""
+    import contextlib
+    import io
+    import warnings
+
+    import keras
+    import tensorflow as tf
+
+    from host import tflm
+
+    fixed_input = keras.Input(shape=tuple(model.input_shape[1:]), batch_size=1)
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(fixed_input, model(fixed_input)))
+    with contextlib.redirect_stdout(io.StringIO()), tflm.quiet_stderr(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bytes(converter.convert())
+
+
+def degraded_accuracy(payload: bytes, labels: np.ndarray, degraded: dict[str, np.ndarray]) -> dict[str, float]:
+    out = {}
+    for name, pixels in degraded.items():
+        predicted = evaluate.to_labels(evaluate.int8_scores(payload, pixels, progress=False))
+        out[name] = float((predicted == labels).mean()) if len(labels) else 0.0
+    return out
+
+
+def measure(candidate: Candidate, model, dataset: data_mod.Dataset, board: BoardProfile,
+            degraded: dict[str, np.ndarray], representative: np.ndarray, out: Path) -> dict:
+    """Quantize, check and evaluate one trained model; returns its table row (a flat-ish dict)."""
+    payload = quantize.quantize(model, representative)
+    (out / "models").mkdir(parents=True, exist_ok=True)
+    quantize.write_atomic(out / "models" / f"{candidate.name}.tflite", payload)
+    facts = inspect_model(payload)
+    results = checks.run_checks(facts, board)
+    metrics = evaluate.evaluate(model, payload, dataset.test, progress=False)
+    macs = model_mod.count_macs(model)
+    inference_ms, frame_ms = board.inference_ms(macs), board.frame_ms(macs)
+    by_degradation = degraded_accuracy(payload, dataset.test.labels, degraded)
+    row = {
+        **asdict(candidate),
+        "params": int(model.count_params()),
+        "float32_bytes": len(float32_tflite(model)),
+        "int8_bytes": len(payload),
+        "macs": macs,
+        "arena_bytes": facts.arena_bytes,
+        "ops": facts.ops,
+        "inference_ms": inference_ms,
+        "inference_fps": 1000.0 / inference_ms,
+        "frame_ms": frame_ms,
+        "frame_fps": 1000.0 / frame_ms,
+        "float32_accuracy": metrics["float32"]["accuracy"],
+        "int8_accuracy": metrics["int8"]["accuracy"],
+        "agreement": metrics["agreement"],
+        "float32_per_class": metrics["float32"]["per_class"],
+        "int8_per_class": metrics["int8"]["per_class"],
+        "int8_confusion_matrix": metrics["int8"]["confusion_matrix"],
+        "degraded_int8_accuracy": float(np.mean(list(by_degradation.values()))) if by_degradation else None,
+        "degraded": by_degradation,
+        "fits": not checks.failures(results),
+        "checks": [asdict(c) for c in results],
+    }
+    return row
+
+
+# ---- the run ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class CompareConfig:
+    archs: list[str]
+    prune_rates: list[float]
+    prune_methods: list[str]
+    robust_archs: list[str]
+    epochs: int
+    fine_tune_epochs: int
+    iterative_steps: int
+    degradations: list[str]
+    augment: str
+    seed: int
+    board: str
+    limit: int | None
+
+
+def plan(config: CompareConfig) -> list[Candidate]:
+    """Rows in table order; the reference first (pruning needs it even if not listed)."""
+    default_augment = config.augment
+    rows = [Candidate(REFERENCE, "design", REFERENCE, default_augment)]
+    for spec in config.archs:
+        arch, mode = split_spec(spec, default_augment)
+        name = arch if mode == default_augment else f"{arch}_{mode}"
+        if name not in {r.name for r in rows}:
+            rows.append(Candidate(name, "design" if mode != "robust" else "robust", arch, mode))
+    for method in config.prune_methods:
+        for rate in config.prune_rates:
+            rows.append(Candidate(f"{REFERENCE}_pruned{round(rate * 100)}_{method.replace('-', '')}", "pruned",
+                                  REFERENCE, default_augment, method, rate))
+    for arch in config.robust_archs:
+        if f"{arch}_robust" not in {r.name for r in rows}:
+            rows.append(Candidate(f"{arch}_robust", "robust", arch, "robust"))
+    return rows
+
+
+def run(config: CompareConfig, data_dir: Path, out: Path, progress: bool = True) -> dict:
+    start = time.time()
+    board = load_board(config.board)
+    out.mkdir(parents=True, exist_ok=True)
+    say = print if progress else (lambda *a, **k: None)
+    dataset = data_mod.load_dataset(data_dir, seed=config.seed, limit=config.limit, progress=progress)
+    say(f"data: train {len(dataset.train)}, val {len(dataset.val)}, test {len(dataset.test)} images", flush=True)
+    representative = quantize.representative_pixels(dataset.train, 300, config.seed)
+    windows = degrade.camera_windows(dataset.test.paths, progress=progress)
+    degraded = {name: degrade.degraded_pixels(windows, name) for name in config.degradations}
+    say(f"degraded test sets: {', '.join(config.degradations) or 'none'}", flush=True)
+
+    candidates = plan(config)
+    rows, reference_model = [], None
+    for i, candidate in enumerate(candidates, 1):
+        t0 = time.time()
+        say(f"[{i}/{len(candidates)}] {candidate.name}: ", end="", flush=True)
+        if candidate.kind == "pruned":
+            tune = prune.FineTune(epochs=config.fine_tune_epochs, augment=candidate.augment, seed=config.seed)
+            if candidate.prune_method == "one-shot":
+                result = prune.one_shot(reference_model, candidate.prune_rate, dataset, tune)
+            else:
+                result = prune.iterative(reference_model, candidate.prune_rate, dataset, tune, config.iterative_steps)
+            model, candidate.filters = result.model, result.filters
+        else:
+            trained = train.train(dataset, train.TrainConfig(arch=candidate.arch, epochs=config.epochs,
+                                                             augment=candidate.augment, seed=config.seed), verbose=False)
+            model = trained.model
+            if candidate.name == REFERENCE:
+                reference_model = model
+        candidate.train_seconds = round(time.time() - t0, 1)
+        row = measure(candidate, model, dataset, board, degraded, representative, out)
+        rows.append(row)
+        say(f"int8 acc {row['int8_accuracy']:.4f}, degraded {_fmt(row['degraded_int8_accuracy'], '.4f')}, "
+            f"{row['int8_bytes']:,} B, {row['macs']:,} MACs, {row['inference_fps']:.0f}/{row['frame_fps']:.0f} FPS, "
+            f"{'fits' if row['fits'] else 'does NOT fit'} {board.name} ({time.time() - t0:.0f} s)", flush=True)
+
+    report = {
+        "format": 1,
+        "board": board.name,
+        "config": asdict(config),
+        "data": {"root": str(dataset.root), "fingerprint": dataset.fingerprint, "counts": dataset.counts()},
+        "degradations": {n: degrade.DEGRADATIONS[n].description for n in config.degradations},
+        "rows": rows,
+        "pareto": {
+            "accuracy_vs_inference_fps": [rows[i]["name"] for i in pareto_front([(r["inference_fps"], r["int8_accuracy"]) for r in rows])],
+            "accuracy_vs_int8_bytes": [rows[i]["name"] for i in pareto_front([(r["int8_bytes"], r["int8_accuracy"]) for r in rows], (False, True))],
+        },
+        "targets": targets(rows),
+        "paper_size_order": size_order(rows),
+        "seconds": round(time.time() - start, 1),
+    }
+    write_outputs(report, out)
+    say(f"wrote {out}/compare.md, compare.json, compare.csv, compare.png ({report['seconds']:.0f} s)")
+    return report
+
+
+def targets(rows: list[dict]) -> dict:
+    """Which rows meet the issue's frontier target against the reference row."""
+    ref = next((r for r in rows if r["name"] == REFERENCE), None)
+    if ref is None:
+        return {}
+    result = {"reference_int8_accuracy": ref["int8_accuracy"], "reference_inference_fps": ref["inference_fps"],
+              "reference_frame_fps": ref["frame_fps"], "max_int8_bytes": TARGET_MAX_INT8_BYTES,
+              "max_accuracy_drop": TARGET_MAX_ACCURACY_DROP, "speedup": TARGET_SPEEDUP, "rows": {}}
+    for r in rows:
+        if r is ref:
+            continue
+        small = r["int8_bytes"] <= TARGET_MAX_INT8_BYTES
+        accurate = r["int8_accuracy"] >= ref["int8_accuracy"] - TARGET_MAX_ACCURACY_DROP - 1e-12
+        fast_inference = r["inference_fps"] >= TARGET_SPEEDUP * ref["inference_fps"]
+        fast_loop = r["frame_fps"] >= TARGET_SPEEDUP * ref["frame_fps"]
+        result["rows"][r["name"]] = {
+            "small": small, "accurate": accurate, "fits": r["fits"],
+            "inference_speedup": r["inference_fps"] / ref["inference_fps"],
+            "frame_speedup": r["frame_fps"] / ref["frame_fps"],
+            "meets_inference_target": small and accurate and fast_inference and r["fits"],
+            "meets_whole_loop_target": small and accurate and fast_loop and r["fits"],
+            "beats_reference": r["int8_accuracy"] > ref["int8_accuracy"] and r["inference_fps"] > ref["inference_fps"],
+        }
+    return result
+
+
+def size_order(rows: list[dict]) -> dict:
+    by_name = {r["name"]: r for r in rows}
+    present = [n for n in PAPER_SIZE_ORDER if n in by_name]
+    measured = sorted(present, key=lambda n: -by_name[n]["int8_bytes"])
+    by_accuracy = sorted(present, key=lambda n: -by_name[n]["int8_accuracy"])
+    return {"paper": present, "measured_int8_bytes": measured, "matches_paper": measured == present,
+            "measured_int8_accuracy": by_accuracy}
+
+
+# ---- outputs ----------------------------------------------------------------------------------------
+
+CSV_COLUMNS = [
+    "name", "kind", "arch", "augment", "prune_method", "prune_rate", "params", "float32_bytes", "int8_bytes", "macs",
+    "arena_bytes", "inference_ms", "inference_fps", "frame_ms", "frame_fps", "float32_accuracy", "int8_accuracy",
+    "degraded_int8_accuracy", "fits", "train_seconds",
+]
+
+
+def flat_row(row: dict) -> dict:
+    flat = {k: row[k] for k in CSV_COLUMNS}
+    for kind in ("float32", "int8"):
+        for label, c in row[f"{kind}_per_class"].items():
+            for metric in ("precision", "recall", "f1"):
+                flat[f"{kind}_{label}_{metric}"] = c[metric]
+    for name, acc in row["degraded"].items():
+        flat[f"int8_{name}_accuracy"] = acc
+    flat["failed_checks"] = "; ".join(c["name"] for c in row["checks"] if not c["ok"])
+    return flat
+
+
+def write_outputs(report: dict, out: Path) -> None:
+    (out / "compare.json").write_text(json.dumps(report, indent=2) + "\n")
+    flats = [flat_row(r) for r in report["rows"]]
+    with open(out / "compare.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(flats[0]) if flats else CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(flats)
+    (out / "compare.md").write_text(markdown(report))
+    plot(report, out / "compare.png")
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+def markdown(report: dict) -> str:
+    rows = report["rows"]
+    labels = data_mod.LABELS
+    head = ["model", "params", "f32 B", "int8 B", "MACs", "arena B", "inf ms", "inf FPS", "loop FPS",
+            "f32 acc", "int8 acc"]
+    head += [f"{label} P/R/F1 (int8)" for label in labels] + ["degraded int8 acc", f"fits {report['board']}"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["name"], f"{r['params']:,}", f"{r['float32_bytes']:,}", f"{r['int8_bytes']:,}", f"{r['macs']:,}",
+                 f"{r['arena_bytes']:,}", f"{r['inference_ms']:.1f}", f"{r['inference_fps']:.0f}", f"{r['frame_fps']:.0f}",
+                 f"{r['float32_accuracy']:.4f}", f"{r['int8_accuracy']:.4f}"]
+        for label in labels:
+            c = r["int8_per_class"][label]
+            cells.append(f"{c['precision']:.3f}/{c['recall']:.3f}/{c['f1']:.3f}")
+        cells.append(_fmt(r["degraded_int8_accuracy"], ".4f"))
+        failed = [c["name"] for c in r["checks"] if not c["ok"]]
+        cells.append("yes" if r["fits"] else "no: " + ", ".join(failed))
+        lines.append("| " + " | ".join(cells) + " |")
+    degradations = list(report["degradations"])
+    if degradations:
+        lines += ["", "int8 accuracy under each degradation (test split, TFLM):", "",
+                  "| model | clean | " + " | ".join(degradations) + " | mean |", "|" + "---|" * (len(degradations) + 3)]
+        for r in rows:
+            cells = [r["name"], f"{r['int8_accuracy']:.4f}"] + [f"{r['degraded'][d]:.4f}" for d in degradations]
+            lines.append("| " + " | ".join(cells + [_fmt(r["degraded_int8_accuracy"], ".4f")]) + " |")
+    pareto = report["pareto"]
+    lines += ["", f"Pareto front, int8 accuracy vs inference FPS: {', '.join(pareto['accuracy_vs_inference_fps'])}",
+              f"Pareto front, int8 accuracy vs int8 bytes: {', '.join(pareto['accuracy_vs_int8_bytes'])}"]
+    order = report.get("paper_size_order") or {}
+    if order.get("paper"):
+        lines.append(f"Size order (int8 bytes, largest first): {' > '.join(order['measured_int8_bytes'])}"
+                     f" ({'matches' if order['matches_paper'] else 'differs from'} the paper's {' > '.join(order['paper'])});"
+                     f" int8 accuracy order: {' > '.join(order['measured_int8_accuracy'])}")
+    t = report.get("targets") or {}
+    if t:
+        met_inf = [n for n, v in t["rows"].items() if v["meets_inference_target"]]
+        met_loop = [n for n, v in t["rows"].items() if v["meets_whole_loop_target"]]
+        lines += ["", f"Target: int8 <= {t['max_int8_bytes']:,} B, int8 accuracy >= reference "
+                  f"{t['reference_int8_accuracy']:.4f} - {t['max_accuracy_drop'] * 100:.1f} points, >= {t['speedup']:g}x FPS, fits:",
+                  f"- with inference-only FPS (reference {t['reference_inference_fps']:.0f}): {', '.join(met_inf) or 'none'}",
+                  f"- with whole-loop FPS (reference {t['reference_frame_fps']:.0f}): {', '.join(met_loop) or 'none'}"]
+    c = report["config"]
+    lines += ["", f"Training: {c['epochs']} epochs (pruned rows: {c['fine_tune_epochs']} fine-tuning epochs,"
+              f" iterative in {c['iterative_steps']} steps), augment {c['augment']}, seed {c['seed']}; "
+              f"FPS estimated from MACs with {report['board']}'s MAC/cycle figure; loop FPS adds camera, scaling and logging."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict, path: Path) -> None:
+    from host import plots  # sets the Agg backend
+
+    plt = plots.plt
+    rows = report["rows"]
+    colors = {"design": "tab:blue", "pruned": "tab:orange", "robust": "tab:green"}
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
+    panels = [("inference_fps", "estimated inference FPS on the board (log)", (True, True), "accuracy_vs_inference_fps"),
+              ("int8_bytes", "int8 model bytes (log)", (False, True), "accuracy_vs_int8_bytes")]
+    for ax, (key, xlabel, maximize, _) in zip(axes, panels):
+        xs = np.array([r[key] for r in rows], dtype=float)
+        ys = np.array([r["int8_accuracy"] for r in rows]) * 100
+        for kind, color in colors.items():
+            idx = [i for i, r in enumerate(rows) if r["kind"] == kind]
+            if idx:
+                fits = [i for i in idx if rows[i]["fits"]]
+                nofit = [i for i in idx if not rows[i]["fits"]]
+                ax.scatter(xs[fits], ys[fits], c=color, label=kind, zorder=3)
+                if nofit:
+                    ax.scatter(xs[nofit], ys[nofit], facecolors="none", edgecolors=color, label=f"{kind} (does not fit)", zorder=3)
+        front = sorted(pareto_front(list(zip(xs, ys)), maximize), key=lambda i: xs[i])
+        ax.plot(xs[front], ys[front], "k--", lw=1, label="Pareto front", zorder=2)
+        ax.scatter(xs[front], ys[front], s=140, facecolors="none", edgecolors="k", zorder=4)
+        for i, r in enumerate(rows):
+            ax.annotate(r["name"], (xs[i], ys[i]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("int8 accuracy on test (%)")
+        ax.grid(alpha=0.3, which="both")
+    ref = next((r for r in rows if r["name"] == REFERENCE), None)
+    if ref:
+        axes[0].axvline(ref["inference_fps"] * TARGET_SPEEDUP, color="grey", ls=":", lw=1, label="2x reference FPS")
+        axes[1].axvline(TARGET_MAX_INT8_BYTES, color="grey", ls=":", lw=1, label=f"{TARGET_MAX_INT8_BYTES:,} B")
+        for ax in axes:
+            ax.axhline((ref["int8_accuracy"] - TARGET_MAX_ACCURACY_DROP) * 100, color="red", ls=":", lw=1,
+                       label="reference - 0.3 points")
+    axes[0].set_title("int8 accuracy vs speed")
+    axes[1].set_title("int8 accuracy vs size")
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"tinymask model comparison on {report['board']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---- command line -----------------------------------------------------------------------------------
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m host.compare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=None, help="image folder (default: $TINYMASK_DATA or facemask-v1)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for compare.{json,csv,md,png} and models/")
+    parser.add_argument("--archs", nargs="+", default=DEFAULT_ARCHS, metavar="ARCH",
+                        help=f"designs to train, ARCH or ARCH:AUGMENT to override --augment for that row (the reference"
+                             f" {REFERENCE} is always included; default: %(default)s)")
+    parser.add_argument("--prune-rates", nargs="*", default=[str(r) for r in DEFAULT_RATES], metavar="RATE",
+                        help="fractions of filters to remove from the reference (default: %(default)s; none to skip)")
+    parser.add_argument("--prune-methods", nargs="*", default=list(METHODS), choices=METHODS,
+                        help="pruning schedules (default: %(default)s)")
+    parser.add_argument("--robust-archs", nargs="*", default=DEFAULT_ROBUST, metavar="ARCH",
+                        help="designs also trained with --augment robust (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=train.TrainConfig.epochs, help="training epochs per design (default: %(default)s)")
+    parser.add_argument("--fine-tune-epochs", type=int, default=15, help="fine-tuning epochs per pruned model (default: %(default)s)")
+    parser.add_argument("--iterative-steps", type=int, default=3, help="steps of iterative pruning (default: %(default)s)")
+    parser.add_argument("--degradations", nargs="*", default=list(degrade.DEGRADATIONS), metavar="NAME",
+                        help=f"test-time degradations (default: all: {', '.join(degrade.DEGRADATIONS)})")
+    parser.add_argument("--augment", default=train.TrainConfig.augment, choices=train.AUGMENTATIONS,
+                        help="augmentation of the non-robust rows (default: host.train's, %(default)s)")
+    parser.add_argument("--seed", type=int, default=train.TrainConfig.seed, help="seed (default: %(default)s)")
+    parser.add_argument("--board", default="openmv_h7", help="board profile (default: %(default)s)")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many images per split and class (quick runs)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    args = parser.parse_args(argv)
+    if args.epochs < 1 or args.fine_tune_epochs < 0 or args.iterative_steps < 1:
+        raise UserError("--epochs and --iterative-steps must be at least 1, --fine-tune-epochs at least 0")
+    config = CompareConfig(
+        archs=check_archs(args.archs), prune_rates=parse_rates(args.prune_rates), prune_methods=args.prune_methods,
+        robust_archs=check_archs(args.robust_archs), epochs=args.epochs, fine_tune_epochs=args.fine_tune_epochs,
+        iterative_steps=args.iterative_steps, degradations=check_degradations(args.degradations),
+        augment=args.augment, seed=args.seed, board=args.board, limit=args.limit,
+    )
+    load_board(config.board)  # fail on a bad board before any training
+    run(config, args.data or data_mod.default_data_dir(), args.out, progress=not args.quiet)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

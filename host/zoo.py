@@ -1,0 +1,106 @@
+"""More model designs for the comparison (`python -m host.compare`), each in one screen.
+
+- `squeezenet`: SqueezeNet 1.1 (Iandola et al. 2016) adapted to 32x32 input: a stride-2 3x3 stem,
+  eight fire modules (squeeze 1x1 -> expand 1x1 + expand 3x3, concatenated) in three stages at
+  16x16, 8x8 and 4x4, and the SqueezeNet head (dropout, 1x1 conv to one channel, global average,
+  sigmoid). The paper's first comparison model.
+- `squeezenet_mod`: the same with two fire modules removed (fire8 and fire9, the widest ones), the
+  paper's "modified SqueezeNet".
+- `ds_cnn`: our frontier design: depthwise-separable convolutions (MobileNet style) with batch
+  normalisation, and a small head that keeps where things are (flatten of a 4x4 map into 16 units)
+  instead of the tiny CNN's 1024x100 dense layer, which holds 81% of its parameters.
+- `ds_cnn_wide`: `ds_cnn` with twice the filters, for the accuracy end of the front.
+
+Every design takes (dropout, seed) like `host.model.tiny_cnn`, so `host.train` can build it, and uses
+only operators the OpenMV H7 runs (CONV_2D, DEPTHWISE_CONV_2D, MAX_POOL_2D, CONCATENATION, MEAN,
+FULLY_CONNECTED, RESHAPE, LOGISTIC after conversion; batch normalisation folds into the convolutions).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+INPUT_SHAPE = (32, 32, 3)
+
+# (squeeze, expand) filters of SqueezeNet 1.1's fire2..fire9, and where it pools.
+FIRES = [(16, 64), (16, 64), (32, 128), (32, 128), (48, 192), (48, 192), (64, 256), (64, 256)]
+POOL_AFTER = {1, 3}  # after fire3 and fire5 (0-based indices into FIRES)
+
+
+def fire(x, squeeze: int, expand: int, name: str):
+    s = layers.Conv2D(squeeze, 1, activation="relu", name=f"{name}_squeeze")(x)
+    e1 = layers.Conv2D(expand, 1, activation="relu", name=f"{name}_expand1x1")(s)
+    e3 = layers.Conv2D(expand, 3, padding="same", activation="relu", name=f"{name}_expand3x3")(s)
+    return layers.Concatenate(name=f"{name}_concat")([e1, e3])
+
+
+def _squeezenet(fires: list[tuple[int, int]], name: str, dropout: float, seed: int) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(shape=INPUT_SHAPE)
+    x = layers.Conv2D(64, 3, strides=2, padding="same", activation="relu", name="conv1")(inputs)
+    for i, (squeeze, expand) in enumerate(fires):
+        x = fire(x, squeeze, expand, f"fire{i + 2}")
+        if i in POOL_AFTER:
+            x = layers.MaxPooling2D(name=f"pool{i + 2}")(x)
+    # SqueezeNet's own head uses dropout 0.5 before conv10; keep the caller's rate for comparability.
+    x = layers.Dropout(dropout)(x)
+    x = layers.Conv2D(1, 1, name="conv10")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    outputs = layers.Activation("sigmoid")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def squeezenet(dropout: float = 0.2, seed: int = 1337) -> keras.Model:
+    return _squeezenet(FIRES, "squeezenet", dropout, seed)
+
+
+def squeezenet_mod(dropout: float = 0.2, seed: int = 1337) -> keras.Model:
+    """SqueezeNet with fire8 and fire9 removed (the paper removes two fire modules for 32x32)."""
+    return _squeezenet(FIRES[:-2], "squeezenet_mod", dropout, seed)
+
+
+def separable(x, filters: int, name: str):
+    """Depthwise 3x3 then pointwise 1x1, each followed by batch normalisation and ReLU."""
+    x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{name}_dw")(x)
+    x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+    x = layers.ReLU(name=f"{name}_dw_relu")(x)
+    x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(x)
+    x = layers.BatchNormalization(name=f"{name}_pw_bn")(x)
+    return layers.ReLU(name=f"{name}_pw_relu")(x)
+
+
+def _ds_cnn(stem: int, widths: tuple[int, int, int], head_units: int, name: str, dropout: float,
+            seed: int) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(shape=INPUT_SHAPE)
+    x = layers.Conv2D(stem, 3, strides=2, padding="same", use_bias=False, name="stem")(inputs)  # 16x16
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.ReLU(name="stem_relu")(x)
+    x = separable(x, widths[0], "block1")
+    x = layers.MaxPooling2D(name="pool1")(x)  # 8x8
+    x = separable(x, widths[1], "block2")
+    x = layers.MaxPooling2D(name="pool2")(x)  # 4x4
+    x = separable(x, widths[2], "block3")
+    x = layers.Dropout(dropout)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(head_units, activation="relu", name="head")(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="output")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def ds_cnn(dropout: float = 0.2, seed: int = 1337) -> keras.Model:
+    return _ds_cnn(8, (32, 64, 64), 16, "ds_cnn", dropout, seed)
+
+
+def ds_cnn_wide(dropout: float = 0.2, seed: int = 1337) -> keras.Model:
+    return _ds_cnn(16, (32, 64, 128), 32, "ds_cnn_wide", dropout, seed)
+
+
+ARCHITECTURES = {
+    "squeezenet": squeezenet,
+    "squeezenet_mod": squeezenet_mod,
+    "ds_cnn": ds_cnn,
+    "ds_cnn_wide": ds_cnn_wide,
+}

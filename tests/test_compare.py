@@ -1,0 +1,128 @@
+"""host.compare: Pareto fronts (pure), the crash-safe arena search, user errors, a small real run."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from host import compare, quantize, tflm
+from host import model as model_mod
+
+
+def dominates(a, b, maximize):
+    better_or_equal = all((x >= y) if m else (x <= y) for x, y, m in zip(a, b, maximize))
+    return better_or_equal and a != b
+
+
+points = st.lists(st.tuples(st.integers(0, 20), st.integers(0, 20)).map(lambda p: (float(p[0]), float(p[1]))),
+                  min_size=1, max_size=25)
+
+
+@given(points, st.tuples(st.booleans(), st.booleans()))
+def test_pareto_front_is_exactly_the_undominated_points(pts, maximize):
+    front = set(compare.pareto_front(pts, maximize))
+    for i, p in enumerate(pts):
+        dominated = any(dominates(q, p, maximize) for q in pts)
+        assert (i in front) == (not dominated)
+    assert front  # a finite non-empty set always has an undominated point
+
+
+def test_pareto_front_by_hand():
+    # (fps, accuracy): the 3rd is slower and less accurate than the 2nd; the 4th duplicates the 1st.
+    pts = [(10, 0.97), (40, 0.96), (30, 0.95), (10, 0.97), (80, 0.90), (float("nan"), 0.99)]
+    assert compare.pareto_front(pts) == [0, 1, 3, 4]
+    # (bytes, accuracy): fewer bytes is better.
+    assert compare.pareto_front([(100, 0.9), (50, 0.9), (200, 0.95)], (False, True)) == [1, 2]
+
+
+def test_crash_safe_arena_matches_tflm_for_the_tiny_cnn():
+    pixels = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    payload = quantize.quantize(model_mod.tiny_cnn(), pixels)
+    assert compare.arena_bytes(payload) == tflm.arena_bytes(payload)
+
+
+def test_plan_puts_the_reference_first_and_names_rows():
+    config = compare.CompareConfig(
+        archs=["ds_cnn", "ds_cnn:jitter", "tiny_cnn"], prune_rates=[0.5], prune_methods=["one-shot", "iterative"], robust_archs=["ds_cnn"],
+        epochs=1, fine_tune_epochs=1, iterative_steps=2, degradations=[], augment="flip", seed=1, board="openmv_h7",
+        limit=None)
+    names = [c.name for c in compare.plan(config)]
+    assert names == ["tiny_cnn", "ds_cnn", "ds_cnn_jitter", "tiny_cnn_pruned50_oneshot", "tiny_cnn_pruned50_iterative",
+                     "ds_cnn_robust"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--archs", "resnet50"], "unknown architecture 'resnet50'"),
+        (["--archs", "ds_cnn:sepia"], "unknown augmentation 'sepia'"),
+        (["--prune-rates", "1.5"], "must be between 0 and 1"),
+        (["--prune-rates", "half"], "not a number"),
+        (["--degradations", "fog"], "unknown degradation 'fog'"),
+        (["--board", "esp32"], "unknown board"),
+    ],
+)
+def test_user_errors_are_one_line(args, message, tmp_path, capsys):
+    assert compare.run_cli(compare.main, ["--out", str(tmp_path / "out"), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and message in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_command_line_entry_point_reports_errors_without_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "host.compare", "--out", str(tmp_path), "--prune-rates", "0"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: --prune-rates 0")
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory, data_dir):
+    out = tmp_path_factory.mktemp("compare")
+    args = ["--data", str(data_dir), "--out", str(out), "--limit", "12", "--epochs", "1", "--fine-tune-epochs", "1",
+            "--iterative-steps", "2", "--archs", "tiny_cnn", "squeezenet_mod", "ds_cnn",
+            "--prune-rates", "0.5", "--robust-archs", "ds_cnn", "--degradations", "low_light", "scale", "--quiet"]
+    assert compare.main(args) == 0
+    return out
+
+
+def test_small_run_writes_table_picture_and_models(small_run):
+    names = {p.name for p in small_run.iterdir()}
+    assert {"compare.json", "compare.csv", "compare.md", "compare.png", "models"} <= names
+    report = json.loads((small_run / "compare.json").read_text())
+    rows = {r["name"]: r for r in report["rows"]}
+    assert list(rows) == ["tiny_cnn", "squeezenet_mod", "ds_cnn", "tiny_cnn_pruned50_oneshot",
+                          "tiny_cnn_pruned50_iterative", "ds_cnn_robust"]
+    for name, row in rows.items():
+        assert (small_run / "models" / f"{name}.tflite").stat().st_size == row["int8_bytes"]
+        assert set(row["degraded"]) == {"low_light", "scale"}
+        assert row["degraded_int8_accuracy"] == pytest.approx(np.mean(list(row["degraded"].values())))
+        assert row["inference_fps"] == pytest.approx(1000 / row["inference_ms"])
+        assert row["frame_ms"] > row["inference_ms"] and row["float32_bytes"] > row["int8_bytes"]
+        assert set(row["int8_per_class"]) == {"without_mask", "with_mask"}
+        assert row["fits"] == all(c["ok"] for c in row["checks"])
+    assert report["paper_size_order"]["measured_int8_bytes"] == ["squeezenet_mod", "tiny_cnn"]
+    assert not rows["squeezenet_mod"]["fits"] and rows["tiny_cnn"]["fits"]
+    pruned = rows["tiny_cnn_pruned50_oneshot"]
+    assert pruned["filters"] == rows["tiny_cnn_pruned50_iterative"]["filters"] and list(pruned["filters"].values()) == [8, 16, 32]
+    assert pruned["macs"] < rows["tiny_cnn"]["macs"] and pruned["params"] < rows["tiny_cnn"]["params"]
+    assert pruned["fits"] and rows["ds_cnn_robust"]["augment"] == "robust"
+    assert set(report["pareto"]["accuracy_vs_int8_bytes"]) <= set(rows)
+    assert set(report["targets"]["rows"]) == set(rows) - {"tiny_cnn"}
+
+
+def test_small_run_csv_and_markdown_agree_with_the_json(small_run):
+    report = json.loads((small_run / "compare.json").read_text())
+    with open(small_run / "compare.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert [r["name"] for r in table] == [r["name"] for r in report["rows"]]
+    assert float(table[0]["int8_accuracy"]) == pytest.approx(report["rows"][0]["int8_accuracy"])
+    assert "int8_with_mask_f1" in table[0] and "int8_scale_accuracy" in table[0]
+    md = (small_run / "compare.md").read_text()
+    assert md.count("\n| tiny_cnn_pruned50_oneshot |") == 2  # main table and degradation table
+    assert "Pareto front" in md and "no: model size" in md

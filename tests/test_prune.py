@@ -1,0 +1,90 @@
+"""L1-norm filter pruning: ranking, physically smaller models that compute the same thing."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from host import checks, compare, prune, quantize
+from host import data as data_mod
+from host import model as model_mod
+from host.boards import load_board
+from host.errors import UserError
+
+
+@given(arrays(np.float64, st.integers(1, 40), elements=st.floats(0, 100)), st.integers(1, 50))
+def test_filters_to_keep_are_the_largest_norms_in_order(norms, keep):
+    kept = prune.filters_to_keep(norms, keep)
+    assert len(kept) == min(keep, len(norms))
+    assert list(kept) == sorted(kept)
+    dropped = np.setdiff1d(np.arange(len(norms)), kept)
+    if len(dropped):
+        assert norms[kept].min() >= norms[dropped].max()
+
+
+def test_l1_norm_is_per_output_filter():
+    model = model_mod.tiny_cnn()
+    conv = model.layers[0]
+    kernel = conv.get_weights()[0]
+    assert np.allclose(prune.l1_norms(conv)[5], np.abs(kernel[..., 5]).sum())
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return model_mod.tiny_cnn()
+
+
+def test_rate_zero_is_the_same_model(tiny):
+    x = np.random.default_rng(1).random((4, 32, 32, 3)).astype(np.float32)
+    same = prune.prune_by_rate(tiny, 0.0)
+    assert same.count_params() == tiny.count_params()
+    assert np.allclose(tiny.predict(x, verbose=0), same.predict(x, verbose=0), atol=1e-6)
+
+
+def test_removing_dead_filters_keeps_the_output(tiny):
+    """Filters with zero weights and bias output zero after ReLU: pruning them changes nothing."""
+    model = model_mod.tiny_cnn(seed=7)
+    weights = model.get_weights()
+    rng = np.random.default_rng(3)
+    dead = {0: rng.choice(16, 4, replace=False), 2: rng.choice(32, 8, replace=False), 4: rng.choice(64, 16, replace=False)}
+    for kernel_index, filters in dead.items():
+        weights[kernel_index][..., filters] = 0.0
+        weights[kernel_index + 1][filters] = 0.0
+    model.set_weights(weights)
+    pruned = prune.prune_by_rate(model, 0.25)
+    assert list(prune.conv_filters(pruned).values()) == [12, 24, 48]
+    x = rng.random((6, 32, 32, 3)).astype(np.float32)
+    assert np.allclose(model.predict(x, verbose=0), pruned.predict(x, verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("rate, filters", [(0.25, [12, 24, 48]), (0.5, [8, 16, 32]), (0.75, [4, 8, 16])])
+def test_pruned_model_is_physically_smaller_and_runs_on_the_board(tiny, rate, filters):
+    pruned = prune.prune_by_rate(tiny, rate)
+    assert list(prune.conv_filters(pruned).values()) == filters
+    assert pruned.count_params() < tiny.count_params()
+    assert model_mod.count_macs(pruned) < model_mod.count_macs(tiny)
+    assert pruned.layers[-3].get_weights()[0].shape == (4 * 4 * filters[-1], 100)  # dense rows sliced
+    if rate == 0.5:
+        pixels = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+        payload = quantize.quantize(pruned, pixels)
+        facts = compare.inspect_model(payload)
+        assert not checks.failures(checks.run_checks(facts, load_board("openmv_h7")))
+        assert facts.model_bytes < 0.6 * len(quantize.quantize(tiny, pixels))
+
+
+def test_unsupported_models_and_rates_are_user_errors():
+    with pytest.raises(UserError, match="cannot prune"):
+        prune.prune_by_rate(model_mod.build("squeezenet_mod"), 0.5)
+    with pytest.raises(UserError, match="below 1"):
+        prune.prune_by_rate(model_mod.tiny_cnn(), 1.0)
+
+
+def test_one_shot_and_iterative_fine_tune_on_real_data(tiny, data_dir):
+    dataset = data_mod.load_dataset(data_dir, limit=12, progress=False)
+    tune = prune.FineTune(epochs=2)
+    one = prune.one_shot(tiny, 0.5, dataset, tune)
+    it = prune.iterative(tiny, 0.5, dataset, tune, steps=2)
+    assert one.method == "one-shot" and it.method == "iterative"
+    assert one.filters == it.filters == {name: n // 2 for name, n in prune.conv_filters(tiny).items()}
+    assert 0.0 <= one.val_accuracy <= 1.0 and 0.0 <= it.val_accuracy <= 1.0

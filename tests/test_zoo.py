@@ -1,0 +1,63 @@
+"""host.zoo designs: registered for host.train, the paper's size ordering, board-runnable int8."""
+
+import numpy as np
+import pytest
+from keras import layers
+
+from host import checks, compare, quantize, zoo
+from host import model as model_mod
+from host.boards import load_board
+
+
+def test_zoo_designs_are_registered_and_tiny_cnn_is_unchanged():
+    assert set(zoo.ARCHITECTURES) <= set(model_mod.ARCHITECTURES)
+    assert model_mod.ARCHITECTURES["tiny_cnn"] is model_mod.tiny_cnn
+    reference = model_mod.build("tiny_cnn")
+    assert reference.count_params() == 126185 and model_mod.count_macs(reference) == 2904164
+
+
+def test_parameter_order_follows_the_paper():
+    params = {name: model_mod.build(name).count_params() for name in ("squeezenet", "squeezenet_mod", "tiny_cnn", "ds_cnn")}
+    assert params["squeezenet"] > params["squeezenet_mod"] > params["tiny_cnn"] > params["ds_cnn"]
+
+
+def test_modified_squeezenet_has_two_fire_modules_fewer():
+    def fires(model):
+        return sum(isinstance(layer, layers.Concatenate) for layer in model.layers)
+
+    assert fires(zoo.squeezenet()) == 8 and fires(zoo.squeezenet_mod()) == 6
+
+
+def test_fire_module_concatenates_both_expands():
+    model = zoo.squeezenet()
+    concat = model.get_layer("fire2_concat")
+    assert concat.output.shape[-1] == 2 * zoo.FIRES[0][1]
+    assert model.output.shape[-1] == 1
+
+
+def test_count_macs_of_a_separable_design_by_hand():
+    model = zoo.ds_cnn()
+    stem = 16 * 16 * 8 * 27
+    block1 = 16 * 16 * 8 * 9 + 16 * 16 * 8 * 32
+    block2 = 8 * 8 * 32 * 9 + 8 * 8 * 32 * 64
+    block3 = 4 * 4 * 64 * 9 + 4 * 4 * 64 * 64
+    head = 4 * 4 * 64 * 16 + 16
+    assert model_mod.count_macs(model) == stem + block1 + block2 + block3 + head
+
+
+@pytest.mark.parametrize("arch", ["squeezenet_mod", "ds_cnn"])
+def test_designs_convert_to_board_int8(arch):
+    board = load_board("openmv_h7")
+    pixels = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    payload = quantize.quantize(model_mod.build(arch), pixels)
+    facts = compare.inspect_model(payload)
+    by_name = {c.name: c for c in checks.run_checks(facts, board)}
+    assert by_name["operators"].ok, by_name["operators"].detail
+    assert by_name["input quantization"].ok
+    assert facts.arena_bytes > 0
+    if arch == "ds_cnn":
+        assert not checks.failures(list(by_name.values()))
+        assert "DEPTHWISE_CONV_2D" in facts.ops and facts.model_bytes <= 70_000
+    else:
+        assert "CONCATENATION" in facts.ops
+        assert not by_name["model size"].ok  # SqueezeNets are beyond the H7's model budget
