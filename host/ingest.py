@@ -157,22 +157,34 @@ def _root_devices(root: Path) -> set[str]:
 # -- loading ---------------------------------------------------------------------------------------
 
 class Loader:
-    """Reads log files into the records table in batches; keeps ticks unwrapping state per boot."""
+    """Reads log files into the database in batches of about BATCH_ROWS records across files.
 
-    def __init__(self, con: duckdb.DuckDBPyConnection):
+    Each batch is one transaction: its records, and the `files`, `headers` and `problems` rows of the
+    files read completely so far. An interrupted ingest loses at most the open batch, and the next
+    run reads those files again (the key keeps it from adding anything twice).
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, announce=lambda result: None):
         self.con = con
+        self.announce = announce  # called with each FileResult once its records are committed
+        self.known = {row[0]: row[1:] for row in con.execute(
+            "SELECT path, size, mtime, consumed, prefix_sha256, device_id, boot, part, records FROM files").fetchall()}
         self.last: dict[tuple[str, int], tuple[int, int, int]] = {}  # (device, boot) -> seq, ticks, uptime
         self.reordered: set[tuple[str, int]] = set()  # boots that got records before existing ones
+        self.records: list[pa.Table] = []
+        self.record_count = 0
+        self.files: list[dict] = []
+        self.headers: dict[tuple, list] = {}
+        self.problems: list[Problem] = []
+        self.waiting: dict[str, FileResult] = {}
+        self.con.execute("BEGIN TRANSACTION")
 
     def ingest_file(self, log: LogFile, progress: tqdm) -> FileResult:
         key = str(log.path)
         stat = log.path.stat()
-        known = db.one(
-            self.con,
-            "SELECT size, mtime, consumed, prefix_sha256, device_id, boot, part, records FROM files WHERE path = ?",
-            [key])
         start, hasher, status, earlier_records = 0, hashlib.sha256(), "new", 0
         context = (log.device_hint, log.boot_hint, log.part_hint)
+        known = self.known.get(key)
         if known:
             size, mtime, consumed, prefix, device, boot, part, records = known
             if size == stat.st_size and mtime == stat.st_mtime:
@@ -185,28 +197,20 @@ class Loader:
                 progress.update(consumed)
             else:
                 hasher, status = hashlib.sha256(), "changed"
-        result = FileResult(log.path, status)
-        self.con.execute("BEGIN TRANSACTION")
-        try:
             self.con.execute('DELETE FROM problems WHERE path = ? AND "offset" >= ?', [key, start])
-            parser, consumed = self._read(log, key, start, hasher, context, result, progress)
-            problems = db.one(self.con, "SELECT count(*) FROM problems WHERE path = ?", [key])[0]
-            self.con.execute(
-                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
-                [key, str(log.root), parser.device_id, parser.boot, parser.part, stat.st_size, stat.st_mtime,
-                 consumed, hasher.hexdigest(), earlier_records + result.records_read, problems])
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
+        result = FileResult(log.path, status)
+        self.waiting[key] = result
+        parser, consumed = self._read(log, key, start, hasher, context, result, progress)
+        self.files.append({
+            "path": key, "root": str(log.root), "device_id": parser.device_id, "boot": parser.boot,
+            "part": parser.part, "size": stat.st_size, "mtime": stat.st_mtime, "consumed": consumed,
+            "prefix_sha256": hasher.hexdigest(), "records": earlier_records + result.records_read})
         return result
 
     def _read(self, log: LogFile, key: str, start: int, hasher, context, result: FileResult,
               progress: tqdm) -> tuple[ColumnParser, int]:
         parser = ColumnParser(key, *context, offset=start)
         unhashed = b""  # bytes fed to the parser but not yet part of a complete line
-        batch: list[pa.Table] = []
-        rows = 0
         with open(log.path, "rb") as f:
             f.seek(start)
             while chunk := f.read(CHUNK_BYTES):
@@ -216,19 +220,19 @@ class Loader:
                 used = parser.consumed - before
                 hasher.update(stream[:used])
                 unhashed = stream[used:]
-                rows += self._take(out, key, result, batch)
-                if rows >= BATCH_ROWS:
-                    self._write(batch, key, result)
-                    batch, rows = [], 0
+                self._take(out, key, result)
                 progress.update(len(chunk))
+                if self.record_count >= BATCH_ROWS:
+                    self.flush()
         complete_bytes = parser.consumed  # what the hash covers; a truncated tail is read again next time
-        self._take(parser.close_table(), key, result, batch)
-        self._write(batch, key, result)
+        self._take(parser.close_table(), key, result)
         return parser, complete_bytes
 
-    def _take(self, out: ColumnChunk, key: str, result: FileResult, batch: list[pa.Table]) -> int:
-        for header in out.headers:
-            self._save_header(header, key)
+    def _take(self, out: ColumnChunk, key: str, result: FileResult) -> None:
+        for h in out.headers:
+            self.headers[(h.device_id, h.boot, h.part)] = [
+                h.device_id, h.boot, h.part, h.format_version, h.model_sha256, h.firmware_version,
+                h.omv_firmware, h.board, key]
         problems = list(out.problems)
         table = out.table
         if table.num_rows:
@@ -239,49 +243,63 @@ class Loader:
                 problems.append(Problem(key, first, f"{orphans} records skipped: no readable header and the "
                                         "camera or boot cannot be told from the folder or file name"))
                 table = table.filter(known)
-            batch.append(table)
-        self._save_problems(problems, result)
-        return table.num_rows
-
-    def _save_header(self, header: Header, key: str) -> None:
-        self.con.execute(
-            "INSERT OR REPLACE INTO headers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [header.device_id, header.boot, header.part, header.format_version, header.model_sha256,
-             header.firmware_version, header.omv_firmware, header.board, key])
-
-    def _save_problems(self, problems: list[Problem], result: FileResult) -> None:
-        if not problems:
-            return
+            if table.num_rows:
+                self.records.append(table.append_column("file", pa.repeat(pa.scalar(key), table.num_rows)))
+                self.record_count += table.num_rows
+                result.records_read += table.num_rows
         result.problems += len(problems)
         for problem in problems:
             result.reasons[_reason_kind(problem.reason)] += 1
             if len(result.shown) < SHOWN_PROBLEMS:
                 result.shown.append(problem)
-        table = pa.table({"path": [p.source for p in problems], "offset": [p.offset for p in problems],
-                          "reason": [p.reason for p in problems]})
-        _run_with(self.con, table, "INSERT INTO problems SELECT * FROM incoming")
+        self.problems += problems
 
-    def _write(self, batch: list[pa.Table], key: str, result: FileResult) -> None:
-        if not batch:
-            return
-        table = pa.concat_tables(batch)
-        if table.num_rows == 0:
-            return
-        groups = table.group_by(["device_id", "boot"]).aggregate([]).to_pylist()
-        for group in groups:
-            part = table if len(groups) == 1 else table.filter(pc.and_(
-                pc.equal(table["device_id"], group["device_id"]), pc.equal(table["boot"], group["boot"])))
-            self._insert_boot(part, group["device_id"], group["boot"], key, result)
+    def flush(self) -> None:
+        """Write the batch and commit it; announce the files it completed."""
+        if self.records:
+            table = pa.concat_tables(self.records)
+            self.records, self.record_count = [], 0
+            groups = table.group_by(["device_id", "boot"]).aggregate([]).to_pylist()
+            for group in groups:
+                part = table if len(groups) == 1 else table.filter(pc.and_(
+                    pc.equal(table["device_id"], group["device_id"]), pc.equal(table["boot"], group["boot"])))
+                self._insert_boot(part, group["device_id"], group["boot"])
+        if self.headers:
+            _run_with(self.con, pa.table(list(zip(*self.headers.values())), names=[
+                "device_id", "boot", "part", "format_version", "model_sha256", "firmware_version",
+                "omv_firmware", "board", "path"]), "INSERT OR REPLACE INTO headers SELECT * FROM incoming")
+            self.headers = {}
+        if self.problems:
+            _run_with(self.con, pa.table({"path": [p.source for p in self.problems],
+                                          "offset": [p.offset for p in self.problems],
+                                          "reason": [p.reason for p in self.problems]}),
+                      "INSERT INTO problems SELECT * FROM incoming")
+            self.problems = []
+        if self.files:
+            files = pa.Table.from_pylist(self.files)
+            _run_with(self.con, files, """
+                INSERT OR REPLACE INTO files
+                SELECT i.*, (SELECT count(*) FROM problems p WHERE p.path = i.path), now() FROM incoming i""")
+            done = [f["path"] for f in self.files]
+            self.files = []
+            for path in done:
+                self.announce(self.waiting.pop(path))
+        self.con.execute("COMMIT")
+        self.con.execute("BEGIN TRANSACTION")
 
-    def _insert_boot(self, table: pa.Table, device: str, boot: int, key: str, result: FileResult) -> None:
+    def close(self) -> None:
+        self.flush()
+        self.fix_reordered_boots()
+        self.con.execute("COMMIT")
+
+    def _insert_boot(self, table: pa.Table, device: str, boot: int) -> None:
         seq = table["seq"].to_numpy()
-        if np.any(seq[1:] <= seq[:-1]):  # out of order or repeated within the file: sort, keep the first
+        if np.any(seq[1:] <= seq[:-1]):  # out of order, or one record read twice: sort, keep the first
             order = np.lexsort((table["offset"].to_numpy(), seq))
             table, seq = table.take(order), seq[order]
             first = np.ones(len(seq), dtype=bool)
             first[1:] = seq[1:] != seq[:-1]
             table, seq = table.filter(pa.array(first)), seq[first]
-        result.records_read += table.num_rows
         lo, hi = int(seq[0]), int(seq[-1])
         existing, newest = db.one(
             self.con,
@@ -290,19 +308,24 @@ class Loader:
         if newest is not None and newest > hi:
             self.reordered.add((device, boot))
         uptime = self._unwrap(device, boot, seq, table["ticks_ms"].to_numpy())
-        rows = pa.table({
-            name: (pa.array(uptime) if name == "uptime_ms" else
-                   pa.repeat(pa.scalar(key), table.num_rows) if name == "file" else table[name])
-            for name in db.RECORD_COLUMNS})
+        rows = pa.table({name: pa.array(uptime) if name == "uptime_ms" else table[name]
+                         for name in db.RECORD_COLUMNS})
         if existing == 0:
-            inserted = _run_with(self.con, rows, "INSERT INTO records SELECT * FROM incoming")
+            _run_with(self.con, rows, "INSERT INTO records SELECT * FROM incoming")
+            new_by_file = pc.value_counts(rows["file"]).to_pylist()
+            counts = {item["values"]: item["counts"] for item in new_by_file}
         else:
-            inserted = _run_with(
-                self.con, rows,
-                "INSERT INTO records SELECT b.* FROM incoming b WHERE NOT EXISTS (SELECT 1 FROM records r "
-                "WHERE r.device_id = ? AND r.boot = ? AND r.seq BETWEEN ? AND ? AND r.seq = b.seq)",
-                [device, boot, lo, hi])
-        result.records_new += inserted
+            self.con.register("incoming", rows)
+            try:
+                counts = Counter(path for (path,) in self.con.execute(
+                    "INSERT INTO records SELECT b.* FROM incoming b WHERE NOT EXISTS (SELECT 1 FROM records r "
+                    "WHERE r.device_id = ? AND r.boot = ? AND r.seq BETWEEN ? AND ? AND r.seq = b.seq) "
+                    "RETURNING file", [device, boot, lo, hi]).fetchall())
+            finally:
+                self.con.unregister("incoming")
+        for path, count in counts.items():
+            if path in self.waiting:
+                self.waiting[path].records_new += count
 
     def _unwrap(self, device: str, boot: int, seq: np.ndarray, ticks: np.ndarray) -> np.ndarray:
         """uptime_ms: ticks_ms unwrapped in seq order, carried on from the record before this batch."""
@@ -374,20 +397,25 @@ def ingest(sources: list[str | Path], db_path: Path | str = db.DEFAULT_DB, progr
     logs = find_logs(sources)
     con = db.connect(db_path)
     try:
-        loader = Loader(con)
         total = sum(log.path.stat().st_size for log in logs)
         results = []
         with tqdm(total=total, unit="B", unit_scale=True, desc="ingesting", disable=_no_bar(progress),
                   file=sys.stderr) as bar:
-            for log in logs:
-                result = loader.ingest_file(log, bar)
-                results.append(result)
+            def announce(result: FileResult) -> None:
                 for line in describe_result(result):
                     if echo is print:
                         bar.write(line, file=sys.stdout)
                     else:
                         echo(line)
-        loader.fix_reordered_boots()
+
+            loader = Loader(con, announce)
+            try:
+                for log in logs:
+                    results.append(loader.ingest_file(log, bar))
+                loader.close()
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
     finally:
         con.close()
     return IngestSummary(Path(db_path), results, time.perf_counter() - started)
