@@ -263,3 +263,34 @@ def test_endless_line_is_skipped_without_holding_it_in_memory():
     problems += out.problems + tail.problems
     assert [r.seq for r in records] == [5]
     assert len(problems) == 1 and problems[0].offset == 0 and "without a line end" in problems[0].reason
+
+
+def _firmware_log_writer():
+    """firmware/tmlog.py's pure formatting functions (the board's writer), imported under CPython."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    firmware = str(Path(__file__).resolve().parents[1] / "firmware")
+    before = set(sys.modules)
+    sys.path.insert(0, firmware)
+    try:
+        return importlib.import_module("tmlog")
+    finally:
+        sys.path.remove(firmware)
+        for name in set(sys.modules) - before:  # leave no firmware module behind for other tests
+            del sys.modules[name]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 10**6), st.integers(0, TICKS_PERIOD - 1), labels, st.floats(0, 1) | st.none(),
+       st.integers(0, 999) | st.none(), st.integers(0, 9999) | st.none(), doors, st.none() | st.just("captures/x.jpg"),
+       st.sampled_from(EVENTS), free_text, device_ids)
+def test_host_writers_match_the_firmware_writer(seq, ticks, label, score, infer_ms, frame_ms, door, image,
+                                                event, detail, device):
+    tmlog = _firmware_log_writer()
+    assert format_frame(seq, ticks, label, score, infer_ms, frame_ms, door, image) == tmlog.format_line(
+        tmlog.frame_body(seq, ticks, label, score, infer_ms, frame_ms, door, image or "-"))
+    assert format_event(seq, ticks, event, detail) == tmlog.format_line(tmlog.event_body(seq, ticks, event, detail))
+    assert format_header(device, 3, 1, "ab" * 32, "0.1.0", "4.6.0", "openmv_h7") == tmlog.format_line(
+        tmlog.header_body(device, 3, 1, "ab" * 32, "0.1.0", "4.6.0", "openmv_h7"))
