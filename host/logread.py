@@ -366,9 +366,18 @@ def format_header(device_id: str, boot: int, part: int = 0, model_sha256: str = 
 
 def format_frame(seq: int, ticks_ms: int, label: str, score: float | None, infer_ms: int | None,
                  frame_ms: int | None, door: str = "closed", image: str | None = None) -> str:
-    score_text = None if score is None else f"{score:.4f}"
-    return format_line(("F", seq, ticks_ms % TICKS_PERIOD, label, score_text, infer_ms, frame_ms,
+    return format_line(("F", seq, ticks_ms % TICKS_PERIOD, label, score_text(score), infer_ms, frame_ms,
                         door, image))
+
+
+def score_text(score: float | None) -> str | None:
+    """4 decimals rounded half up in integers, as the firmware writes them (int8 scores are multiples
+    of 1/256, so ties such as 0.03125 happen; '%.4f' would round those to even)."""
+    if score is None:
+        return None
+    n = int(score * 10000 + 0.5) if score >= 0 else -int(0.5 - score * 10000)
+    sign, n = ("-", -n) if n < 0 else ("", n)
+    return f"{sign}{n // 10000}.{n % 10000:04d}"
 
 
 def format_event(seq: int, ticks_ms: int, event: str, detail: str | None = None) -> str:

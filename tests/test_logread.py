@@ -181,6 +181,11 @@ def test_unwrap_ticks_recovers_uptime(start, steps):
 
 # -- exact format -------------------------------------------------------------------------------
 
+def test_scores_round_half_up_like_the_firmware():
+    assert [format_frame(0, 0, "m", q / 256, 1, 1).split(",")[4] for q in (8, 24, 255, 256)] == [
+        "0.0313", "0.0938", "0.9961", "1.0000"]
+
+
 def test_checksum_is_sum_of_bytes_before_star_mod_256():
     line = format_frame(1, 1120, "with_mask", 0.9731, 14, 33, "closed")
     body, checksum = line.rstrip("\n").split("*")
@@ -283,7 +288,8 @@ def _firmware_log_writer():
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.integers(0, 10**6), st.integers(0, TICKS_PERIOD - 1), labels, st.floats(0, 1) | st.none(),
+@given(st.integers(0, 10**6), st.integers(0, TICKS_PERIOD - 1), labels,
+       st.floats(0, 1) | st.integers(0, 256).map(lambda q: q / 256) | st.none(),
        st.integers(0, 999) | st.none(), st.integers(0, 9999) | st.none(), doors, st.none() | st.just("captures/x.jpg"),
        st.sampled_from(EVENTS), free_text, device_ids)
 def test_host_writers_match_the_firmware_writer(seq, ticks, label, score, infer_ms, frame_ms, door, image,
