@@ -30,7 +30,7 @@ class TrainConfig:
     batch_size: int = 32
     learning_rate: float = 1e-3
     dropout: float = 0.2
-    augment: str = "flip"  # see host.augment.MODES
+    augment: str = "jitter"  # see host.augment.MODES
     seed: int = 1337
 
     def __post_init__(self):
@@ -50,16 +50,18 @@ class TrainResult:
 
 
 class BestWeights(keras.callbacks.Callback):
-    """Keep the weights of the epoch with the best validation accuracy (earliest wins ties)."""
+    """Keep the weights of the epoch with the best validation accuracy; among equal accuracies the
+    lower validation loss wins (a small validation set ties often, and loss separates the ties)."""
 
     def __init__(self):
         super().__init__()
-        self.best, self.epoch, self.weights = -1.0, 0, None
+        self.best, self.best_loss, self.epoch, self.weights = -1.0, float("inf"), 0, None
 
     def on_epoch_end(self, epoch, logs=None):
-        score = float((logs or {}).get("val_accuracy", -1.0))
-        if score > self.best:
-            self.best, self.epoch, self.weights = score, epoch + 1, self.model.get_weights()
+        logs = logs or {}
+        score, loss = float(logs.get("val_accuracy", -1.0)), float(logs.get("val_loss", float("inf")))
+        if score > self.best or (score == self.best and loss < self.best_loss):
+            self.best, self.best_loss, self.epoch, self.weights = score, loss, epoch + 1, self.model.get_weights()
 
 
 class EpochLine(keras.callbacks.Callback):
