@@ -39,7 +39,8 @@ from host.errors import UserError, run_cli
 REFERENCE = "tiny_cnn"
 DEFAULT_ARCHS = ["tiny_cnn", "squeezenet", "squeezenet_mod", "ds_cnn", "ds_cnn:jitter", "ds_cnn_wide"]
 DEFAULT_RATES = [0.25, 0.5, 0.75]
-DEFAULT_ROBUST = ["tiny_cnn", "ds_cnn"]
+DEFAULT_ROBUST = ["tiny_cnn", "ds_cnn", "ds_cnn_wide"]
+DEFAULT_PRUNE_SOURCES = ["tiny_cnn", "tiny_cnn_robust"]
 METHODS = ("one-shot", "iterative")
 PAPER_SIZE_ORDER = ["squeezenet", "squeezenet_mod", "tiny_cnn"]  # largest first, as in the paper
 
@@ -57,6 +58,7 @@ class Candidate:
     augment: str
     prune_method: str | None = None
     prune_rate: float | None = None
+    prune_source: str | None = None  # the trained row that was pruned
     filters: dict = field(default_factory=dict)
     train_seconds: float = 0.0
 
@@ -80,6 +82,16 @@ def pareto_front(points: list[tuple[float, float]], maximize: tuple[bool, bool] 
         if not dominated:
             front.append(i)
     return front
+
+
+def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of an accuracy: how far test-set noise alone can move it."""
+    if total == 0:
+        return (0.0, 1.0)
+    p = correct / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return (max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))  # exact at p = 0 or 1
 
 
 def parse_rates(values: list[str]) -> list[float]:
@@ -218,6 +230,7 @@ def measure(candidate: Candidate, model, dataset: data_mod.Dataset, board: Board
         "frame_fps": 1000.0 / frame_ms,
         "float32_accuracy": metrics["float32"]["accuracy"],
         "int8_accuracy": metrics["int8"]["accuracy"],
+        "int8_accuracy_ci95": wilson_interval(int(np.trace(metrics["int8"]["confusion_matrix"])), metrics["int8"]["count"]),
         "agreement": metrics["agreement"],
         "float32_per_class": metrics["float32"]["per_class"],
         "int8_per_class": metrics["int8"]["per_class"],
@@ -239,6 +252,7 @@ class CompareConfig:
     prune_rates: list[float]
     prune_methods: list[str]
     robust_archs: list[str]
+    prune_sources: list[str]
     epochs: int
     fine_tune_epochs: int
     iterative_steps: int
@@ -250,7 +264,8 @@ class CompareConfig:
 
 
 def plan(config: CompareConfig) -> list[Candidate]:
-    """Rows in table order; the reference first (pruning needs it even if not listed)."""
+    """Rows in table order: the reference first, designs, robust designs, then pruned rows of each
+    --prune-sources row (fine-tuned with that row's augmentation)."""
     default_augment = config.augment
     rows = [Candidate(REFERENCE, "design", REFERENCE, default_augment)]
     for spec in config.archs:
@@ -258,13 +273,17 @@ def plan(config: CompareConfig) -> list[Candidate]:
         name = arch if mode == default_augment else f"{arch}_{mode}"
         if name not in {r.name for r in rows}:
             rows.append(Candidate(name, "design" if mode != "robust" else "robust", arch, mode))
-    for method in config.prune_methods:
-        for rate in config.prune_rates:
-            rows.append(Candidate(f"{REFERENCE}_pruned{round(rate * 100)}_{method.replace('-', '')}", "pruned",
-                                  REFERENCE, default_augment, method, rate))
     for arch in config.robust_archs:
         if f"{arch}_robust" not in {r.name for r in rows}:
             rows.append(Candidate(f"{arch}_robust", "robust", arch, "robust"))
+    trained = {r.name: r for r in rows}
+    for source in config.prune_sources:
+        if source not in trained:
+            raise UserError(f"--prune-sources {source!r}: not a row of this run; choose from {', '.join(trained)}")
+        for method in config.prune_methods:
+            for rate in config.prune_rates:
+                rows.append(Candidate(f"{source}_pruned{round(rate * 100)}_{method.replace('-', '')}", "pruned",
+                                      trained[source].arch, trained[source].augment, method, rate, prune_source=source))
     return rows
 
 
@@ -281,27 +300,33 @@ def run(config: CompareConfig, data_dir: Path, out: Path, progress: bool = True)
     say(f"degraded test sets: {', '.join(config.degradations) or 'none'}", flush=True)
 
     candidates = plan(config)
-    rows, reference_model = [], None
+    sources: dict[str, object] = {}  # trained models that pruned rows start from
+    rows = []
     for i, candidate in enumerate(candidates, 1):
         t0 = time.time()
-        say(f"[{i}/{len(candidates)}] {candidate.name}: ", end="", flush=True)
+        what = (f"{candidate.prune_method} L1 pruning of {candidate.prune_source} at {candidate.prune_rate:g}, fine-tuning"
+                if candidate.kind == "pruned" else f"training {candidate.arch}, augment {candidate.augment}")
+        say(f"[{i}/{len(candidates)}] {candidate.name}: {what}", flush=True)
         if candidate.kind == "pruned":
-            tune = prune.FineTune(epochs=config.fine_tune_epochs, augment=candidate.augment, seed=config.seed)
+            tune = prune.FineTune(epochs=config.fine_tune_epochs, augment=candidate.augment, seed=config.seed,
+                                  verbose=progress)
             if candidate.prune_method == "one-shot":
-                result = prune.one_shot(reference_model, candidate.prune_rate, dataset, tune)
+                result = prune.one_shot(sources[candidate.prune_source], candidate.prune_rate, dataset, tune)
             else:
-                result = prune.iterative(reference_model, candidate.prune_rate, dataset, tune, config.iterative_steps)
+                result = prune.iterative(sources[candidate.prune_source], candidate.prune_rate, dataset, tune,
+                                         config.iterative_steps)
             model, candidate.filters = result.model, result.filters
         else:
             trained = train.train(dataset, train.TrainConfig(arch=candidate.arch, epochs=config.epochs,
-                                                             augment=candidate.augment, seed=config.seed), verbose=False)
+                                                             augment=candidate.augment, seed=config.seed),
+                                  verbose=progress)
             model = trained.model
-            if candidate.name == REFERENCE:
-                reference_model = model
+            if candidate.name in config.prune_sources:
+                sources[candidate.name] = model
         candidate.train_seconds = round(time.time() - t0, 1)
         row = measure(candidate, model, dataset, board, degraded, representative, out)
         rows.append(row)
-        say(f"int8 acc {row['int8_accuracy']:.4f}, degraded {_fmt(row['degraded_int8_accuracy'], '.4f')}, "
+        say(f"[{i}/{len(candidates)}] {candidate.name}: int8 acc {row['int8_accuracy']:.4f}, degraded {_fmt(row['degraded_int8_accuracy'], '.4f')}, "
             f"{row['int8_bytes']:,} B, {row['macs']:,} MACs, {row['inference_fps']:.0f}/{row['frame_fps']:.0f} FPS, "
             f"{'fits' if row['fits'] else 'does NOT fit'} {board.name} ({time.time() - t0:.0f} s)", flush=True)
 
@@ -400,13 +425,14 @@ def markdown(report: dict) -> str:
     rows = report["rows"]
     labels = data_mod.LABELS
     head = ["model", "params", "f32 B", "int8 B", "MACs", "arena B", "inf ms", "inf FPS", "loop FPS",
-            "f32 acc", "int8 acc"]
+            "f32 acc", "int8 acc (95% CI)"]
     head += [f"{label} P/R/F1 (int8)" for label in labels] + ["degraded int8 acc", f"fits {report['board']}"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["name"], f"{r['params']:,}", f"{r['float32_bytes']:,}", f"{r['int8_bytes']:,}", f"{r['macs']:,}",
                  f"{r['arena_bytes']:,}", f"{r['inference_ms']:.1f}", f"{r['inference_fps']:.0f}", f"{r['frame_fps']:.0f}",
-                 f"{r['float32_accuracy']:.4f}", f"{r['int8_accuracy']:.4f}"]
+                 f"{r['float32_accuracy']:.4f}",
+                 f"{r['int8_accuracy']:.4f} ({r['int8_accuracy_ci95'][0]:.3f}-{r['int8_accuracy_ci95'][1]:.3f})"]
         for label in labels:
             c = r["int8_per_class"][label]
             cells.append(f"{c['precision']:.3f}/{c['recall']:.3f}/{c['f1']:.3f}")
@@ -421,6 +447,11 @@ def markdown(report: dict) -> str:
         for r in rows:
             cells = [r["name"], f"{r['int8_accuracy']:.4f}"] + [f"{r['degraded'][d]:.4f}" for d in degradations]
             lines.append("| " + " | ".join(cells + [_fmt(r["degraded_int8_accuracy"], ".4f")]) + " |")
+    for r in rows:
+        plain = next((p for p in rows if p["arch"] == r["arch"] and p["kind"] == "design"), None)
+        if r["kind"] == "robust" and plain and degradations:
+            lines.append(f"- {r['name']} vs {plain['name']}: degraded mean {plain['degraded_int8_accuracy']:.4f} -> "
+                         f"{r['degraded_int8_accuracy']:.4f}, clean {plain['int8_accuracy']:.4f} -> {r['int8_accuracy']:.4f}")
     pareto = report["pareto"]
     lines += ["", f"Pareto front, int8 accuracy vs inference FPS: {', '.join(pareto['accuracy_vs_inference_fps'])}",
               f"Pareto front, int8 accuracy vs int8 bytes: {', '.join(pareto['accuracy_vs_int8_bytes'])}"]
@@ -506,6 +537,8 @@ def main(argv=None) -> int:
                         help="pruning schedules (default: %(default)s)")
     parser.add_argument("--robust-archs", nargs="*", default=DEFAULT_ROBUST, metavar="ARCH",
                         help="designs also trained with --augment robust (default: %(default)s)")
+    parser.add_argument("--prune-sources", nargs="*", default=None, metavar="ROW",
+                        help="trained rows to prune (default: tiny_cnn, and tiny_cnn_robust when tiny_cnn is in --robust-archs)")
     parser.add_argument("--epochs", type=int, default=train.TrainConfig.epochs, help="training epochs per design (default: %(default)s)")
     parser.add_argument("--fine-tune-epochs", type=int, default=15, help="fine-tuning epochs per pruned model (default: %(default)s)")
     parser.add_argument("--iterative-steps", type=int, default=3, help="steps of iterative pruning (default: %(default)s)")
@@ -525,8 +558,12 @@ def main(argv=None) -> int:
         robust_archs=check_archs(args.robust_archs), epochs=args.epochs, fine_tune_epochs=args.fine_tune_epochs,
         iterative_steps=args.iterative_steps, degradations=check_degradations(args.degradations),
         augment=args.augment, seed=args.seed, board=args.board, limit=args.limit,
+        prune_sources=args.prune_sources if args.prune_sources is not None
+        else [s for s in DEFAULT_PRUNE_SOURCES if s == REFERENCE or s.removesuffix("_robust") in args.robust_archs],
     )
-    load_board(config.board)  # fail on a bad board before any training
+    load_board(config.board)  # fail on a bad board or plan before any training
+    for arch in {c.arch for c in plan(config) if c.kind == "pruned"}:
+        prune.prune_by_rate(model_mod.build(arch), 0.5)  # a UserError now if that design cannot be pruned
     run(config, args.data or data_mod.default_data_dir(), args.out, progress=not args.quiet)
     return 0
 

@@ -126,6 +126,7 @@ class FineTune:
     batch_size: int = 32
     augment: str = "flip"
     seed: int = 1337
+    verbose: bool = False  # one line per epoch (host.train's format)
 
 
 def fine_tune(model: keras.Model, dataset: data_mod.Dataset, config: FineTune) -> tuple[keras.Model, float]:
@@ -154,10 +155,13 @@ def fine_tune(model: keras.Model, dataset: data_mod.Dataset, config: FineTune) -
     val = (preprocess.to_float_input(dataset.val.pixels), dataset.val.labels.astype(np.float32))
     best = train.BestWeights()
     # The pruned model before fine-tuning is a candidate too (epoch 0).
-    best.best, best.epoch, best.weights = float(model.evaluate(*val, verbose=0, return_dict=True)["accuracy"]), 0, model.get_weights()
+    start = model.evaluate(*val, verbose=0, return_dict=True)
+    best.best, best.best_loss = float(start["accuracy"]), float(start["loss"])
+    best.epoch, best.weights = 0, model.get_weights()
     if config.epochs > 0:
         model.fit(batches(), steps_per_epoch=max(1, len(labels) // batch_size), epochs=config.epochs,
-                  validation_data=val, callbacks=[best], shuffle=False, verbose=0)
+                  validation_data=val, callbacks=[best] + ([train.EpochLine(config.epochs)] if config.verbose else []),
+                  shuffle=False, verbose=0)
     model.set_weights(best.weights)
     return model, best.best
 

@@ -46,14 +46,27 @@ def test_crash_safe_arena_matches_tflm_for_the_tiny_cnn():
     assert compare.arena_bytes(payload) == tflm.arena_bytes(payload)
 
 
+def small_config(**changes):
+    config = dict(archs=["ds_cnn", "ds_cnn:jitter", "tiny_cnn"], prune_rates=[0.5], prune_methods=["one-shot", "iterative"],
+                  robust_archs=["ds_cnn", "tiny_cnn"], prune_sources=["tiny_cnn"], epochs=1, fine_tune_epochs=1,
+                  iterative_steps=2, degradations=[], augment="flip", seed=1, board="openmv_h7", limit=None)
+    return compare.CompareConfig(**{**config, **changes})
+
+
 def test_plan_puts_the_reference_first_and_names_rows():
-    config = compare.CompareConfig(
-        archs=["ds_cnn", "ds_cnn:jitter", "tiny_cnn"], prune_rates=[0.5], prune_methods=["one-shot", "iterative"], robust_archs=["ds_cnn"],
-        epochs=1, fine_tune_epochs=1, iterative_steps=2, degradations=[], augment="flip", seed=1, board="openmv_h7",
-        limit=None)
-    names = [c.name for c in compare.plan(config)]
-    assert names == ["tiny_cnn", "ds_cnn", "ds_cnn_jitter", "tiny_cnn_pruned50_oneshot", "tiny_cnn_pruned50_iterative",
-                     "ds_cnn_robust"]
+    names = [c.name for c in compare.plan(small_config())]
+    assert names == ["tiny_cnn", "ds_cnn", "ds_cnn_jitter", "ds_cnn_robust", "tiny_cnn_robust",
+                     "tiny_cnn_pruned50_oneshot", "tiny_cnn_pruned50_iterative"]
+
+
+def test_plan_prunes_each_source_with_its_own_augmentation():
+    rows = compare.plan(small_config(prune_sources=["tiny_cnn", "tiny_cnn_robust"], prune_methods=["iterative"]))
+    pruned = {c.name: c for c in rows if c.kind == "pruned"}
+    assert set(pruned) == {"tiny_cnn_pruned50_iterative", "tiny_cnn_robust_pruned50_iterative"}
+    assert pruned["tiny_cnn_robust_pruned50_iterative"].augment == "robust"
+    assert pruned["tiny_cnn_robust_pruned50_iterative"].prune_source == "tiny_cnn_robust"
+    with pytest.raises(compare.UserError, match="not a row of this run"):
+        compare.plan(small_config(prune_sources=["squeezenet"]))
 
 
 @pytest.mark.parametrize(
@@ -65,6 +78,8 @@ def test_plan_puts_the_reference_first_and_names_rows():
         (["--prune-rates", "half"], "not a number"),
         (["--degradations", "fog"], "unknown degradation 'fog'"),
         (["--board", "esp32"], "unknown board"),
+        (["--prune-sources", "ds_cnn_robust", "--robust-archs"], "not a row of this run"),
+        (["--archs", "squeezenet", "--prune-sources", "squeezenet"], "cannot prune squeezenet"),
     ],
 )
 def test_user_errors_are_one_line(args, message, tmp_path, capsys):
@@ -96,8 +111,8 @@ def test_small_run_writes_table_picture_and_models(small_run):
     assert {"compare.json", "compare.csv", "compare.md", "compare.png", "models"} <= names
     report = json.loads((small_run / "compare.json").read_text())
     rows = {r["name"]: r for r in report["rows"]}
-    assert list(rows) == ["tiny_cnn", "squeezenet_mod", "ds_cnn", "tiny_cnn_pruned50_oneshot",
-                          "tiny_cnn_pruned50_iterative", "ds_cnn_robust"]
+    assert list(rows) == ["tiny_cnn", "squeezenet_mod", "ds_cnn", "ds_cnn_robust", "tiny_cnn_pruned50_oneshot",
+                          "tiny_cnn_pruned50_iterative"]
     for name, row in rows.items():
         assert (small_run / "models" / f"{name}.tflite").stat().st_size == row["int8_bytes"]
         assert set(row["degraded"]) == {"low_light", "scale"}
@@ -111,7 +126,7 @@ def test_small_run_writes_table_picture_and_models(small_run):
     pruned = rows["tiny_cnn_pruned50_oneshot"]
     assert pruned["filters"] == rows["tiny_cnn_pruned50_iterative"]["filters"] and list(pruned["filters"].values()) == [8, 16, 32]
     assert pruned["macs"] < rows["tiny_cnn"]["macs"] and pruned["params"] < rows["tiny_cnn"]["params"]
-    assert pruned["fits"] and rows["ds_cnn_robust"]["augment"] == "robust"
+    assert pruned["fits"] and pruned["prune_source"] == "tiny_cnn" and rows["ds_cnn_robust"]["augment"] == "robust"
     assert set(report["pareto"]["accuracy_vs_int8_bytes"]) <= set(rows)
     assert set(report["targets"]["rows"]) == set(rows) - {"tiny_cnn"}
 
@@ -126,3 +141,15 @@ def test_small_run_csv_and_markdown_agree_with_the_json(small_run):
     md = (small_run / "compare.md").read_text()
     assert md.count("\n| tiny_cnn_pruned50_oneshot |") == 2  # main table and degradation table
     assert "Pareto front" in md and "no: model size" in md
+
+
+@given(st.integers(0, 1000), st.integers(1, 1000))
+def test_wilson_interval_brackets_the_accuracy(correct, total):
+    correct = min(correct, total)
+    low, high = compare.wilson_interval(correct, total)
+    assert 0.0 <= low <= correct / total <= high <= 1.0
+
+
+def test_wilson_interval_by_hand():
+    low, high = compare.wilson_interval(579, 599)  # 96.66% on facemask-v1/test
+    assert low == pytest.approx(0.9491, abs=5e-4) and high == pytest.approx(0.9783, abs=5e-4)

@@ -88,3 +88,13 @@ def test_one_shot_and_iterative_fine_tune_on_real_data(tiny, data_dir):
     assert one.method == "one-shot" and it.method == "iterative"
     assert one.filters == it.filters == {name: n // 2 for name, n in prune.conv_filters(tiny).items()}
     assert 0.0 <= one.val_accuracy <= 1.0 and 0.0 <= it.val_accuracy <= 1.0
+
+
+def test_depthwise_separable_chains_prune_too():
+    model = model_mod.build("ds_cnn")
+    x = np.random.default_rng(2).random((3, 32, 32, 3)).astype(np.float32)
+    same = prune.prune_by_rate(model, 0.0)
+    assert np.allclose(model.predict(x, verbose=0), same.predict(x, verbose=0), atol=1e-6)
+    half = prune.prune_by_rate(model, 0.5)
+    assert prune.conv_filters(half) == {"stem": 4, "block1_pw": 16, "block2_pw": 32, "block3_pw": 32}
+    assert model_mod.count_macs(half) < model_mod.count_macs(model) / 2
