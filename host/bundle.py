@@ -26,6 +26,7 @@ def file_names(name: str) -> dict:
 
 def stage(models_dir: Path, name: str) -> Path:
     models_dir.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(models_dir, name)
     staging = models_dir / f".staging-{name}-{os.getpid()}"
     if staging.exists():
         shutil.rmtree(staging)
@@ -49,10 +50,28 @@ def commit(staging: Path, models_dir: Path, name: str) -> Path:
     previous = models_dir / f".previous-{name}-{os.getpid()}"
     if final.exists():
         os.replace(final, previous)
-    os.replace(staging, final)
+    try:
+        os.replace(staging, final)
+    except BaseException:
+        if previous.exists() and not final.exists():
+            os.replace(previous, final)  # put the old bundle back: never leave no bundle at all
+        raise
     if previous.exists():
         shutil.rmtree(previous)
     return final
+
+
+def remove_leftovers(models_dir: Path, name: str) -> None:
+    """Staging folders of builds that were killed; a `.previous-` folder is restored if the bundle
+    itself is missing (a build killed between the two renames of `commit`)."""
+    final = models_dir / name
+    for leftover in sorted(models_dir.glob(f".previous-{name}-*")):
+        if not final.exists():
+            os.replace(leftover, final)
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in models_dir.glob(f".staging-{name}-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def discard(staging: Path) -> None:
