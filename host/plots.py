@@ -17,7 +17,7 @@ def training_curves(history: dict, best_epoch: int, path: Path) -> None:
     for key, style in (("loss", "-"), ("val_loss", "--")):
         if key in history:
             ax_loss.plot(epochs, history[key], style, label=key)
-    for key, style in (("accuracy", "-"), ("val_accuracy", "--")):
+    for key, style in (("accuracy", "-"), ("val_accuracy", "--"), ("refit_accuracy", ":")):
         if key in history:
             ax_acc.plot(epochs, history[key], style, label=key)
     for ax, title in ((ax_loss, "loss"), (ax_acc, "accuracy")):

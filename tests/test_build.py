@@ -39,6 +39,7 @@ def test_model_card_describes_the_exact_model(built):
     counts = card["data"]["counts"]
     assert sum(counts["test"].values()) == card["metrics"]["int8"]["count"] == 80
     assert len(card["data"]["fingerprint"]) == 64 and card["training"]["seed"] == 1337
+    assert card["training"]["refit"] is True and card["training"]["augment"] == "jitter"
     matrix = card["metrics"]["int8"]["confusion_matrix"]
     assert sum(map(sum, matrix)) == 80
 
