@@ -279,3 +279,16 @@ def test_without_a_port_mpremote_looks_for_the_camera(bundle, capsys):
     code, _, err = run(["--board", "openmv_h7", "--bundle", str(bundle)], capsys)
     assert code == 2 and err.count("\n") == 1
     assert err.startswith("error: no camera found on any USB serial port")
+
+
+def test_door_threshold_is_not_the_model_cards_label_cut_off():
+    """The card's threshold (0.5) picks the logged label; the door's threshold is the schema's 0.8
+    unless --config or --set says otherwise."""
+    from host.boards import load_board
+    from tools.payload import load_bundle, render_config
+    board = load_board("openmv_h7")
+    reference = load_bundle(REFERENCE, board)
+    assert reference.card["threshold"] == 0.5
+    config = render_config(reference, board, {})
+    assert config["threshold"] == 0.8 == tmconfig().defaults()["threshold"]
+    assert render_config(reference, board, {"threshold": 0.65})["threshold"] == 0.65

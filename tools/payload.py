@@ -2,7 +2,9 @@
 
 The config is rendered from firmware/tmconfig.py's SCHEMA (the same code the board validates it
 with), in this order: schema defaults, board profile (board name, relay pin), model card (model and
-labels file names, sha256, labels, positive label, output kind, threshold), then `--set` overrides.
+labels file names, sha256, labels, positive label, output kind), then `--config` and `--set` overrides.
+The card's "threshold" is its label/evaluation cut-off, not the door's confidence threshold: the door
+threshold comes from the schema default, --config or --set only.
 """
 
 from __future__ import annotations
@@ -167,8 +169,6 @@ def render_config(bundle: Bundle, board: BoardProfile, overrides: dict) -> dict:
         "positive_label": card.get("positive_label", raw["positive_label"]),
         "output_kind": card.get("output_kind", raw["output_kind"]),
     })
-    if card.get("threshold") is not None:
-        raw["threshold"] = float(card["threshold"])
     raw.update(overrides)
     config, errors = module.validate(raw)
     if errors:
