@@ -184,7 +184,8 @@ class SmartDoor:
             self.fault(time.ticks_ms(), "error", "inference: " + str(exc))
             return
         t2 = time.ticks_ms()
-        if self.log_blocks_door():
+        # a fault holds the door closed for recover_ms, even if the error came after the door update
+        if self.log_blocks_door() or time.ticks_diff(self.fault_until, t2) > 0:
             event = self.door.force_closed("fault")
         else:
             event = self.door.update(score, t2)
@@ -206,12 +207,15 @@ class SmartDoor:
     def save_capture(self, img, now):
         try:
             return self.capture.save(img, self.model.label, self.log.seq)
-        except OSError as exc:
+        except Exception as exc:  # any error stops capture; the door never depends on it
             self.capture.stop()
-            if tmlog.error_code(exc) == tmlog.ENOSPC:
+            if isinstance(exc, OSError) and tmlog.error_code(exc) == tmlog.ENOSPC:
                 self.log.event(now, "sd_full", "capture stopped: " + str(exc))
-            else:
+            elif isinstance(exc, OSError):
                 self.log.event(now, "capture_error", "capture stopped: " + str(exc))
+            else:  # MemoryError and the like: the heap is in trouble, hold the door closed a while
+                gc.collect()
+                self.fault(now, "capture_error", "capture stopped: " + str(exc))
             return "-"
 
     def idle(self, now):

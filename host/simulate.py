@@ -46,7 +46,7 @@ def parse_args(argv):
     p.add_argument("--no-sd", action="store_true", help="no card inserted (same as --fault no-sd)")
     p.add_argument("--fault", action="append", default=[], metavar="SPEC",
                    help="inject a fault: no-sd, missing-model, corrupt-model, camera-init, camera@N[-M], "
-                        "inference@N[-M], sd-full@BYTES, hang@N (repeatable)")
+                        "inference@N[-M], capture@N[-M], sd-full@BYTES, hang@N (repeatable)")
     p.add_argument("--start-ticks", type=int, default=0, help="ticks_ms at boot (test wrap-around near 2**30)")
     p.add_argument("--max-boots", type=int, default=3, help="stop after this many (watchdog) boots")
     p.add_argument("--echo", action="store_true", help="print the firmware's console output as it runs")

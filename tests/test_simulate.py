@@ -131,6 +131,27 @@ def test_fault_while_open_closes_the_door(tmp_path, fault):
         assert not result.relay_on()
 
 
+
+def test_capture_memory_error_holds_the_door_closed_for_recover_ms(tmp_path):
+    """img.save raising MemoryError (heap trouble on the board) stops capture and is a fault: the door
+    stays closed for recover_ms even though every frame is a confident mask (debounce 1 would reopen
+    the relay on the next frame if the fault window were not enforced)."""
+    config = {"debounce_frames": 1, "recover_ms": 1000, "capture_mode": "every_n", "capture_every_n": 1}
+    result = run(tmp_path, frames_of(MASK, 80), config, faults=Faults.parse(["capture@6"]))
+    assert result.frames == 80 and result.exit == "frames"
+    assert not [d for e, d in result.errors() if d.startswith("loop:")]  # caught where it happened
+    (capture_error,) = [(t, d) for t, e, d in result.timed_events() if e == "capture_error"]
+    assert "memory allocation failed" in capture_error[1] and "capture stopped" in capture_error[1]
+    fault_at = capture_error[0]
+    assert relay_active_after(result, 0.0)  # open before the fault
+    closed_by = fault_at + 1  # released at once, then held closed for recover_ms
+    reopened = [t for t, level in result.relay.history if result.relay_active(level) and t > fault_at]
+    assert not result.relay_active(next(lv for t, lv in reversed(result.relay.history) if t <= closed_by))
+    assert reopened and reopened[0] >= fault_at + 1000  # the door works again after recover_ms
+    captured = sorted((result.sd_dir / result.config["capture_dir"]).rglob("*.jpg"))
+    assert len(captured) == 6  # frames 0-5; capture stopped at the error
+
+
 def test_card_full_closes_door_and_keeps_running(tmp_path):
     result = run(tmp_path, frames_of(MASK, 80), {"log_flush_records": 5}, faults=Faults.parse(["sd-full@2500"]))
     full = [(t, d) for t, e, d in result.timed_events() if e == "sd_full"]

@@ -48,20 +48,22 @@ class Faults:
     inference: FrameRange | None = None  # predict / classify raise on these frames
     sd_free_bytes: int | None = None  # the card fills up after this many more bytes
     hang_at: int | None = None  # the loop hangs (no watchdog feed) at this snapshot
+    capture: FrameRange | None = None  # img.save raises MemoryError on these frames (heap trouble)
 
-    NAMES = ("no-sd", "missing-model", "corrupt-model", "camera-init", "camera", "inference", "sd-full", "hang")
+    NAMES = ("no-sd", "missing-model", "corrupt-model", "camera-init", "camera", "inference", "capture", "sd-full",
+             "hang")
 
     @classmethod
     def parse(cls, specs: list[str]) -> Faults:
         """'no-sd', 'missing-model', 'corrupt-model', 'camera-init', 'camera@20', 'camera@20-40',
-        'inference@10', 'sd-full@4096' (bytes left on the card), 'hang@30'."""
+        'inference@10', 'capture@5-30', 'sd-full@4096' (bytes left on the card), 'hang@30'."""
         faults = cls()
         for spec in specs or []:
             name, _, arg = spec.partition("@")
             if name not in cls.NAMES:
                 raise UserError(f"unknown fault {spec!r}; choose from: {', '.join(cls.NAMES)}")
             try:
-                if name in ("camera", "inference"):
+                if name in ("camera", "inference", "capture"):
                     start, _, end = (arg or "0").partition("-")
                     value = FrameRange(int(start), int(end) if end else None)
                     setattr(faults, name, value)

@@ -51,6 +51,9 @@ class SimImage:
 
     def save(self, path: str, roi=None, quality: int = 50) -> SimImage:
         self._board.check_alive()
+        capture_fault = self._board.faults.capture
+        if capture_fault is not None and self.frame_index in capture_fault:
+            raise MemoryError("memory allocation failed, allocating 40000 bytes")
         buffer = io.BytesIO()
         suffix = str(path).rsplit(".", 1)[-1].lower()
         fmt = {"jpg": "JPEG", "jpeg": "JPEG", "bmp": "BMP", "png": "PNG"}.get(suffix, "JPEG")
