@@ -184,8 +184,9 @@ class SmartDoor:
             self.fault(time.ticks_ms(), "error", "inference: " + str(exc))
             return
         t2 = time.ticks_ms()
-        # a fault holds the door closed for recover_ms, even if the error came after the door update
-        if self.log_blocks_door() or time.ticks_diff(self.fault_until, t2) > 0:
+        # a fault holds the door closed for recover_ms, even if the error came after the door update;
+        # with no relay (bad pin) the door cannot open, so the log must not say it did
+        if self.relay is None or self.log_blocks_door() or time.ticks_diff(self.fault_until, t2) > 0:
             event = self.door.force_closed("fault")
         else:
             event = self.door.update(score, t2)

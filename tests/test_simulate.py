@@ -337,6 +337,10 @@ def test_unknown_relay_pin_drives_nothing(tmp_path):
     assert result.pins == {}
     assert "relay_pin" in events(result, "config_error")[0].detail
     assert _red_blinks(result) >= 2
+    # no relay, no door: the log never records an opening that did not happen
+    records = frame_records(result)
+    assert len(records) == 40 and {r.door for r in records} == {"closed"}
+    assert events(result, "door_open") == []
 
 
 # --- the simulator itself -------------------------------------------------------------------------------
