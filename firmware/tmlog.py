@@ -16,6 +16,7 @@ FORMAT_VERSION = 1
 EVENTS = ("boot", "door_open", "door_close", "error", "camera_error", "model_error", "config_error",
           "sd_full", "capture_error", "watchdog")
 BUFFER_BYTES = 4096
+DETAIL_MAX = 200  # event details are cut to this many characters (host/logread.py does the same)
 ENOSPC = 28
 _HEX = b"0123456789abcdef"
 
@@ -80,7 +81,7 @@ def frame_body(seq, ticks, label, score, infer_ms, frame_ms, door, image):
 
 
 def event_body(seq, ticks, event, detail):
-    return "E,%d,%d,%s,%s" % (seq, ticks, clean(event), clean(detail))
+    return "E,%d,%d,%s,%s" % (seq, ticks, clean(event), clean(detail)[:DETAIL_MAX])
 
 
 def log_name(boot, part):
@@ -180,6 +181,9 @@ class Log:
             if self.status != "ok":
                 self.dropped += 1
                 return
+            if n > BUFFER_BYTES:  # longer than the whole buffer: straight to the file
+                self._write_line(data, ticks)
+                return
         self._append(data)
         self.pending += 1
         if urgent or self.pending >= self.flush_records or ticks_diff(ticks, self.last_flush) >= self.flush_ms:
@@ -197,6 +201,18 @@ class Log:
         buf[end + 2] = _HEX[cs & 15]
         buf[end + 3] = 10  # '\n'
         self.used = end + 4
+
+    def _write_line(self, data, ticks):
+        try:
+            self.file.write(data)
+            self.file.write(("*%02x\n" % checksum(data)).encode())
+            self.file.flush()
+        except OSError as exc:
+            self.dropped += 1
+            self._fail(exc)
+            return
+        self.file_bytes += len(data) + 4
+        self.last_flush = ticks_ms()
 
     def flush(self):
         if self.status != "ok" or self.file is None:

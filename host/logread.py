@@ -380,8 +380,11 @@ def score_text(score: float | None) -> str | None:
     return f"{sign}{n // 10000}.{n % 10000:04d}"
 
 
+DETAIL_MAX = 200  # the firmware cuts event details to this many characters (firmware/tmlog.py)
+
+
 def format_event(seq: int, ticks_ms: int, event: str, detail: str | None = None) -> str:
-    return format_line(("E", seq, ticks_ms % TICKS_PERIOD, event, detail))
+    return format_line(("E", seq, ticks_ms % TICKS_PERIOD, event, clean_field(detail)[:DETAIL_MAX]))
 
 
 def format_record(record: Record | Header) -> str:
