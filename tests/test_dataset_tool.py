@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from host import data
@@ -14,7 +16,8 @@ from host.logread import format_frame, format_header
 from tools import dataset
 
 
-def write_archive(archive: Path, device_id: str = "door-7", boots: int = 4, frames: int = 4) -> None:
+def write_archive(archive: Path, device_id: str = "door-7", boots: int = 4, frames: int = 4,
+                  log_dir: str = "logs", capture_dir: str = "captures") -> None:
     """What tools.pull leaves: logs plus real JPEGs, predicted label alternating per frame."""
     rng = np.random.default_rng(len(device_id))
     dev = archive / device_id
@@ -22,14 +25,14 @@ def write_archive(archive: Path, device_id: str = "door-7", boots: int = 4, fram
         lines = [format_header(device_id, boot, 0, "ab" * 32, "0.1.0", "4.6.0", "openmv_h7")]
         for seq in range(1, frames + 1):
             label = "with_mask" if (seq + boot) % 2 else "without_mask"
-            image = f"captures/{label}/b{boot:06d}-s{seq:06d}.jpg"
+            image = f"{capture_dir}/{label}/b{boot:06d}-s{seq:06d}.jpg"
             score = 0.9 - seq / 100 if label == "with_mask" else 0.1 + seq / 100
             lines.append(format_frame(seq, 100 * seq, label, score, 14, 33, "closed", image))
             (dev / image).parent.mkdir(parents=True, exist_ok=True)
             pixels = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(dev / image, quality=90)
-        (dev / "logs").mkdir(parents=True, exist_ok=True)
-        (dev / "logs" / f"b{boot:06d}-p000.log").write_text("".join(lines))
+        (dev / log_dir).mkdir(parents=True, exist_ok=True)
+        (dev / log_dir / f"b{boot:06d}-p000.log").write_text("".join(lines))
 
 
 def manifest(folder: Path) -> list[dict]:
@@ -96,3 +99,16 @@ def test_no_captures_is_one_clear_line(tmp_path, capsys):
     assert code == 2 and err.count("\n") == 1 and "no captured images" in err
     code = run_cli(dataset.main, ["--from", str(tmp_path / "nowhere"), "--to", str(tmp_path / "ds")])
     assert code == 2 and "no such archive folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("with_config", [True, False], ids=["config.json", "from-the-logs"])
+def test_capture_and_log_folders_named_by_the_camera_config(tmp_path, with_config):
+    archive = tmp_path / "archive"
+    write_archive(archive, boots=2, frames=3, log_dir="sd/log", capture_dir="frames")
+    if with_config:
+        (archive / "door-7" / "config.json").write_text(json.dumps({"log_dir": "sd/log", "capture_dir": "frames"}))
+    out = tmp_path / "ds"
+    assert run_cli(dataset.main, ["--from", str(archive), "--to", str(out)]) == 0
+    rows = manifest(out)
+    assert len(rows) == 6
+    assert all(r["score"] and r["boot"] for r in rows)  # the log lines were matched to the images

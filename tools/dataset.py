@@ -3,7 +3,7 @@
     python -m tools.dataset --from ARCHIVE --to DATASET_DIR [--split test|none]
 
 Reads `ARCHIVE/<device>/captures/<label>/*.jpg` (as tools.pull stores them) and the logs beside
-them, and writes `DATASET_DIR/<label>/<device>-<file>.jpg` plus `DATASET_DIR/manifest.csv` with
+them (other folder names when the camera's config.json sets capture_dir / log_dir), and writes `DATASET_DIR/<label>/<device>-<file>.jpg` plus `DATASET_DIR/manifest.csv` with
 path,label,split,group,device_id,boot,seq,score,predicted. Each image starts in the folder of the
 label the camera predicted; a person corrects mistakes by moving files between the label folders.
 Folders win: running the tool again never moves an image back, it only adds new ones and rewrites
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -26,6 +27,7 @@ from pathlib import Path
 from host.data import IMAGE_SUFFIXES, canonical_label
 from host.errors import UserError, run_cli
 from host.logread import parse_log
+from tools.pull import DEFAULT_DIRS
 
 COLUMNS = ["path", "label", "split", "group", "device_id", "boot", "seq", "score", "predicted"]
 FRAME_NAME = re.compile(r"b(\d+)-s(\d+)$")
@@ -50,14 +52,43 @@ class Capture:
         return f"{self.device_id}-b{self.boot:06d}" if self.boot is not None else f"{self.device_id}-{self.source.stem}"
 
 
-def log_scores(device_dir: Path) -> dict:
-    """{image path relative to the card root: (score, label)} from every frame record that saved one."""
+def card_dirs(device_dir: Path) -> tuple[str, str]:
+    """(log_dir, capture_dir) as the camera's config.json names them (as tools.pull reads them), else
+    the defaults."""
+    dirs = list(DEFAULT_DIRS)
+    config = device_dir / "config.json"
+    if config.is_file():
+        try:
+            data = json.loads(config.read_text())
+            if isinstance(data, dict):
+                dirs = [str(data.get("log_dir") or dirs[0]), str(data.get("capture_dir") or dirs[1])]
+        except (OSError, ValueError):
+            pass
+    return dirs[0].strip("/"), dirs[1].strip("/")
+
+
+def log_scores(device_dir: Path, log_dir: str) -> dict:
+    """{image path relative to the card root: (score, label)} from every frame record that saved one.
+    Logs are read from log_dir, or from anywhere in the device folder when that folder is absent."""
+    base = device_dir / log_dir
+    logs = sorted(base.rglob("*.log")) if base.is_dir() else sorted(device_dir.rglob("*.log"))
     found = {}
-    for log in sorted((device_dir / "logs").rglob("*.log")) if (device_dir / "logs").is_dir() else []:
+    for log in logs:
         for record in parse_log(log.read_bytes(), str(log)).records:
             if record.kind == "F" and record.image:
                 found[record.image] = (record.score, record.label)
     return found
+
+
+def capture_folder(device_dir: Path, configured: str, scores: dict) -> str:
+    """The captures folder: the configured one if it is there, else the one the logs' image paths name."""
+    if (device_dir / configured).is_dir():
+        return configured
+    for image in scores:
+        top = image.rsplit("/", 2)[0] if image.count("/") >= 2 else ""
+        if top and (device_dir / top).is_dir():
+            return top
+    return configured
 
 
 def captures(archive: Path) -> tuple[list[Capture], list[str]]:
@@ -66,10 +97,12 @@ def captures(archive: Path) -> tuple[list[Capture], list[str]]:
         raise UserError(f"--from {archive}: no such archive folder; fill it with `python -m tools.pull`")
     out, skipped = [], []
     for device_dir in sorted(d for d in archive.iterdir() if d.is_dir() and not d.name.startswith(".")):
-        capture_dir = device_dir / "captures"
+        log_dir, configured = card_dirs(device_dir)
+        scores = log_scores(device_dir, log_dir)
+        capture_rel = capture_folder(device_dir, configured, scores)
+        capture_dir = device_dir / capture_rel
         if not capture_dir.is_dir():
             continue
-        scores = log_scores(device_dir)
         for label_dir in sorted(d for d in capture_dir.iterdir() if d.is_dir()):
             label = canonical_label(label_dir.name)
             if label is None:
@@ -80,7 +113,7 @@ def captures(archive: Path) -> tuple[list[Capture], list[str]]:
                     continue
                 match = FRAME_NAME.match(image.stem)
                 boot, seq = (int(match.group(1)), int(match.group(2))) if match else (None, None)
-                score, logged = scores.get(f"captures/{label_dir.name}/{image.name}", (None, None))
+                score, logged = scores.get(f"{capture_rel}/{label_dir.name}/{image.name}", (None, None))
                 predicted = canonical_label(logged) if logged else label
                 out.append(Capture(image, device_dir.name, label, predicted or label, boot, seq, score))
     return out, skipped
