@@ -5,7 +5,9 @@
 import os
 
 BOOT_FILE = "tinymask_boot.txt"
-FLASH_FS_BYTES = 1 << 20  # anything bigger than this at "/" on old firmware is a card
+# anything bigger than this at "/" on old firmware is a card (the internal flash filesystem is ~128 KB).
+# tools/deploy.py reads this same constant, so deploy and board agree on whether a card is there.
+FLASH_FS_BYTES = 1 << 20
 
 
 def join(root, name):

@@ -292,3 +292,19 @@ def test_door_threshold_is_not_the_model_cards_label_cut_off():
     config = render_config(reference, board, {})
     assert config["threshold"] == 0.8 == tmconfig().defaults()["threshold"]
     assert render_config(reference, board, {"threshold": 0.65})["threshold"] == 0.65
+
+
+@pytest.mark.parametrize("total", [131072, 512 * 1024, 1 << 20, (1 << 20) + 512, 32 << 30])
+def test_deploy_and_firmware_agree_on_a_card_under_old_firmware(total):
+    """Firmware < 4.6 has one filesystem at /: both sides call it a card by the same size rule."""
+    from types import SimpleNamespace
+
+    from host.boards import load_board
+    from tools.payload import firmware_module
+    storage = firmware_module("storage")
+    storage.os = SimpleNamespace(listdir=lambda path: ["main.py"],
+                                 statvfs=lambda path: (512, 512, total // 512, 0, 0, 0, 0, 0, 0, 255))
+    board_sees_card = storage.sd_root() == "/"
+    info = {"top": ["main.py"], "roots": {"/": {"vfs": [total, 0]}}}
+    _, deploy_sees_card = deploy.choose_root(info, "auto", load_board("openmv_h7"), {"log_enabled": False})
+    assert deploy_sees_card == board_sees_card == (total > (1 << 20))

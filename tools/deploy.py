@@ -24,6 +24,7 @@ from tools import snippets
 from tools.payload import (
     DEFAULT_BUNDLE,
     firmware_files,
+    firmware_module,
     load_bundle,
     load_site_config,
     parse_overrides,
@@ -64,8 +65,9 @@ def choose_root(info: dict, target: str, board: BoardProfile, config: dict) -> t
     if modern:
         has_sd = "/sdcard" in roots
     else:  # firmware < 4.6: one filesystem at /, the card if inserted (UNVERIFIED size heuristic)
+        # the firmware's own rule (firmware/storage.py FLASH_FS_BYTES), so deploy and board agree
         total = (roots.get("/", {}).get("vfs") or [0, 0])[0]
-        has_sd = total > 2 * int(board.data.get("flash_fs_bytes", 131072))
+        has_sd = total > firmware_module("storage").FLASH_FS_BYTES
     if needs_sd_card(board, config) and not has_sd:
         raise UserError(f"the camera has no SD card, and {board.name} needs one for logging and captures: "
                         f"insert a FAT-formatted card, or deploy with --set log_enabled=false")

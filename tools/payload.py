@@ -26,12 +26,18 @@ CARD_KEYS = ("model_path", "labels_path", "model_sha256", "labels", "positive_la
 TRUE_WORDS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
-def tmconfig():
-    """firmware/tmconfig.py, imported by file path (the firmware folder is not a package)."""
-    spec = importlib.util.spec_from_file_location("tinymask_tmconfig", FIRMWARE_DIR / "tmconfig.py")
+def firmware_module(name: str):
+    """firmware/<name>.py, imported by file path (the firmware folder is not a package). Only for the
+    modules that import nothing of the board's (tmconfig, storage)."""
+    spec = importlib.util.spec_from_file_location(f"tinymask_{name}", FIRMWARE_DIR / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def tmconfig():
+    """firmware/tmconfig.py: the config schema and validation the board uses."""
+    return firmware_module("tmconfig")
 
 
 def sha256_file(path: Path) -> str:
