@@ -134,6 +134,10 @@ class Model:
             out = self.net.predict([img])[0].flatten().tolist()
         else:
             out = self.net.classify(img)[0].output()
+        return self.judge(out)
+
+    def judge(self, out):
+        """out: the model's outputs, flat. Sets self.label (what the log records), returns P(positive)."""
         if self.softmax:
             best = 0
             for i in range(len(out)):

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from host.errors import UserError, run_cli
 from host.sim import Faults, SimOptions, SimResult, list_frames, simulate
-from host.sim.bundle import parse_overrides
+from host.sim.bundle import firmware_module, parse_overrides
 
 DEFAULT_BUNDLE = Path(__file__).resolve().parents[1] / "models" / "tinymask"
 
@@ -88,13 +88,9 @@ def summary(result: SimResult, args, frames) -> str:
     lines.append("events: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))
     for event, detail in result.errors()[:5]:
         lines.append(f"  {event}: {detail}")
-    truth = {f.path: f.label for f in frames}
-    judged = [(p.outputs, truth.get(p.path)) for p in result.predictions if truth.get(p.path)]
+    hits, judged = accuracy(result, frames)
     if judged:
-        positive = result.config["positive_label"]
-        negative = [x for x in result.config["labels"] if x != positive][0]
-        hits = sum((positive if out[0] >= 0.5 else negative) == label for out, label in judged)
-        lines.append(f"accuracy vs folder labels: {100.0 * hits / len(judged):.1f}% of {len(judged)} frames")
+        lines.append(f"accuracy vs folder labels: {100.0 * hits / judged:.1f}% of {judged} frames")
     if result.sd_dir is not None:
         logs = result.log_files()
         captures = list((result.sd_dir / result.config["capture_dir"]).rglob("*.jpg"))
@@ -103,6 +99,21 @@ def summary(result: SimResult, args, frames) -> str:
     elif args.sd is None and not args.no_sd:
         lines.append("card: temporary (pass --sd OUT to keep it)")
     return "\n".join(lines)
+
+
+def accuracy(result: SimResult, frames) -> tuple[int, int]:
+    """(frames whose label the firmware would log equals the folder label, frames with a folder label),
+    judged by firmware/infer.py's own rule."""
+    truth = {f.path: f.label for f in frames}
+    model = firmware_module("infer").Model(result.config)
+    hits = judged = 0
+    for prediction in result.predictions:
+        label = truth.get(prediction.path)
+        if label:
+            model.judge(prediction.outputs)
+            hits += model.label == label
+            judged += 1
+    return hits, judged
 
 
 def _records(result: SimResult):

@@ -407,3 +407,22 @@ def test_fault_ranges_parse():
     faults = Faults.parse(["camera@3-5", "sd-full@100", "no-sd"])
     assert faults.camera == FrameRange(3, 5) and 4 in faults.camera and 5 not in faults.camera
     assert faults.sd_free_bytes == 100 and faults.no_sd
+
+
+def test_cli_accuracy_uses_the_label_the_firmware_logs():
+    """The summary's accuracy judges each frame by firmware/infer.py's rule (softmax: the arg-max), not
+    by a sigmoid cut of the first output."""
+    from types import SimpleNamespace
+
+    from host.sim.board import Prediction
+    from host.simulate import accuracy
+
+    labels = ["without_mask", "with_mask"]
+    config = {"labels": labels, "positive_label": "with_mask", "output_kind": "softmax"}
+    frames = [SimpleNamespace(path=f"f{i}.jpg", label=labels[i % 2]) for i in range(4)]
+    outputs = [[0.7, 0.3], [0.2, 0.8], [0.9, 0.1], [0.4, 0.6]]  # all four right by arg-max
+    predictions = [Prediction(i, f"f{i}.jpg", out, 1) for i, out in enumerate(outputs)]
+    assert accuracy(SimpleNamespace(config=config, predictions=predictions), frames) == (4, 4)
+    sigmoid = {**config, "output_kind": "sigmoid"}
+    scores = [Prediction(i, f"f{i}.jpg", [s], 1) for i, s in enumerate([0.2, 0.5, 0.49, 0.1])]
+    assert accuracy(SimpleNamespace(config=sigmoid, predictions=scores), frames) == (3, 4)
