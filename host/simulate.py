@@ -21,6 +21,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from host.errors import UserError, run_cli
+from host.logread import parse_log
 from host.sim import Faults, SimOptions, SimResult, list_frames, simulate
 from host.sim.bundle import firmware_module, parse_overrides
 
@@ -117,10 +118,6 @@ def accuracy(result: SimResult, frames) -> tuple[int, int]:
 
 
 def _records(result: SimResult):
-    try:
-        from host.logread import parse_log
-    except ImportError:
-        return []
     records = []
     for path in result.log_files():
         records.extend(parse_log(path.read_bytes(), str(path)).records)

@@ -23,6 +23,7 @@ from simboard import (
     sequence,
 )
 
+from host import logread
 from host.sim import Faults, FrameRange
 
 # --- the door ------------------------------------------------------------------------------------
@@ -199,7 +200,6 @@ def test_watchdog_is_fed_every_frame(tmp_path):
 # --- the SD log -----------------------------------------------------------------------------------
 
 def test_log_cut_at_any_byte_keeps_every_complete_record(tmp_path):
-    logread = pytest.importorskip("host.logread", reason="host.logread (the log reader) is not importable")
     frames = sequence((MASK, 6), (NO_MASK, 3), (UNSURE, 3), (MASK, 8))
     result = run(tmp_path, frames, {"log_flush_records": 7, "capture_mode": "every_n", "capture_every_n": 4})
     (path,) = result.log_files()
