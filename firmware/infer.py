@@ -72,6 +72,7 @@ class Model:
         self.sha256 = ""
         self.api = ""
         self.net = None
+        self.first = None
 
     def load(self):
         cfg = self.cfg
@@ -106,6 +107,7 @@ class Model:
         if problem:
             raise ValueError(problem)
         self._check_outputs(_tensor0(getattr(net, "output_shape", None)))
+        self.first = None
         self.net = net
         self.api = "ml"
 
@@ -131,7 +133,13 @@ class Model:
 
     def predict(self, img):
         if self.api == "ml":
-            out = self.net.predict([img])[0].flatten().tolist()
+            out = self.net.predict([img])[0]
+            if not self.softmax:  # read the one value in place: no list per frame
+                if self.first is None:  # the index of the first element, from the array's own shape, once
+                    ndim = len(out.shape)
+                    self.first = 0 if ndim == 1 else (0,) * ndim
+                return self.judge_score(float(out[self.first]))
+            out = out.flatten().tolist()
         else:
             out = self.net.classify(img)[0].output()
         return self.judge(out)
@@ -145,7 +153,10 @@ class Model:
                     best = i
             self.label = self.labels[best]
             return out[self.positive]
-        score = out[0]
+        return self.judge_score(out[0])
+
+    def judge_score(self, score):
+        """The sigmoid case of judge(): score is P(positive)."""
         if score >= 0.5:
             self.label = self.labels[self.positive]
         else:

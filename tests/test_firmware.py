@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -224,3 +225,31 @@ def test_log_writes_a_line_longer_than_its_buffer(tmp_path):
     assert parsed.problems == []
     assert [len(r.detail or "") for r in parsed.records if r.kind == "E"] == [tmlog.DETAIL_MAX, 2 * tmlog.BUFFER_BYTES]
     assert [r.seq for r in parsed.records] == [0, 1, 2, 3]
+
+
+class _NoListArray:
+    """An ndarray-like output that fails if the sigmoid path builds a list (flatten/tolist allocate)."""
+
+    def __init__(self, array):
+        self.array = array
+        self.shape = array.shape
+
+    def __getitem__(self, index):
+        return self.array[index]
+
+    def flatten(self):
+        raise AssertionError("flatten() on the sigmoid path")
+
+
+@pytest.mark.parametrize("shape", [(1,), (1, 1), (1, 1, 1, 1)])
+@pytest.mark.parametrize("score, label", [(0.75, "with_mask"), (0.25, "without_mask"), (0.5, "with_mask")])
+def test_sigmoid_prediction_reads_the_value_without_a_list(shape, score, label):
+    import numpy as np
+
+    cfg = tmconfig.defaults()
+    model = infer.Model(cfg)
+    output = np.full(shape, score, dtype=np.float32)
+    model.net = type("Net", (), {"predict": lambda self, inputs: [_NoListArray(output)]})()
+    model.api = "ml"
+    for _ in range(2):  # the index is built on the first frame, reused after
+        assert model.predict(object()) == score and model.label == label
