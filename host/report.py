@@ -29,8 +29,8 @@ from host import report_eval as evaluation
 from host import report_html as html
 from host import report_plots as plots
 from host.errors import UserError, run_cli
+from tools.payload import DEFAULT_BUNDLE
 
-DEFAULT_BUNDLE = Path(__file__).resolve().parents[1] / "models" / "tinymask"
 THUMBNAIL = 96
 
 

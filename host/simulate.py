@@ -24,8 +24,7 @@ from host.errors import UserError, run_cli
 from host.logread import parse_log
 from host.sim import Faults, SimOptions, SimResult, list_frames, simulate
 from host.sim.bundle import firmware_module, parse_overrides
-
-DEFAULT_BUNDLE = Path(__file__).resolve().parents[1] / "models" / "tinymask"
+from tools.payload import DEFAULT_BUNDLE
 
 
 def parse_args(argv):

@@ -40,11 +40,17 @@ def tmconfig():
     return firmware_module("tmconfig")
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Path, limit: int | None = None) -> str:
+    """sha256 hex of the file, or of its first `limit` bytes."""
     digest = hashlib.sha256()
+    left = Path(path).stat().st_size if limit is None else limit
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 16), b""):
+        while left > 0:
+            block = f.read(min(left, 1 << 16))
+            if not block:
+                break
             digest.update(block)
+            left -= len(block)
     return digest.hexdigest()
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import hashlib
 import json
 import os
 import re
@@ -27,6 +26,7 @@ from tqdm import tqdm
 from host.errors import UserError, run_cli
 from host.logread import parse_log
 from tools import snippets
+from tools.payload import sha256_file
 from tools.remote import Remote
 
 STATE_FILE = "pull-state.json"
@@ -117,20 +117,6 @@ class DeviceSource:
             target.parent.mkdir(parents=True, exist_ok=True)
             commands.append(["fs", "cp", f":{self.root}/{rel}", str(target)])
         self.remote.run(f"copy of {len(rels)} file(s)", *commands)
-
-
-def sha256_file(path: Path, limit: int | None = None) -> str:
-    """sha256 of the file, or of its first `limit` bytes."""
-    digest = hashlib.sha256()
-    left = path.stat().st_size if limit is None else limit
-    with open(path, "rb") as f:
-        while left > 0:
-            block = f.read(min(left, 1 << 16))
-            if not block:
-                break
-            digest.update(block)
-            left -= len(block)
-    return digest.hexdigest()
 
 
 def load_state(folder: Path, device_id: str) -> dict:
