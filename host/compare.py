@@ -21,9 +21,6 @@ import argparse
 import csv
 import json
 import math
-import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -132,52 +129,6 @@ def check_degradations(names: list[str]) -> list[str]:
 
 # ---- measurements -----------------------------------------------------------------------------------
 
-# TFLM's Python interpreter does not always fail cleanly when an arena is too small for a model with
-# many tensors: at some sizes it segfaults (SqueezeNet at 8 KiB) or corrupts its own heap so that the
-# next probe in the same process fails with a flatbuffer error. So every probe runs in a fresh child
-# process (about 0.4 s each); a child that crashes means "does not fit".
-_ARENA_PROBE = """
-import sys
-from tflite_micro.python.tflite_micro import runtime
-payload = open(sys.argv[1], "rb").read()
-try:
-    runtime.Interpreter.from_bytes(payload, arena_size=int(sys.argv[2])).invoke()
-except (RuntimeError, ValueError):
-    sys.exit(3)
-print("fits", flush=True)
-"""
-
-
-def arena_bytes(payload: bytes, start: int = 4096, limit: int = 16 * 1024 * 1024) -> int:
-    """Smallest TFLM tensor arena (to 256 bytes) that runs the model, as host.tflm.arena_bytes."""
-    from host import tflm
-
-    with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
-        f.write(payload)
-        f.flush()
-
-        def fits(size: int) -> bool:
-            child = subprocess.run([sys.executable, "-c", _ARENA_PROBE, f.name, str(size)],
-                                   capture_output=True, text=True)
-            return child.returncode == 0 and child.stdout.strip() == "fits"
-
-        return tflm._search_arena(fits, start, limit)
-
-
-def inspect_model(payload: bytes) -> checks.ModelFacts:
-    """host.checks.inspect_model with the crash-safe arena search."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=payload)
-    return checks.ModelFacts(
-        model_bytes=len(payload),
-        input=checks._tensor_facts(interpreter.get_input_details()[0]),
-        output=checks._tensor_facts(interpreter.get_output_details()[0]),
-        ops=sorted({op["op_name"] for op in interpreter._get_ops_details()}),
-        arena_bytes=arena_bytes(payload),
-    )
-
-
 def float32_tflite(model) -> bytes:
     """The float32 .tflite (no quantization) of a Keras model, batch fixed at 1 like host.quantize."""
     import contextlib
@@ -210,7 +161,7 @@ def measure(candidate: Candidate, model, dataset: data_mod.Dataset, board: Board
     payload = quantize.quantize(model, representative)
     (out / "models").mkdir(parents=True, exist_ok=True)
     quantize.write_atomic(out / "models" / f"{candidate.name}.tflite", payload)
-    facts = inspect_model(payload)
+    facts = checks.inspect_model(payload)
     results = checks.run_checks(facts, board)
     metrics = evaluate.evaluate(model, payload, dataset.test, progress=False)
     macs = model_mod.count_macs(model)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -52,21 +54,38 @@ def _quantization(details: dict) -> tuple[float, int]:
     return float(scale), int(zero_point)
 
 
+# TFLM's Python interpreter does not always fail cleanly when an arena is too small for a model with
+# many tensors: at some sizes it segfaults (a SqueezeNet at 8 KiB) or corrupts its own heap so that
+# the next probe in the same process fails. So every probe runs in a fresh child process (about
+# 0.4 s each); a child that crashes means "does not fit".
+_ARENA_PROBE = """
+import sys
+from tflite_micro.python.tflite_micro import runtime
+payload = open(sys.argv[1], "rb").read()
+try:
+    runtime.Interpreter.from_bytes(payload, arena_size=int(sys.argv[2])).invoke()
+except (RuntimeError, ValueError):
+    sys.exit(3)
+print("fits", flush=True)
+"""
+
+
 def arena_bytes(model: bytes, start: int = 4096, limit: int = 16 * 1024 * 1024) -> int:
     """Smallest tensor arena (to 256 bytes) with which TFLM allocates and runs the model."""
-    def fits(size: int) -> bool:
-        try:
-            interpreter = runtime.Interpreter.from_bytes(model, arena_size=size)
-            interpreter.invoke()
-            return True
-        except (RuntimeError, ValueError):
-            return False
+    with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
+        f.write(model)
+        f.flush()
 
-    with quiet_stderr():
-        return _search_arena(fits, start, limit)
+        def fits(size: int) -> bool:
+            child = subprocess.run([sys.executable, "-c", _ARENA_PROBE, f.name, str(size)],
+                                   capture_output=True, text=True, check=False)
+            return child.returncode == 0 and child.stdout.strip() == "fits"
+
+        return search_arena(fits, start, limit)
 
 
-def _search_arena(fits, start: int, limit: int) -> int:
+def search_arena(fits, start: int, limit: int) -> int:
+    """Doubling then bisection to 256 bytes, over a `fits(size)` predicate."""
     high = start
     while not fits(high):
         high *= 2

@@ -40,10 +40,14 @@ def test_pareto_front_by_hand():
     assert compare.pareto_front([(100, 0.9), (50, 0.9), (200, 0.95)], (False, True)) == [1, 2]
 
 
-def test_crash_safe_arena_matches_tflm_for_the_tiny_cnn():
+def test_arena_search_survives_a_model_that_crashes_tflm_when_starved():
+    # SqueezeNet segfaults TFLM's Python interpreter at an 8 KiB arena; the search probes in child
+    # processes, so this process survives and gets the smallest arena that runs.
     pixels = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
-    payload = quantize.quantize(model_mod.tiny_cnn(), pixels)
-    assert compare.arena_bytes(payload) == tflm.arena_bytes(payload)
+    payload = quantize.quantize(model_mod.build("squeezenet"), pixels)
+    arena = tflm.arena_bytes(payload)
+    assert arena > 8192
+    tflm.Int8Model(payload, arena_size=arena).scores(pixels[0])
 
 
 def small_config(**changes):

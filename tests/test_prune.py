@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from host import checks, compare, prune, quantize
+from host import checks, prune, quantize
 from host import data as data_mod
 from host import model as model_mod
 from host.boards import load_board
@@ -68,7 +68,7 @@ def test_pruned_model_is_physically_smaller_and_runs_on_the_board(tiny, rate, fi
     if rate == 0.5:
         pixels = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
         payload = quantize.quantize(pruned, pixels)
-        facts = compare.inspect_model(payload)
+        facts = checks.inspect_model(payload)
         assert not checks.failures(checks.run_checks(facts, load_board("openmv_h7")))
         assert facts.model_bytes < 0.6 * len(quantize.quantize(tiny, pixels))
 

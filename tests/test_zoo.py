@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from keras import layers
 
-from host import checks, compare, quantize, zoo
+from host import checks, quantize, zoo
 from host import model as model_mod
 from host.boards import load_board
 
@@ -50,7 +50,7 @@ def test_designs_convert_to_board_int8(arch):
     board = load_board("openmv_h7")
     pixels = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
     payload = quantize.quantize(model_mod.build(arch), pixels)
-    facts = compare.inspect_model(payload)
+    facts = checks.inspect_model(payload)
     by_name = {c.name: c for c in checks.run_checks(facts, board)}
     assert by_name["operators"].ok, by_name["operators"].detail
     assert by_name["input quantization"].ok
