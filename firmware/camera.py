@@ -28,18 +28,7 @@ class Camera:
             cam.framesize(csi.QVGA)
             cam.window((window, window))
             self._settle(cfg["camera_skip_ms"], feed, lambda ms: cam.snapshot(time=ms))
-            if cfg["camera_fixed_gain"]:
-                if cfg["camera_gain_db"] >= 0:
-                    cam.auto_gain(False, gain_db=cfg["camera_gain_db"])
-                else:
-                    cam.auto_gain(False)
-            if cfg["camera_fixed_exposure"]:
-                if cfg["camera_exposure_us"] >= 0:
-                    cam.auto_exposure(False, exposure_us=cfg["camera_exposure_us"])
-                else:
-                    cam.auto_exposure(False)
-            if cfg["camera_fixed_whitebal"]:
-                cam.auto_whitebal(False)
+            _lock(cfg, cam.auto_gain, cam.auto_exposure, cam.auto_whitebal)
             self.snapshot = cam.snapshot
         else:
             import sensor
@@ -49,19 +38,7 @@ class Camera:
             sensor.set_framesize(sensor.QVGA)
             sensor.set_windowing((window, window))
             self._settle(cfg["camera_skip_ms"], feed, lambda ms: sensor.skip_frames(time=ms))
-            # fixed settings lock what auto-exposure settled on, or the configured value
-            if cfg["camera_fixed_gain"]:
-                if cfg["camera_gain_db"] >= 0:
-                    sensor.set_auto_gain(False, gain_db=cfg["camera_gain_db"])
-                else:
-                    sensor.set_auto_gain(False)
-            if cfg["camera_fixed_exposure"]:
-                if cfg["camera_exposure_us"] >= 0:
-                    sensor.set_auto_exposure(False, exposure_us=cfg["camera_exposure_us"])
-                else:
-                    sensor.set_auto_exposure(False)
-            if cfg["camera_fixed_whitebal"]:
-                sensor.set_auto_whitebal(False)
+            _lock(cfg, sensor.set_auto_gain, sensor.set_auto_exposure, sensor.set_auto_whitebal)
             self.snapshot = sensor.snapshot
 
     def _settle(self, total_ms, feed, skip):
@@ -72,3 +49,20 @@ class Camera:
             if left <= 0:
                 break
             skip(SLICE_MS if left > SLICE_MS else left)
+
+
+def _lock(cfg, auto_gain, auto_exposure, auto_whitebal):
+    # Fixed settings lock what auto-exposure settled on, or the configured value. Both camera APIs
+    # take the same arguments, only the method names differ.
+    if cfg["camera_fixed_gain"]:
+        if cfg["camera_gain_db"] >= 0:
+            auto_gain(False, gain_db=cfg["camera_gain_db"])
+        else:
+            auto_gain(False)
+    if cfg["camera_fixed_exposure"]:
+        if cfg["camera_exposure_us"] >= 0:
+            auto_exposure(False, exposure_us=cfg["camera_exposure_us"])
+        else:
+            auto_exposure(False)
+    if cfg["camera_fixed_whitebal"]:
+        auto_whitebal(False)

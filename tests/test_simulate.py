@@ -426,3 +426,15 @@ def test_cli_accuracy_uses_the_label_the_firmware_logs():
     sigmoid = {**config, "output_kind": "sigmoid"}
     scores = [Prediction(i, f"f{i}.jpg", [s], 1) for i, s in enumerate([0.2, 0.5, 0.49, 0.1])]
     assert accuracy(SimpleNamespace(config=sigmoid, predictions=scores), frames) == (3, 4)
+
+
+@pytest.mark.parametrize(("version", "camera_api"), [("4.8.0", None), ("4.8.0", "sensor")])
+def test_fixed_camera_settings_reach_either_camera_api(tmp_path, version, camera_api):
+    config = {"camera_fixed_gain": True, "camera_gain_db": 6.0, "camera_fixed_exposure": True,
+              "camera_exposure_us": -1, "camera_fixed_whitebal": True}
+    result = run(tmp_path, frames_of(MASK, 2), config, firmware_version=version, camera_api=camera_api)
+    assert result.calls.get("auto_gain(False, 6.0)") == 1
+    assert result.calls.get("auto_exposure(False, -1)") == 1  # lock what auto-exposure settled on
+    assert result.calls.get("auto_whitebal(False)") == 1
+    untouched = run(tmp_path / "b", frames_of(MASK, 2), firmware_version=version, camera_api=camera_api)
+    assert not any(name.startswith("auto_") for name in untouched.calls)

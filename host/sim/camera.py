@@ -151,12 +151,15 @@ def make_sensor(board: Board, camera: _Camera) -> types.ModuleType:
 
     def set_auto_gain(enable, gain_db=-1, gain_db_ceiling=-1):
         camera.auto_gain, camera.gain_db = bool(enable), gain_db
+        board.calls[f"auto_gain({bool(enable)}, {gain_db})"] += 1
 
     def set_auto_exposure(enable, exposure_us=-1):
         camera.auto_exposure, camera.exposure_us = bool(enable), exposure_us
+        board.calls[f"auto_exposure({bool(enable)}, {exposure_us})"] += 1
 
     def set_auto_whitebal(enable, rgb_gain_db=None):
         camera.auto_whitebal = bool(enable)
+        board.calls[f"auto_whitebal({bool(enable)})"] += 1
 
     mod.set_pixformat = set_pixformat
     mod.set_framesize = set_framesize
@@ -208,13 +211,13 @@ def make_csi(board: Board, camera: _Camera, with_class: bool, sensor_module: typ
             return camera.snapshot()
 
         def auto_gain(self, enable, gain_db=-1, gain_db_ceiling=-1):
-            camera.auto_gain, camera.gain_db = bool(enable), gain_db
+            sensor_module.set_auto_gain(enable, gain_db, gain_db_ceiling)
 
         def auto_exposure(self, enable, exposure_us=-1):
-            camera.auto_exposure, camera.exposure_us = bool(enable), exposure_us
+            sensor_module.set_auto_exposure(enable, exposure_us)
 
         def auto_whitebal(self, enable, rgb_gain_db=None):
-            camera.auto_whitebal = bool(enable)
+            sensor_module.set_auto_whitebal(enable, rgb_gain_db)
 
     mod.CSI = CSI
     mod.devices = lambda: [0x77]
