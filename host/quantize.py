@@ -22,11 +22,16 @@ from host import preprocess, tflm
 from host.errors import UserError, run_cli
 
 
+def with_extremes(pixels: np.ndarray) -> np.ndarray:
+    """Prepend an all-black and an all-white frame, so calibration sees the full 0..255 range."""
+    extremes = np.stack([np.zeros((32, 32, 3), np.uint8), np.full((32, 32, 3), 255, np.uint8)])
+    return np.concatenate([extremes, pixels])
+
+
 def representative_pixels(split: data_mod.Split, count: int = 300, seed: int = 1337) -> np.ndarray:
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(split), size=min(count, len(split)), replace=False)
-    extremes = np.stack([np.zeros((32, 32, 3), np.uint8), np.full((32, 32, 3), 255, np.uint8)])
-    return np.concatenate([extremes, split.pixels[idx]])
+    return with_extremes(split.pixels[idx])
 
 
 def quantize(model, pixels: np.ndarray) -> bytes:

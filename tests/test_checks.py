@@ -18,11 +18,7 @@ PIXELS = RNG.integers(0, 256, size=(24, 32, 32, 3), dtype=np.uint8)
 
 @pytest.fixture(scope="module")
 def good_model() -> bytes:
-    return quantize.quantize(tiny_cnn(), with_extremes(PIXELS))
-
-
-def with_extremes(pixels):
-    return np.concatenate([np.zeros((1, 32, 32, 3), np.uint8), np.full((1, 32, 32, 3), 255, np.uint8), pixels])
+    return quantize.quantize(tiny_cnn(), quantize.with_extremes(PIXELS))
 
 
 def custom_board(tmp_path, **changes):
@@ -75,7 +71,7 @@ def test_input_quantization_other_than_pixel_minus_128_is_refused():
 def test_unsupported_operator_is_refused():
     model = keras.Sequential([keras.Input((32, 32, 3)), layers.Conv2D(4, 3, activation="tanh"),
                               layers.GlobalAveragePooling2D(), layers.Dense(1, activation="sigmoid")])
-    payload = quantize.quantize(model, with_extremes(PIXELS))
+    payload = quantize.quantize(model, quantize.with_extremes(PIXELS))
     failed = checks.failures(checks.run_checks(checks.inspect_model(payload), load_board("openmv_h7")))
     assert [c.name for c in failed] == ["operators"] and "TANH" in failed[0].detail
 
