@@ -78,6 +78,13 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @staticmethod
+    def concat(*splits: "Split") -> "Split":
+        return Split(
+            np.concatenate([s.pixels for s in splits]), np.concatenate([s.labels for s in splits]),
+            [g for s in splits for g in s.groups], [p for s in splits for p in s.paths],
+        )
+
     def subset(self, index) -> "Split":
         index = np.asarray(index, dtype=int)
         return Split(
@@ -297,8 +304,7 @@ def load_dataset(
     if any(s.group is None for s in samples):
         for s, g in zip(samples, near_duplicate_groups(samples)):
             s.group = s.group or f"{s.split}:{g}"
-    labels = np.array([LABELS.index(s.label) for s in samples])
-    everything = Split(pixels, labels, [s.group for s in samples], [s.path for s in samples])
+    everything = _as_split(samples, pixels)
     splits = [s.split for s in samples]
     train_idx = np.array([i for i, sp in enumerate(splits) if sp in ("train", None)], dtype=int)
     val_idx = np.array([i for i, sp in enumerate(splits) if sp == "val"], dtype=int)
@@ -330,8 +336,12 @@ def load_test_split(root: Path, limit: int | None = None, progress: bool = True)
     samples, pixels = decode(samples, skipped, progress=progress)
     if not samples:
         raise UserError(f"{root}: no readable images to evaluate; expected with_mask/ and without_mask/ folders")
+    return _as_split(samples, pixels), skipped
+
+
+def _as_split(samples: list[Sample], pixels: np.ndarray) -> Split:
     labels = np.array([LABELS.index(s.label) for s in samples])
-    return Split(pixels, labels, [s.group or "" for s in samples], [s.path for s in samples]), skipped
+    return Split(pixels, labels, [s.group or "" for s in samples], [s.path for s in samples])
 
 
 def _limit(samples: list[Sample], limit: int) -> list[Sample]:

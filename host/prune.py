@@ -28,8 +28,8 @@ import keras
 import numpy as np
 from keras import layers
 
-from host import augment, preprocess
 from host import data as data_mod
+from host import preprocess
 from host.errors import UserError
 
 # Layers that pass channels through unchanged (their weights, if any, are per channel).
@@ -144,14 +144,6 @@ def fine_tune(model: keras.Model, dataset: data_mod.Dataset, config: FineTune) -
     batch_size = min(config.batch_size, len(labels))
     rng = np.random.default_rng(config.seed)
 
-    def batches():
-        while True:
-            order = rng.permutation(len(labels))
-            for start in range(0, len(order) - batch_size + 1, batch_size):
-                idx = order[start:start + batch_size]
-                x = augment.augment_batch(preprocess.to_float_input(pixels[idx]), config.augment, rng)
-                yield x, labels[idx].astype(np.float32)
-
     val = (preprocess.to_float_input(dataset.val.pixels), dataset.val.labels.astype(np.float32))
     best = train.BestWeights()
     # The pruned model before fine-tuning is a candidate too (epoch 0).
@@ -159,7 +151,8 @@ def fine_tune(model: keras.Model, dataset: data_mod.Dataset, config: FineTune) -
     best.best, best.best_loss = float(start["accuracy"]), float(start["loss"])
     best.epoch, best.weights = 0, model.get_weights()
     if config.epochs > 0:
-        model.fit(batches(), steps_per_epoch=max(1, len(labels) // batch_size), epochs=config.epochs,
+        model.fit(train.batches(pixels, labels, batch_size, config.augment, rng),
+                  steps_per_epoch=max(1, len(labels) // batch_size), epochs=config.epochs,
                   validation_data=val, callbacks=[best] + ([train.EpochLine(config.epochs)] if config.verbose else []),
                   shuffle=False, verbose=0)
     model.set_weights(best.weights)

@@ -96,7 +96,7 @@ def training_arrays(split: data_mod.Split, mode: str) -> tuple[np.ndarray, np.nd
     return np.concatenate([split.pixels, np.stack(extra)]), np.concatenate([split.labels, extra_labels])
 
 
-def _batches(pixels, labels, batch_size, mode, rng):
+def batches(pixels, labels, batch_size, mode, rng):
     while True:
         order = rng.permutation(len(labels))
         for start in range(0, len(order) - batch_size + 1, batch_size):
@@ -146,7 +146,7 @@ def train(dataset: data_mod.Dataset, config: TrainConfig, verbose: bool = True) 
         callbacks.append(EpochLine(config.epochs))
     start = time.time()
     history = model.fit(
-        _batches(pixels, labels, batch_size, config.augment, rng),
+        batches(pixels, labels, batch_size, config.augment, rng),
         steps_per_epoch=max(1, len(labels) // batch_size),
         epochs=config.epochs,
         validation_data=(preprocess.to_float_input(dataset.val.pixels), dataset.val.labels.astype(np.float32)),
@@ -166,19 +166,13 @@ def refit(dataset: data_mod.Dataset, config: TrainConfig, rates: list[float], ve
     if verbose:
         print(f"refit on train + validation ({len(rates)} epochs, the learning rates of the first run)", flush=True)
     model = _fresh_model(config)
-    merged = data_mod.Split(
-        np.concatenate([dataset.train.pixels, dataset.val.pixels]),
-        np.concatenate([dataset.train.labels, dataset.val.labels]),
-        dataset.train.groups + dataset.val.groups,
-        dataset.train.paths + dataset.val.paths,
-    )
-    pixels, labels = training_arrays(merged, config.augment)
+    pixels, labels = training_arrays(data_mod.Split.concat(dataset.train, dataset.val), config.augment)
     batch_size = min(config.batch_size, len(labels))
     callbacks = [keras.callbacks.LearningRateScheduler(lambda epoch: rates[epoch])]
     if verbose:
         callbacks.append(EpochLine(len(rates)))
     history = model.fit(
-        _batches(pixels, labels, batch_size, config.augment, np.random.default_rng(config.seed)),
+        batches(pixels, labels, batch_size, config.augment, np.random.default_rng(config.seed)),
         steps_per_epoch=max(1, len(labels) // batch_size),
         epochs=len(rates),
         callbacks=callbacks,
