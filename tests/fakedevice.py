@@ -386,6 +386,9 @@ class FakeDevice:
     def close(self):
         self._stop.set()
         self._thread.join(timeout=5)
+        self._close_port()
+
+    def _close_port(self):
         self.board.close_files()
         for fd in (self.master, self.slave):
             try:
@@ -420,12 +423,7 @@ class FakeDevice:
     def _drop(self):
         """Like pulling the USB cable: files stay as far as they were written, the port vanishes."""
         self.dropped = True
-        self.board.close_files()
-        for fd in (self.master, self.slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        self._close_port()
         self._stop.set()
 
     def _record_baud(self):
