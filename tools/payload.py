@@ -9,6 +9,7 @@ threshold comes from the schema default, --config or --set only.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import importlib.util
 import json
@@ -26,11 +27,23 @@ CARD_KEYS = ("model_path", "labels_path", "model_sha256", "labels", "positive_la
 TRUE_WORDS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
-def firmware_module(name: str):
-    """firmware/<name>.py, imported by file path (the firmware folder is not a package). Only for the
-    modules that import nothing of the board's (tmconfig, storage)."""
-    spec = importlib.util.spec_from_file_location(f"tinymask_{name}", FIRMWARE_DIR / f"{name}.py")
+def firmware_module(name: str, _loaded: dict | None = None):
+    """Import a pure firmware module (tmconfig, storage, door, tmlog, capture, infer) in CPython, with
+    its firmware siblings, without putting firmware/ on sys.path or into sys.modules (the firmware
+    folder is not a package)."""
+    loaded = {} if _loaded is None else _loaded
+    if name in loaded:
+        return loaded[name]
+
+    def _import(target, globals=None, locals=None, fromlist=(), level=0):
+        if level == 0 and (FIRMWARE_DIR / f"{target}.py").is_file():
+            return firmware_module(target, loaded)
+        return builtins.__import__(target, globals, locals, fromlist, level)
+
+    spec = importlib.util.spec_from_file_location(f"tinymask_firmware_{name}", FIRMWARE_DIR / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    module.__builtins__ = {**vars(builtins), "__import__": _import}
+    loaded[name] = module
     spec.loader.exec_module(module)
     return module
 

@@ -6,36 +6,22 @@ simulated board runs what a real deploy would install; only the copy onto a fold
 
 from __future__ import annotations
 
-import builtins
-import importlib.util
 import json
 import shutil
 from pathlib import Path
 
 from host.boards import load_board
-from tools.payload import FIRMWARE_DIR, Bundle, firmware_files, load_bundle, parse_overrides, render_config
+from tools.payload import (
+    FIRMWARE_DIR,
+    Bundle,
+    firmware_files,
+    firmware_module,
+    load_bundle,
+    parse_overrides,
+    render_config,
+)
 
 __all__ = ["FIRMWARE_DIR", "Bundle", "deploy", "firmware_module", "load", "parse_overrides", "render"]
-
-
-def firmware_module(name: str, _loaded: dict | None = None):
-    """Import a pure firmware module (tmconfig, door, tmlog, capture, infer) in CPython, with its
-    firmware siblings, without putting firmware/ on sys.path or into sys.modules."""
-    loaded = {} if _loaded is None else _loaded
-    if name in loaded:
-        return loaded[name]
-
-    def _import(target, globals=None, locals=None, fromlist=(), level=0):
-        if level == 0 and (FIRMWARE_DIR / f"{target}.py").is_file():
-            return firmware_module(target, loaded)
-        return builtins.__import__(target, globals, locals, fromlist, level)
-
-    spec = importlib.util.spec_from_file_location(f"tinymask_firmware_{name}", FIRMWARE_DIR / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    module.__builtins__ = {**vars(builtins), "__import__": _import}
-    loaded[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def load(folder: Path | str, board: str = "openmv_h7") -> Bundle:
