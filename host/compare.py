@@ -212,6 +212,7 @@ class CompareConfig:
     seed: int
     board: str
     limit: int | None
+    refit: bool = True
 
 
 def plan(config: CompareConfig) -> list[Candidate]:
@@ -260,7 +261,7 @@ def run(config: CompareConfig, data_dir: Path, out: Path, progress: bool = True)
         say(f"[{i}/{len(candidates)}] {candidate.name}: {what}", flush=True)
         if candidate.kind == "pruned":
             tune = prune.FineTune(epochs=config.fine_tune_epochs, augment=candidate.augment, seed=config.seed,
-                                  verbose=progress)
+                                  verbose=progress, refit=config.refit)
             if candidate.prune_method == "one-shot":
                 result = prune.one_shot(sources[candidate.prune_source], candidate.prune_rate, dataset, tune)
             else:
@@ -269,7 +270,8 @@ def run(config: CompareConfig, data_dir: Path, out: Path, progress: bool = True)
             model, candidate.filters = result.model, result.filters
         else:
             trained = train.train(dataset, train.TrainConfig(arch=candidate.arch, epochs=config.epochs,
-                                                             augment=candidate.augment, seed=config.seed),
+                                                             augment=candidate.augment, seed=config.seed,
+                                                             refit=config.refit),
                                   verbose=progress)
             model = trained.model
             if candidate.name in config.prune_sources:
@@ -498,6 +500,9 @@ def main(argv=None) -> int:
     parser.add_argument("--augment", default=train.TrainConfig.augment, choices=train.AUGMENTATIONS,
                         help="augmentation of the non-robust rows (default: host.train's, %(default)s)")
     parser.add_argument("--seed", type=int, default=train.TrainConfig.seed, help="seed (default: %(default)s)")
+    parser.add_argument("--no-refit", dest="refit", action="store_false",
+                        help="train and fine-tune on train only, keeping the best validation epoch (default: refit on"
+                             " train + validation and keep the last epoch, as host.build does)")
     parser.add_argument("--board", default="openmv_h7", help="board profile (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many images per split and class (quick runs)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -508,7 +513,7 @@ def main(argv=None) -> int:
         archs=check_archs(args.archs), prune_rates=parse_rates(args.prune_rates), prune_methods=args.prune_methods,
         robust_archs=check_archs(args.robust_archs), epochs=args.epochs, fine_tune_epochs=args.fine_tune_epochs,
         iterative_steps=args.iterative_steps, degradations=check_degradations(args.degradations),
-        augment=args.augment, seed=args.seed, board=args.board, limit=args.limit,
+        augment=args.augment, seed=args.seed, board=args.board, limit=args.limit, refit=args.refit,
         prune_sources=args.prune_sources if args.prune_sources is not None
         else [s for s in DEFAULT_PRUNE_SOURCES if s == REFERENCE or s.removesuffix("_robust") in args.robust_archs],
     )

@@ -127,10 +127,14 @@ class FineTune:
     augment: str = "flip"
     seed: int = 1337
     verbose: bool = False  # one line per epoch (host.train's format)
+    # Tune on train + validation and keep the last epoch, as host.train's refit does. A refit source
+    # has already learnt the validation images, so choosing its best epoch on them would choose nothing.
+    refit: bool = False
 
 
 def fine_tune(model: keras.Model, dataset: data_mod.Dataset, config: FineTune) -> tuple[keras.Model, float]:
-    """Retrain a pruned model in place, keeping the weights of the best validation epoch.
+    """Retrain a pruned model in place, keeping the weights of the best validation epoch (or, with
+    `config.refit`, of the last epoch on train + validation; the returned accuracy is then NaN).
 
     Same loss, optimiser family and best-checkpoint rule as host.train, at a lower learning rate:
     the surviving filters are already trained (Li et al. retrain at a reduced rate).
@@ -143,6 +147,14 @@ def fine_tune(model: keras.Model, dataset: data_mod.Dataset, config: FineTune) -
     pixels, labels = dataset.train.pixels, dataset.train.labels
     batch_size = min(config.batch_size, len(labels))
     rng = np.random.default_rng(config.seed)
+    if config.refit:
+        both = data_mod.Split.concat(dataset.train, dataset.val)
+        batch_size = min(config.batch_size, len(both))
+        if config.epochs > 0:
+            model.fit(train.batches(both.pixels, both.labels, batch_size, config.augment, rng),
+                      steps_per_epoch=max(1, len(both) // batch_size), epochs=config.epochs,
+                      callbacks=[train.EpochLine(config.epochs)] if config.verbose else [], shuffle=False, verbose=0)
+        return model, float("nan")
 
     val = (preprocess.to_float_input(dataset.val.pixels), dataset.val.labels.astype(np.float32))
     best = train.BestWeights()

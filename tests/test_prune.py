@@ -98,3 +98,26 @@ def test_depthwise_separable_chains_prune_too():
     half = prune.prune_by_rate(model, 0.5)
     assert prune.conv_filters(half) == {"stem": 4, "block1_pw": 16, "block2_pw": 32, "block3_pw": 32}
     assert model_mod.count_macs(half) < model_mod.count_macs(model) / 2
+
+
+def test_refit_fine_tune_learns_validation_images_and_keeps_last_epoch(tiny, data_dir, monkeypatch):
+    from host import train
+
+    dataset = data_mod.load_dataset(data_dir, limit=12, progress=False)
+    seen = []
+    real_batches = train.batches
+
+    def spy(pixels, labels, *args):
+        seen.append(len(labels))
+        return real_batches(pixels, labels, *args)
+
+    monkeypatch.setattr(train, "batches", spy)
+    pruned = prune.prune_by_rate(tiny, 0.5)
+    before = [w.copy() for w in pruned.get_weights()]
+    tuned, accuracy = prune.fine_tune(pruned, dataset, prune.FineTune(epochs=1, refit=True))
+    assert seen == [len(dataset.train) + len(dataset.val)]
+    assert np.isnan(accuracy)  # no held-out images left to score on
+    assert any(not np.array_equal(a, b) for a, b in zip(before, tuned.get_weights()))
+    seen.clear()
+    prune.fine_tune(prune.prune_by_rate(tiny, 0.5), dataset, prune.FineTune(epochs=1))
+    assert seen == [len(dataset.train)]
