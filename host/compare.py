@@ -213,6 +213,7 @@ class CompareConfig:
     board: str
     limit: int | None
     refit: bool = True
+    schedule: str = train.TrainConfig.schedule
 
 
 def plan(config: CompareConfig) -> list[Candidate]:
@@ -271,7 +272,7 @@ def run(config: CompareConfig, data_dir: Path, out: Path, progress: bool = True)
         else:
             trained = train.train(dataset, train.TrainConfig(arch=candidate.arch, epochs=config.epochs,
                                                              augment=candidate.augment, seed=config.seed,
-                                                             refit=config.refit),
+                                                             refit=config.refit, schedule=config.schedule),
                                   verbose=progress)
             model = trained.model
             if candidate.name in config.prune_sources:
@@ -503,6 +504,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-refit", dest="refit", action="store_false",
                         help="train and fine-tune on train only, keeping the best validation epoch (default: refit on"
                              " train + validation and keep the last epoch, as host.build does)")
+    parser.add_argument("--schedule", default=train.TrainConfig.schedule, choices=train.SCHEDULES,
+                        help="learning-rate schedule of every trained row, as host.train's (default: %(default)s)")
     parser.add_argument("--board", default="openmv_h7", help="board profile (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many images per split and class (quick runs)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -514,6 +517,7 @@ def main(argv=None) -> int:
         robust_archs=check_archs(args.robust_archs), epochs=args.epochs, fine_tune_epochs=args.fine_tune_epochs,
         iterative_steps=args.iterative_steps, degradations=check_degradations(args.degradations),
         augment=args.augment, seed=args.seed, board=args.board, limit=args.limit, refit=args.refit,
+        schedule=args.schedule,
         prune_sources=args.prune_sources if args.prune_sources is not None
         else [s for s in DEFAULT_PRUNE_SOURCES if s == REFERENCE or s.removesuffix("_robust") in args.robust_archs],
     )

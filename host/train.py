@@ -1,13 +1,15 @@
 """Train the float32 model on board-faithful pixels (`python -m host.train`).
 
-The paper's recipe: binary cross-entropy, Adam 1e-3, ReduceLROnPlateau (factor 0.2, patience 5) on
-validation accuracy, and the best checkpoint (by validation accuracy) is the one kept.
+The paper's recipe (`--schedule plateau`): binary cross-entropy, Adam 1e-3, ReduceLROnPlateau (factor
+0.2, patience 5) on validation accuracy, and the best checkpoint (by validation accuracy) is the one
+kept. `--schedule cosine` instead lowers the learning rate along a half cosine over `--epochs`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +23,8 @@ from host import model as model_mod
 from host.errors import UserError, run_cli
 
 AUGMENTATIONS = augment.MODES
+SCHEDULES = ("plateau", "cosine")
+MIN_LEARNING_RATE = 1e-6
 
 
 @dataclass
@@ -33,10 +37,13 @@ class TrainConfig:
     augment: str = "jitter"  # see host.augment.MODES
     seed: int = 1337
     refit: bool = True  # retrain on train+validation replaying the learning-rate schedule found
+    schedule: str = "plateau"  # see SCHEDULES
 
     def __post_init__(self):
         if self.augment not in AUGMENTATIONS:
             raise UserError(f"--augment {self.augment!r}: choose one of {', '.join(AUGMENTATIONS)}")
+        if self.schedule not in SCHEDULES:
+            raise UserError(f"--schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
         if self.epochs < 1 or self.batch_size < 1:
             raise UserError("--epochs and --batch-size must be at least 1")
 
@@ -116,6 +123,20 @@ class LearningRates(keras.callbacks.Callback):
         self.rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
 
 
+def cosine_rates(peak: float, epochs: int) -> list[float]:
+    """Half a cosine from `peak` at the first epoch down towards MIN_LEARNING_RATE at the last."""
+    return [MIN_LEARNING_RATE + 0.5 * (peak - MIN_LEARNING_RATE) * (1 + math.cos(math.pi * e / epochs))
+            for e in range(epochs)]
+
+
+def schedule_callback(config: TrainConfig) -> keras.callbacks.Callback:
+    if config.schedule == "cosine":
+        rates = cosine_rates(config.learning_rate, config.epochs)
+        return keras.callbacks.LearningRateScheduler(lambda epoch: rates[epoch])
+    return keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", mode="max", factor=0.2, patience=5,
+                                             min_lr=MIN_LEARNING_RATE)
+
+
 def _fresh_model(config: TrainConfig) -> keras.Model:
     keras.utils.set_random_seed(config.seed)
     model = model_mod.build(config.arch, dropout=config.dropout, seed=config.seed)
@@ -137,11 +158,7 @@ def train(dataset: data_mod.Dataset, config: TrainConfig, verbose: bool = True) 
     batch_size = min(config.batch_size, len(labels))
     rng = np.random.default_rng(config.seed)
     best, rates = BestWeights(), LearningRates()
-    callbacks = [
-        keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", mode="max", factor=0.2, patience=5, min_lr=1e-6),
-        best,
-        rates,
-    ]
+    callbacks = [schedule_callback(config), best, rates]
     if verbose:
         callbacks.append(EpochLine(config.epochs))
     start = time.time()
@@ -208,12 +225,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="at most this many images per split and class (quick runs)")
     parser.add_argument("--no-refit", dest="refit", action="store_false",
                         help="keep the best validation checkpoint instead of refitting on train + validation")
+    parser.add_argument("--schedule", default=d.schedule, choices=SCHEDULES,
+                        help="learning rate: plateau (the paper's ReduceLROnPlateau) or cosine (a half cosine over"
+                             " --epochs) (default: %(default)s)")
 
 
 def config_from_args(args) -> TrainConfig:
     return TrainConfig(
         arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         dropout=args.dropout, augment=args.augment, seed=args.seed, refit=args.refit,
+        schedule=args.schedule,
     )
 
 
