@@ -2,7 +2,8 @@
 
 The paper's recipe (`--schedule plateau`): binary cross-entropy, Adam 1e-3, ReduceLROnPlateau (factor
 0.2, patience 5) on validation accuracy, and the best checkpoint (by validation accuracy) is the one
-kept. `--schedule cosine` instead lowers the learning rate along a half cosine over `--epochs`.
+kept. `--schedule cosine` (the default, with 120 epochs, dropout 0.1 and the refit on train +
+validation; measured in the README) lowers the learning rate along a half cosine over `--epochs`.
 """
 
 from __future__ import annotations
@@ -30,14 +31,14 @@ MIN_LEARNING_RATE = 1e-6
 @dataclass
 class TrainConfig:
     arch: str = "tiny_cnn"
-    epochs: int = 60
+    epochs: int = 120
     batch_size: int = 32
     learning_rate: float = 1e-3
-    dropout: float = 0.2
+    dropout: float = 0.1
     augment: str = "jitter"  # see host.augment.MODES
     seed: int = 1337
     refit: bool = True  # retrain on train+validation replaying the learning-rate schedule found
-    schedule: str = "plateau"  # see SCHEDULES
+    schedule: str = "cosine"  # see SCHEDULES; "plateau" with 60 epochs, dropout 0.2 and no refit is the paper's
 
     def __post_init__(self):
         if self.augment not in AUGMENTATIONS:

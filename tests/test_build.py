@@ -40,6 +40,7 @@ def test_model_card_describes_the_exact_model(built):
     assert sum(counts["test"].values()) == card["metrics"]["int8"]["count"] == 80
     assert len(card["data"]["fingerprint"]) == 64 and card["training"]["seed"] == 1337
     assert card["training"]["refit"] is True and card["training"]["augment"] == "jitter"
+    assert card["training"]["schedule"] == "cosine" and card["training"]["dropout"] == 0.1
     matrix = card["metrics"]["int8"]["confusion_matrix"]
     assert sum(map(sum, matrix)) == 80
 

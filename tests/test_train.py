@@ -30,5 +30,5 @@ def test_cosine_training_follows_the_cosine(data_dir):
     config = train.TrainConfig(epochs=3, schedule="cosine", refit=False)
     result = train.train(dataset, config, verbose=False)
     assert result.history["learning_rate"] == pytest.approx(train.cosine_rates(config.learning_rate, 3), rel=1e-5)
-    plateau = train.train(dataset, train.TrainConfig(epochs=3, refit=False), verbose=False)
+    plateau = train.train(dataset, train.TrainConfig(epochs=3, refit=False, schedule="plateau"), verbose=False)
     assert plateau.history["learning_rate"] == pytest.approx([config.learning_rate] * 3, rel=1e-5)
