@@ -38,7 +38,7 @@ class TrainConfig:
     augment: str = "jitter"  # see host.augment.MODES
     seed: int = 1337
     refit: bool = True  # retrain on train+validation replaying the learning-rate schedule found
-    schedule: str = "cosine"  # see SCHEDULES; "plateau" with 60 epochs, dropout 0.2 and no refit is the paper's
+    schedule: str = "cosine"  # see SCHEDULES; "plateau" with 60 epochs, dropout 0.2 and no refit is the paper's schedule
 
     def __post_init__(self):
         if self.augment not in AUGMENTATIONS:
@@ -150,7 +150,7 @@ def _fresh_model(config: TrainConfig) -> keras.Model:
 
 
 def train(dataset: data_mod.Dataset, config: TrainConfig, verbose: bool = True) -> TrainResult:
-    """The paper's recipe on train, validated on validation; then, with `refit`, the same model
+    """Train on train with `config.schedule`, validated on validation; then, with `refit`, the same model
     trained again from the same initial weights on train + validation, replaying the learning rates
     of the first run, and its last epoch kept. The first run's best epoch and validation accuracy
     are reported; the refit adds the validation images (15% more data) to what the model learns."""

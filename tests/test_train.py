@@ -1,5 +1,6 @@
 """host.train's learning-rate schedules: the paper's plateau rule and the half cosine."""
 
+import keras
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -25,10 +26,25 @@ def test_unknown_schedule_is_a_user_error():
         train.TrainConfig(schedule="linear")
 
 
-def test_cosine_training_follows_the_cosine(data_dir):
+def test_cosine_training_follows_the_cosine_and_the_refit_replays_it(data_dir, monkeypatch):
     dataset = data_mod.load_dataset(data_dir, limit=10, progress=False)
-    config = train.TrainConfig(epochs=3, schedule="cosine", refit=False)
+    config = train.TrainConfig(epochs=3, schedule="cosine", refit=True)
+    replayed = []
+    real_refit = train.refit
+
+    def spy(dataset, config, rates, verbose):
+        replayed.append(list(rates))
+        return real_refit(dataset, config, rates, verbose)
+
+    monkeypatch.setattr(train, "refit", spy)
     result = train.train(dataset, config, verbose=False)
-    assert result.history["learning_rate"] == pytest.approx(train.cosine_rates(config.learning_rate, 3), rel=1e-5)
-    plateau = train.train(dataset, train.TrainConfig(epochs=3, refit=False, schedule="plateau"), verbose=False)
-    assert plateau.history["learning_rate"] == pytest.approx([config.learning_rate] * 3, rel=1e-5)
+    expected = train.cosine_rates(config.learning_rate, 3)
+    assert result.history["learning_rate"] == pytest.approx(expected, rel=1e-5)
+    assert replayed == [pytest.approx(expected, rel=1e-5)]
+    assert len(result.history["refit_accuracy"]) == 3
+
+
+def test_plateau_is_the_papers_rule():
+    callback = train.schedule_callback(train.TrainConfig(schedule="plateau"))
+    assert isinstance(callback, keras.callbacks.ReduceLROnPlateau)
+    assert (callback.monitor, callback.factor, callback.patience) == ("val_accuracy", 0.2, 5)
