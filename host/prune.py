@@ -144,29 +144,25 @@ def fine_tune(model: keras.Model, dataset: data_mod.Dataset, config: FineTune) -
     keras.utils.set_random_seed(config.seed)
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="binary_crossentropy",
                   metrics=["accuracy"])
-    pixels, labels = dataset.train.pixels, dataset.train.labels
-    batch_size = min(config.batch_size, len(labels))
+    tune_on = data_mod.Split.concat(dataset.train, dataset.val) if config.refit else dataset.train
+    batch_size = min(config.batch_size, len(tune_on))
     rng = np.random.default_rng(config.seed)
-    if config.refit:
-        both = data_mod.Split.concat(dataset.train, dataset.val)
-        batch_size = min(config.batch_size, len(both))
-        if config.epochs > 0:
-            model.fit(train.batches(both.pixels, both.labels, batch_size, config.augment, rng),
-                      steps_per_epoch=max(1, len(both) // batch_size), epochs=config.epochs,
-                      callbacks=[train.EpochLine(config.epochs)] if config.verbose else [], shuffle=False, verbose=0)
-        return model, float("nan")
-
-    val = (preprocess.to_float_input(dataset.val.pixels), dataset.val.labels.astype(np.float32))
-    best = train.BestWeights()
-    # The pruned model before fine-tuning is a candidate too (epoch 0).
-    start = model.evaluate(*val, verbose=0, return_dict=True)
-    best.best, best.best_loss = float(start["accuracy"]), float(start["loss"])
-    best.epoch, best.weights = 0, model.get_weights()
+    callbacks = [train.EpochLine(config.epochs)] if config.verbose else []
+    val, best = None, None
+    if not config.refit:
+        val = (preprocess.to_float_input(dataset.val.pixels), dataset.val.labels.astype(np.float32))
+        best = train.BestWeights()
+        # The pruned model before fine-tuning is a candidate too (epoch 0).
+        start = model.evaluate(*val, verbose=0, return_dict=True)
+        best.best, best.best_loss = float(start["accuracy"]), float(start["loss"])
+        best.epoch, best.weights = 0, model.get_weights()
+        callbacks.insert(0, best)
     if config.epochs > 0:
-        model.fit(train.batches(pixels, labels, batch_size, config.augment, rng),
-                  steps_per_epoch=max(1, len(labels) // batch_size), epochs=config.epochs,
-                  validation_data=val, callbacks=[best] + ([train.EpochLine(config.epochs)] if config.verbose else []),
-                  shuffle=False, verbose=0)
+        model.fit(train.batches(tune_on.pixels, tune_on.labels, batch_size, config.augment, rng),
+                  steps_per_epoch=max(1, len(tune_on) // batch_size), epochs=config.epochs,
+                  validation_data=val, callbacks=callbacks, shuffle=False, verbose=0)
+    if best is None:
+        return model, float("nan")
     model.set_weights(best.weights)
     return model, best.best
 
