@@ -424,8 +424,8 @@ def markdown(report: dict) -> str:
                   f"- with whole-loop FPS (reference {t['reference_frame_fps']:.0f}): {', '.join(met_loop) or 'none'}"]
     c = report["config"]
     lines += ["", f"Training: {c['epochs']} epochs (pruned rows: {c['fine_tune_epochs']} fine-tuning epochs,"
-              f" iterative in {c['iterative_steps']} steps), schedule {c.get('schedule', 'plateau')},"
-              f" {'refit on train + validation' if c.get('refit') else 'best validation epoch'}, augment {c['augment']},"
+              f" iterative in {c['iterative_steps']} steps), schedule {c['schedule']},"
+              f" {'refit on train + validation' if c['refit'] else 'best validation epoch'}, augment {c['augment']},"
               f" seed {c['seed']}; "
               f"FPS estimated from MACs with {report['board']}'s MAC/cycle figure; loop FPS adds camera, scaling and logging."]
     return "\n".join(lines) + "\n"
