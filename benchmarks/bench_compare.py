@@ -18,9 +18,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from host import degrade, prune, quantize, tflm  # noqa: E402
-from host import model as model_mod  # noqa: E402
+from host import tflm  # noqa: E402
 from host.boards import load_board  # noqa: E402
+from host.make import degrade, prune, quantize  # noqa: E402
+from host.make import model as model_mod  # noqa: E402
 
 
 def time_tflm(payload: bytes, pixels: np.ndarray, runs: int) -> float:

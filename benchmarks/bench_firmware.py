@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from host.boards import load_board  # noqa: E402
-from host.data import default_data_dir  # noqa: E402
+from host.make.data import default_data_dir  # noqa: E402
 from host.sim import Costs, SimOptions, simulate  # noqa: E402
 
 
@@ -30,9 +30,9 @@ def model_macs(bundle: Path) -> tuple[int, str]:
     card = bundle / "model_card.json"
     if card.is_file() and json.loads(card.read_text()).get("macs"):
         return int(json.loads(card.read_text())["macs"]), f"{card.relative_to(REPO) if card.is_relative_to(REPO) else card}"
-    from host.model import count_macs, tiny_cnn
+    from host.make.model import count_macs, tiny_cnn
 
-    return count_macs(tiny_cnn()), "host.model.count_macs(tiny_cnn()) (no model card)"
+    return count_macs(tiny_cnn()), "host.make.model.count_macs(tiny_cnn()) (no model card)"
 
 
 def estimate(board_name: str, macs: int, macs_source: str, capture_every_n: int) -> None:

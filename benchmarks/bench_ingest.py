@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_ingest.py [--hours 24] [--fps 30] [--work /tmp/tinymask-bench]
 
-1. writes the card (logs rotated at the firmware's default 1 MiB, with host.logread's writers;
+1. writes the card (logs rotated at the firmware's default 1 MiB, with host.field.logread's writers;
    cached in --work so a re-run skips it),
 2. ingests a quarter of the files and then all of them into fresh databases, each in its own
    process, and prints records/s and peak RSS of both (memory must not grow with the records),
@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from host.logread import format_event, format_frame, format_header  # noqa: E402
+from host.field.logread import format_event, format_frame, format_header  # noqa: E402
 
 LOG_MAX_BYTES = 1 << 20
 
@@ -77,7 +77,7 @@ def peak_rss_mb() -> float:
 
 
 def phase_ingest(sources: list[str], db_path: str) -> dict:
-    from host.ingest import ingest
+    from host.field.ingest import ingest
 
     started = time.perf_counter()
     summary = ingest(sources, db_path, progress=False, echo=lambda line: None)
@@ -87,7 +87,7 @@ def phase_ingest(sources: list[str], db_path: str) -> dict:
 
 
 def phase_report(db_path: str, out: str) -> dict:
-    from host.report import build_report
+    from host.field.report.cli import build_report
 
     started = time.perf_counter()
     report = build_report(Path(db_path), Path(out), bundle_dir=None, host_check=False, echo=lambda line: None)

@@ -5,11 +5,11 @@ host sees exactly the pixels the camera would feed the model:
 
 1. `camera_window`: the camera looks at the scene through a centred 200x200 window of QVGA. A
    picture is centre-cropped to a square and resized to 200x200 (what the window would see), then
-   quantized to RGB565 and expanded back to 8 bits with OpenMV's lookup tables.
+   quantized to RGB565 and expanded back to 8 bits by bit replication, as imlib does.
 2. `board_downscale_rgb565`: `ml.Model.predict([img])` (and legacy `net.classify`) draws the window
    into an RGB565 image the size of the input tensor with `image.BILINEAR|CENTER|SCALE_ASPECT_*`
    (openmv `scripts/libraries/ml/ml-core/ml/preprocessing.py`), then expands RGB565 to RGB888 with
-   the lookup tables (`to_ndarray`). We reproduce imlib's integer bilinear path (`lib/imlib/draw.c`,
+   bit replication (`to_ndarray`). We reproduce imlib's integer bilinear path (`lib/imlib/draw.c`,
    RGB565 case) operation for operation: it blends the 2x2 neighbours of each sample point, so a
    200->32 downscale samples the window, it does not average it.
 3. The board feeds an int8 model `q = pixel - 128`; the float model sees `pixel / 255`, which is
@@ -24,9 +24,10 @@ from PIL import Image
 WINDOW = 200
 INPUT_SIZE = 32
 
-# OpenMV's rb528/g628 tables: round(i * 255 / 31) and round(i * 255 / 63).
-_R5_TO_R8 = np.array([int((i * 255 + 15.5) // 31) for i in range(32)], dtype=np.uint8)
-_G6_TO_G8 = np.array([int((i * 255 + 31.5) // 63) for i in range(64)], dtype=np.uint8)
+# imlib's COLOR_RGB565_TO_R8/G8/B8 (openmv lib/imlib/imlib.h, v4.5.6 to v5.0.0, simd.h alike):
+# bit replication, (r5 << 3) | (r5 >> 2) and (g6 << 2) | (g6 >> 4); not rounding.
+_R5_TO_R8 = np.array([(i << 3) | (i >> 2) for i in range(32)], dtype=np.uint8)
+_G6_TO_G8 = np.array([(i << 2) | (i >> 4) for i in range(64)], dtype=np.uint8)
 
 INTERPOLATIONS = {
     "nearest": Image.Resampling.NEAREST,
@@ -55,7 +56,7 @@ def rgb888_to_rgb565(rgb: np.ndarray) -> np.ndarray:
 
 
 def rgb565_to_rgb888(packed: np.ndarray) -> np.ndarray:
-    """Expand uint16 RGB565 to uint8 RGB with OpenMV's tables."""
+    """Expand uint16 RGB565 to uint8 RGB by bit replication, as imlib's COLOR_RGB565_TO_R8/G8/B8."""
     packed = packed.astype(np.uint16)
     r = _R5_TO_R8[(packed >> 11) & 0x1F]
     g = _G6_TO_G8[(packed >> 5) & 0x3F]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from host.data import default_data_dir
+from host.make.data import default_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

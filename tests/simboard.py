@@ -1,5 +1,5 @@
 """Helpers for the simulated-board tests: the reference bundle, frames the model is sure (or unsure)
-about, and runs of the real firmware/main.py with their SD log read back by host.logread."""
+about, and runs of the real firmware/main.py with their SD log read back by host.field.logread."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from host import preprocess
-from host.data import default_data_dir
+from host.make.data import default_data_dir
 from host.sim import SimOptions, SimResult, simulate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,8 +80,8 @@ def run(tmp_path: Path, frames: list[Path], config: dict | None = None, **option
 
 
 def read_log(result: SimResult):
-    """Every log file of the run, parsed by host.logread, in (boot, part) order."""
-    from host.logread import ParsedLog, parse_log
+    """Every log file of the run, parsed by host.field.logread, in (boot, part) order."""
+    from host.field.logread import ParsedLog, parse_log
 
     out = ParsedLog()
     for path in result.log_files():

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from host import build, bundle
+from host.make import build, bundle
 
 SMALL = ["--limit", "40", "--epochs", "2", "--quiet", "--representative", "40"]
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from host import bundle
+from host.make import bundle
 
 
 def make_bundle(models, name, payload):

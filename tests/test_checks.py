@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from keras import layers
 
-from host import checks, quantize, tflm
+from host import tflm
 from host.boards import load_board
 from host.errors import UserError
-from host.model import count_macs, tiny_cnn
+from host.make import checks, quantize
+from host.make.model import count_macs, tiny_cnn
 
 RNG = np.random.default_rng(0)
 PIXELS = RNG.integers(0, 256, size=(24, 32, 32, 3), dtype=np.uint8)

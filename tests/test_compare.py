@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from host import compare, quantize, tflm
-from host import model as model_mod
+from host import tflm
+from host.make import compare, quantize
+from host.make import model as model_mod
 
 
 def dominates(a, b, maximize):

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from host import data
 from host.errors import UserError
+from host.make import data
 
 
 def face(color, size=(40, 48)):

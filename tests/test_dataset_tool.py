@@ -1,4 +1,4 @@
-"""tools.dataset: captured frames in a pulled archive -> a labelled folder host.data accepts."""
+"""tools.dataset: captured frames in a pulled archive -> a labelled folder host.make.data accepts."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from host import data
 from host.errors import run_cli
-from host.logread import format_frame, format_header
+from host.field.logread import format_frame, format_header
+from host.make import data
 from tools import dataset
 
 

@@ -6,8 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from host import augment, degrade, preprocess
+from host import preprocess
 from host.errors import UserError
+from host.make import augment, degrade
 
 
 def scene(seed: int = 0) -> np.ndarray:
@@ -94,7 +95,7 @@ def test_degraded_pixels_follow_the_board_path():
 
 
 def test_undegraded_window_gives_the_board_pixels(data_dir):
-    from host import data
+    from host.make import data
 
     path = sorted((data_dir / "test" / "with_mask").glob("*.jpg"))[0]
     windows = degrade.camera_windows([path])

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from host import logread
+from host.field import logread
 from host.sim.bundle import firmware_module
 from host.sim.clock import TICKS_PERIOD
 from host.sim.clock import ticks_diff as sim_ticks_diff

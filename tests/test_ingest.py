@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_logread import intact_count
 
-from host import db
-from host.ingest import export_parquet, find_logs, ingest
-from host.logread import TICKS_PERIOD, format_event, format_frame, format_header
+from host.field import db
+from host.field.ingest import export_parquet, find_logs, ingest
+from host.field.logread import TICKS_PERIOD, format_event, format_frame, format_header
 
 ROOT = Path(__file__).resolve().parents[1]
 

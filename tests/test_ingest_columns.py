@@ -1,4 +1,4 @@
-"""The bulk (columnar) path of the log reader agrees with host.logread line by line."""
+"""The bulk (columnar) path of the log reader agrees with host.field.logread line by line."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_logread import ascii_garbage, damaged
 
-from host.ingest_columns import RECORD_SCHEMA, ColumnParser
-from host.logread import format_event, format_frame, format_header, parse_log
+from host.field.columns import RECORD_SCHEMA, ColumnParser
+from host.field.logread import format_event, format_frame, format_header, parse_log
 
 
 def columnar(data: bytes, sizes: list[int], **context):

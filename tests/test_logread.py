@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from host.logread import (
+from host.field.logread import (
     EVENTS,
     TICKS_PERIOD,
     LogParser,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from host import logread
+from host.field import logread
 from host.sim.bundle import FIRMWARE_DIR, firmware_module
 
 FIRMWARE_FILES = sorted(FIRMWARE_DIR.glob("*.py"))

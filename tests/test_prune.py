@@ -6,11 +6,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from host import checks, prune, quantize
-from host import data as data_mod
-from host import model as model_mod
 from host.boards import load_board
 from host.errors import UserError
+from host.make import checks, prune, quantize
+from host.make import data as data_mod
+from host.make import model as model_mod
 
 
 @given(arrays(np.float64, st.integers(1, 40), elements=st.floats(0, 100)), st.integers(1, 50))
@@ -101,7 +101,7 @@ def test_depthwise_separable_chains_prune_too():
 
 
 def test_refit_fine_tune_learns_validation_images_and_keeps_last_epoch(tiny, data_dir, monkeypatch):
-    from host import train
+    from host.make import train
 
     dataset = data_mod.load_dataset(data_dir, limit=12, progress=False)
     seen = []

@@ -10,7 +10,7 @@ import serial
 from fakedevice import FakeDevice, tree
 
 from host.errors import run_cli
-from host.logread import format_event, format_frame, format_header
+from host.field.logread import format_event, format_frame, format_header
 from tools import pull
 
 

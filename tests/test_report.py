@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from host.errors import UserError
-from host.ingest import ingest
-from host.logread import format_event, format_frame, format_header
-from host.report import build_report
+from host.field.ingest import ingest
+from host.field.logread import format_event, format_frame, format_header
+from host.field.report.cli import build_report
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from host.data import default_data_dir
-from host.logread import parse_log
+from host.field.logread import parse_log
+from host.make.data import default_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 PER_CLASS = 20

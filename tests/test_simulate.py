@@ -23,7 +23,7 @@ from simboard import (
     sequence,
 )
 
-from host import logread
+from host.field import logread
 from host.sim import Faults, FrameRange
 
 # --- the door ------------------------------------------------------------------------------------
@@ -377,7 +377,7 @@ def test_firmware_cannot_import_what_the_board_lacks(tmp_path, version):
 
 
 def test_cli_runs_and_reports(tmp_path, capsys):
-    from host.simulate import main
+    from host.sim.cli import main
 
     frames = tmp_path / "frames"
     for label, kind in (("with_mask", MASK), ("without_mask", NO_MASK)):
@@ -394,7 +394,7 @@ def test_cli_runs_and_reports(tmp_path, capsys):
 
 def test_cli_bad_input_is_one_line(tmp_path, capsys):
     from host.errors import run_cli
-    from host.simulate import main
+    from host.sim.cli import main
 
     code = run_cli(main, ["--frames", str(tmp_path / "nowhere"), "--bundle", str(bundle_dir())])
     err = capsys.readouterr().err.strip().splitlines()
@@ -415,7 +415,7 @@ def test_cli_accuracy_uses_the_label_the_firmware_logs():
     from types import SimpleNamespace
 
     from host.sim.board import Prediction
-    from host.simulate import accuracy
+    from host.sim.cli import accuracy
 
     labels = ["without_mask", "with_mask"]
     config = {"labels": labels, "positive_label": "with_mask", "output_kind": "softmax"}

@@ -9,7 +9,7 @@ from host.sim import Faults
 
 
 def test_simulated_card_ingests_completely_and_idempotently(tmp_path):
-    ingest = __import__("host.ingest", fromlist=["ingest"])
+    ingest = __import__("host.field.ingest", fromlist=["ingest"])
     frames = sequence((MASK, 80), (NO_MASK, 20), (MASK, 60))
     # a watchdog reset gives two boots; the ticks wrap during the first; small parts rotate
     result = run(tmp_path, frames, {"log_max_bytes": 4096, "wdt_timeout_ms": 1000, "camera_skip_ms": 0},

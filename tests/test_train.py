@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from host import data as data_mod
-from host import train
 from host.errors import UserError
+from host.make import data as data_mod
+from host.make import train
 
 
 @given(st.floats(1e-5, 1e-1), st.integers(1, 400))

@@ -1,12 +1,12 @@
-"""host.zoo designs: registered for host.train, the paper's size ordering, board-runnable int8."""
+"""host.make.zoo designs: registered for host.train, the paper's size ordering, board-runnable int8."""
 
 import numpy as np
 import pytest
 from keras import layers
 
-from host import checks, quantize, zoo
-from host import model as model_mod
 from host.boards import load_board
+from host.make import checks, quantize, zoo
+from host.make import model as model_mod
 
 
 def test_zoo_designs_are_registered_and_tiny_cnn_is_unchanged():

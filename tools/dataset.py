@@ -24,9 +24,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from host.data import IMAGE_SUFFIXES, canonical_label
 from host.errors import UserError, run_cli
-from host.logread import parse_log
+from host.field.logread import parse_log
+from host.make.data import IMAGE_SUFFIXES, canonical_label
 from tools.pull import DEFAULT_DIRS
 
 COLUMNS = ["path", "label", "split", "group", "device_id", "boot", "seq", "score", "predicted"]
@@ -217,7 +217,7 @@ def parse_args(argv):
     parser.add_argument("--to", dest="dataset", type=Path, required=True, help="dataset folder (created if needed)")
     parser.add_argument("--split", choices=("test", "none"), default="test",
                         help="split column: test (an on-device test set, the default) or none "
-                             "(empty: host.data carves train/val/test by group, for fine-tuning)")
+                             "(empty: host.make.data carves train/val/test by group, for fine-tuning)")
     return parser.parse_args(argv)
 
 

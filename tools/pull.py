@@ -24,7 +24,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from host.errors import UserError, run_cli
-from host.logread import parse_log
+from host.field.logread import parse_log
 from tools import snippets
 from tools.payload import sha256_file
 from tools.remote import Remote

@@ -16,8 +16,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from host import preprocess
-from host.data import IMAGE_SUFFIXES, canonical_label
 from host.errors import UserError
+from host.make.data import IMAGE_SUFFIXES, canonical_label
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@
   instead of the tiny CNN's 1024x100 dense layer, which holds 81% of its parameters.
 - `ds_cnn_wide`: `ds_cnn` with twice the filters, for the accuracy end of the front.
 
-Every design takes (dropout, seed) like `host.model.tiny_cnn`, so `host.train` can build it, and uses
+Every design takes (dropout, seed) like `host.make.model.tiny_cnn`, so `host.train` can build it, and uses
 only operators the OpenMV H7 runs (CONV_2D, DEPTHWISE_CONV_2D, MAX_POOL_2D, CONCATENATION, MEAN,
 FULLY_CONNECTED, RESHAPE, LOGISTIC after conversion; batch normalisation folds into the convolutions).
 """

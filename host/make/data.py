@@ -26,7 +26,7 @@ from host.errors import UserError
 POSITIVE = "with_mask"
 NEGATIVE = "without_mask"
 LABELS = [NEGATIVE, POSITIVE]  # index = model output class; the sigmoid output is P(with_mask)
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "facemask-v1"
+DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "facemask-v1"
 
 LABEL_ALIASES = {
     "withmask": POSITIVE, "mask": POSITIVE, "masked": POSITIVE, "masks": POSITIVE, "yes": POSITIVE,

@@ -21,8 +21,8 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
-from host.data import IMAGE_SUFFIXES, canonical_label
 from host.errors import UserError
+from host.make.data import IMAGE_SUFFIXES, canonical_label
 
 FRAME_NAME = re.compile(r"^(?:(?P<device>.+)-)?b(?P<boot>\d+)-s(?P<seq>\d+)$")
 

@@ -1,6 +1,6 @@
 """The log reader's bulk path: whole chunks of log lines to an Arrow table, for `host.ingest`.
 
-`host.logread.LogParser` checks one line at a time in Python (about 10 us a line). A day of one
+`host.field.logread.LogParser` checks one line at a time in Python (about 10 us a line). A day of one
 camera is 2.6 million lines, so ingestion screens lines with numpy (line ends, checksum, printable
 bytes, field count) and splits and validates the fields with Arrow compute kernels. Any line this
 path does not accept is handed to `LogParser`'s own line parser, which decides (keeps it or reports
@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from host.logread import TICKS_PERIOD, Header, LogParser, ParsedLog, Problem, Record
+from host.field.logread import TICKS_PERIOD, Header, LogParser, ParsedLog, Problem, Record
 
 RECORD_SCHEMA = pa.schema([
     ("kind", pa.string()),

@@ -14,7 +14,7 @@ generator seeded by (seed, degradation, image index), so results do not depend o
 - scale: the person stands further away: the scene shrinks to 60% inside the window, edges
   repeated around it.
 
-`robust_batch` is the training-side counterpart used by `host.augment`'s "robust" mode. It works on
+`robust_batch` is the training-side counterpart used by `host.make.augment`'s "robust" mode. It works on
 the 32x32 float batches training uses (decoding every window each epoch would be far too slow), with
 random strengths of blur, motion blur, noise, brightness and zoom-out. JPEG is deliberately left out
 of training so the table shows one degradation the robust model never saw.
@@ -29,8 +29,8 @@ import numpy as np
 from PIL import Image, ImageFilter
 from tqdm import tqdm
 
-from host import data as data_mod
 from host import preprocess
+from host.make import data as data_mod
 
 DEFAULT_SEED = 2024
 

@@ -6,7 +6,7 @@ Modes (TrainConfig.augment):
 - jitter: flips, shifts of up to 3 pixels (people not centred), brightness and contrast (lighting);
 - interp: flips, plus the paper's 5-interpolation copies of every training image (see host.train);
 - robust: jitter, plus the door camera's degradations at random strengths: blur, motion blur,
-  sensor noise, low light and distance (zoom-out); see host.degrade.robust_batch.
+  sensor noise, low light and distance (zoom-out); see host.make.degrade.robust_batch.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def augment_batch(x: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndar
         x = shift(x, rng, 3)
         x = light(x, rng, contrast=0.2, brightness=0.1)
     if mode == "robust":
-        from host import degrade  # imports data and preprocess; only needed for this mode
+        from host.make import degrade  # imports data and preprocess; only needed for this mode
 
         x = degrade.robust_batch(x, rng)
     return x

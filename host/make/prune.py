@@ -14,7 +14,7 @@ fewer parameters, bytes and MACs, so the board really runs faster.
   one-shot fine-tuning cost, for a gentler path to the same size.
 
 Works on sequential chains of Conv2D, DepthwiseConv2D, BatchNormalization, pooling, Dropout,
-activation, Flatten and Dense layers, which includes `host.model.tiny_cnn`. Dense layers are not
+activation, Flatten and Dense layers, which includes `host.make.model.tiny_cnn`. Dense layers are not
 pruned (Li et al. prune convolutions); the output layer never is.
 """
 
@@ -28,9 +28,9 @@ import keras
 import numpy as np
 from keras import layers
 
-from host import data as data_mod
 from host import preprocess
 from host.errors import UserError
+from host.make import data as data_mod
 
 # Layers that pass channels through unchanged (their weights, if any, are per channel).
 CHANNEL_WISE = (layers.MaxPooling2D, layers.AveragePooling2D, layers.Dropout, layers.Activation, layers.ReLU,
@@ -139,7 +139,7 @@ def fine_tune(model: keras.Model, dataset: data_mod.Dataset, config: FineTune) -
     Same loss, optimiser family and best-checkpoint rule as host.train, at a lower learning rate:
     the surviving filters are already trained (Li et al. retrain at a reduced rate).
     """
-    from host import train
+    from host.make import train
 
     keras.utils.set_random_seed(config.seed)
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="binary_crossentropy",

@@ -73,8 +73,8 @@ def count_macs(model: keras.Model) -> int:
 
 
 def _register_zoo() -> None:
-    """Add the comparison designs (host.zoo) to ARCHITECTURES; zoo does not import this module."""
-    from host import zoo
+    """Add the comparison designs (host.make.zoo) to ARCHITECTURES; zoo does not import this module."""
+    from host.make import zoo
 
     ARCHITECTURES.update(zoo.ARCHITECTURES)
 

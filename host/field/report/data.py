@@ -2,7 +2,7 @@
 
 Every function takes a connection on which `select_records` made the temporary view `sel` (the
 records the report covers) and returns plain JSON-able data. Nothing here grows with the number of
-records except through DuckDB, whose memory is capped (host.db).
+records except through DuckDB, whose memory is capped (host.field.db).
 
 Time axis: the camera has no trustworthy clock, only `ticks_ms` since boot, so the report's time
 is "hours since boot" and, across boots, a per-device timeline that puts boots back to back.
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import duckdb
 
-from host import db
 from host.errors import UserError
+from host.field import db
 
 HOUR_MS = 3_600_000
 GAP_BUCKET_MS = 10_000  # a stretch of 10 s without any record counts as a gap in the data

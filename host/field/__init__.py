@@ -1,0 +1,1 @@
+"""Field data: SD logs read, ingested into DuckDB and reported."""

@@ -1,0 +1,1 @@
+"""Making a model: data, training, int8 quantization, board checks, evaluation, bundles, compare, prune."""

@@ -1,0 +1,174 @@
+"""Image folders to a budget-checked int8 model bundle in models/ (`python -m host.build`).
+
+Stages (each also runnable alone): host.make.data (decode, validate, split) -> host.train (Keras float32)
+-> host.quantize (full int8) -> host.checks (board budgets) -> host.evaluate (TFLM int8 and Keras
+float32 on the test split) -> host.make.bundle (atomic write of models/<name>/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from host.boards import available_boards, load_board
+from host.errors import run_cli
+from host.make import bundle, checks, evaluate, quantize, train
+from host.make import data as data_mod
+from host.make import model as model_mod
+
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+
+
+def stage_line(text: str) -> None:
+    print(f"\n== {text}", flush=True)
+
+
+def build_card(name, board, facts, macs, params, results, config, dataset, seconds) -> dict:
+    inference_ms = board.inference_ms(macs)
+    frame_ms = board.frame_ms(macs)
+    names = bundle.file_names(name)
+    return {
+        "format": bundle.CARD_FORMAT,
+        "name": name,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model_file": names["model"],
+        "labels_file": names["labels"],
+        "labels": data_mod.LABELS,
+        "positive_label": data_mod.POSITIVE,
+        "output_kind": "sigmoid",
+        "threshold": evaluate.THRESHOLD,
+        "sha256": None,  # filled in by the caller from the exact bytes written
+        "model_bytes": facts.model_bytes,
+        "arena_bytes": facts.arena_bytes,
+        "macs": macs,
+        "params": params,
+        "ops": facts.ops,
+        "board": board.name,
+        "budgets": {"model_bytes": board.model_budget_bytes, "arena_bytes": board.arena_budget_bytes},
+        "input": facts.input,
+        "output": facts.output,
+        "preprocessing": {
+            "camera": "QVGA RGB565, centred 200x200 window",
+            "resize": "bilinear 200x200 -> 32x32 (ml.Model.predict / net.classify), host.preprocess.board_downscale",
+            "int8_input": "pixel - 128",
+        },
+        "estimate": {
+            "inference_ms": round(inference_ms, 2),
+            "frame_ms": round(frame_ms, 2),
+            "fps": round(1000.0 / frame_ms, 1),
+            "macs_per_cycle": board["macs_per_cycle"],
+            "source": board["macs_per_cycle_source"],
+        },
+        "metrics": {
+            "split": "test",
+            "float32": results["float32"],
+            "int8": results["int8"],
+            "agreement": results["agreement"],
+            "max_score_difference": results["max_score_difference"],
+        },
+        "training": {**asdict(config), "seconds": round(seconds, 1),
+                     "tensorflow": _version("tensorflow"), "python": platform.python_version()},
+        "data": {
+            "root": str(dataset.root),
+            "layout": dataset.layout,
+            "fingerprint": dataset.fingerprint,
+            "counts": dataset.counts(),
+            "skipped": [{"path": str(s.path), "reason": s.reason} for s in dataset.skipped],
+        },
+    }
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package + "-cpu") if package == "tensorflow" else version(package)
+
+
+def summary_table(card: dict, results: dict, bundle_dir: Path, total_seconds: float) -> str:
+    budgets, est = card["budgets"], card["estimate"]
+    lines = [
+        evaluate.metrics_table(results),
+        "",
+        f"{'model bytes':22}{card['model_bytes']:>10,}  budget {budgets['model_bytes']:,} ({card['board']})",
+        f"{'tensor arena bytes':22}{card['arena_bytes']:>10,}  budget {budgets['arena_bytes']:,}",
+        f"{'parameters':22}{card['params']:>10,}",
+        f"{'MACs per frame':22}{card['macs']:>10,}",
+        f"{'est. inference':22}{est['inference_ms']:>10.1f} ms  at {est['macs_per_cycle']} MAC/cycle",
+        f"{'est. frame rate':22}{est['fps']:>10.1f} FPS  (frame {est['frame_ms']:.1f} ms incl. camera and log)",
+        f"{'build time':22}{total_seconds:>10.0f} s",
+        f"{'bundle':22}{bundle_dir}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m host.build", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.add_arguments(parser)
+    parser.add_argument("--board", default="openmv_h7", help=f"board profile: {', '.join(available_boards())} (default: %(default)s)")
+    parser.add_argument("--name", default="tinymask", help="bundle name: models/<name>/<name>.tflite (default: %(default)s)")
+    parser.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR, help="where bundles go (default: models/)")
+    parser.add_argument("--representative", type=int, default=300, help="representative images for quantization (default: %(default)s)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    args = parser.parse_args(argv)
+    start = time.time()
+    progress = not args.quiet
+    board = load_board(args.board)
+    config = train.config_from_args(args)
+
+    stage_line("data")
+    root = args.data or data_mod.default_data_dir()
+    dataset = data_mod.load_dataset(root, seed=args.seed, limit=args.limit, progress=progress)
+    counts = dataset.counts()
+    for split, c in counts.items():
+        print(f"  {split:5} " + "  ".join(f"{label} {n}" for label, n in c.items()))
+    print(f"  layout {dataset.layout}; {len(dataset.skipped)} file(s) skipped")
+    if dataset.skipped:
+        print(data_mod.skipped_report(dataset.skipped[:20]))
+        if len(dataset.skipped) > 20:
+            print(f"  ... and {len(dataset.skipped) - 20} more (listed in the model card)")
+
+    stage_line(f"train {config.arch} ({config.epochs} epochs, augment {config.augment})")
+    trained = train.train(dataset, config, verbose=progress)
+    print(f"  best epoch {trained.best_epoch}: val_accuracy {trained.best_val_accuracy:.4f} ({trained.seconds:.0f} s)")
+
+    stage_line("quantize to int8")
+    payload = quantize.quantize(trained.model, quantize.representative_pixels(dataset.train, args.representative, args.seed))
+
+    stage_line(f"check against {board.name}")
+    facts = checks.inspect_model(payload)
+    results_checks = checks.run_checks(facts, board)
+    print(checks.format_checks(results_checks))
+    checks.refuse_if_failed(results_checks, f"{args.name} (nothing written to {args.models_dir})")
+
+    stage_line("evaluate on the test split (int8 with TFLM, float32 with Keras)")
+    results = evaluate.evaluate(trained.model, payload, dataset.test, progress)
+
+    macs = model_mod.count_macs(trained.model)
+    params = int(trained.model.count_params())
+    card = build_card(args.name, board, facts, macs, params, results, config, dataset, trained.seconds)
+    card["sha256"] = bundle.sha256_hex(payload)
+
+    staging = bundle.stage(args.models_dir, args.name)
+    try:
+        bundle.write_core(staging, args.name, payload, data_mod.LABELS, card)
+        evaluate.write_confusion(results["int8"], staging, "int8 (TFLM) on test")
+        train.plots.training_curves(trained.history, trained.best_epoch, staging / "training_curves.png")
+        (staging / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
+        bundle_dir = bundle.commit(staging, args.models_dir, args.name)
+    except BaseException:
+        bundle.discard(staging)
+        raise
+
+    stage_line("done")
+    print(summary_table(card, results, bundle_dir, time.time() - start))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,145 @@
+"""Board budget checks for an int8 model (`python -m host.checks MODEL --board openmv_h7`).
+
+A model that fails any check is refused: the build stops with the failing lines and a non-zero exit,
+and nothing is written to models/. The checks:
+- size: the .tflite must fit the board profile's model budget;
+- input: int8 [1, 32, 32, 3], scale 1/255, zero point -128 (the board feeds `pixel - 128`);
+- ops: every operator must be in the board profile's supported list;
+- arena: the tensor arena TFLM actually needs must fit the profile's arena budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from host import tflm
+from host.boards import BoardProfile, load_board
+from host.errors import UserError, run_cli
+
+EXPECTED_SHAPE = [1, 32, 32, 3]
+EXPECTED_SCALE = 1.0 / 255.0
+EXPECTED_ZERO_POINT = -128
+
+
+@dataclass
+class ModelFacts:
+    model_bytes: int
+    input: dict
+    output: dict
+    ops: list[str]
+    arena_bytes: int
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def _tensor_facts(details: dict) -> dict:
+    q = details.get("quantization_parameters", {})
+    scales, zero_points = q.get("scales", []), q.get("zero_points", [])
+    return {
+        "shape": [int(v) for v in details["shape"]],
+        "dtype": np.dtype(details["dtype"]).name,
+        "scale": float(scales[0]) if len(scales) else 0.0,
+        "zero_point": int(zero_points[0]) if len(zero_points) else 0,
+    }
+
+
+def inspect_model(payload: bytes) -> ModelFacts:
+    """Sizes, input/output quantization, operator list (LiteRT) and arena bytes (TFLM)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interpreter = Interpreter(model_content=payload)
+    except ValueError as exc:
+        raise UserError(f"not a valid .tflite model ({exc}); rebuild it with python -m host.build") from None
+    ops = sorted({op["op_name"] for op in interpreter._get_ops_details()})
+    return ModelFacts(
+        model_bytes=len(payload),
+        input=_tensor_facts(interpreter.get_input_details()[0]),
+        output=_tensor_facts(interpreter.get_output_details()[0]),
+        ops=ops,
+        arena_bytes=tflm.arena_bytes(payload),
+    )
+
+
+def run_checks(facts: ModelFacts, board: BoardProfile) -> list[Check]:
+    inp = facts.input
+    input_ok = (
+        inp["dtype"] == "int8"
+        and inp["shape"] == EXPECTED_SHAPE
+        and abs(inp["scale"] - EXPECTED_SCALE) < 1e-6
+        and inp["zero_point"] == EXPECTED_ZERO_POINT
+    )
+    unsupported = [op for op in facts.ops if op not in board.supported_ops]
+    return [
+        Check(
+            "model size", facts.model_bytes <= board.model_budget_bytes,
+            f"{facts.model_bytes:,} bytes (budget {board.model_budget_bytes:,} on {board.name})"
+            + ("" if facts.model_bytes <= board.model_budget_bytes else "; use a smaller model (--arch) or a board with more RAM"),
+        ),
+        Check(
+            "input quantization", input_ok,
+            f"{inp['dtype']} {inp['shape']} scale {inp['scale']:.8f} zero point {inp['zero_point']}"
+            + ("" if input_ok else "; the board feeds pixel-128, so the input must be int8 [1,32,32,3] scale 1/255 zero point -128:"
+               " train on x/255 and quantize with representative data spanning 0..255"),
+        ),
+        Check(
+            "operators", not unsupported,
+            ", ".join(facts.ops) if not unsupported
+            else f"{', '.join(unsupported)} not supported by {board.name}; replace those layers",
+        ),
+        Check(
+            "tensor arena", facts.arena_bytes <= board.arena_budget_bytes,
+            f"{facts.arena_bytes:,} bytes (budget {board.arena_budget_bytes:,})"
+            + ("" if facts.arena_bytes <= board.arena_budget_bytes else "; reduce the early feature maps (fewer filters or a stride)"),
+        ),
+    ]
+
+
+def failures(checks: list[Check]) -> list[Check]:
+    return [c for c in checks if not c.ok]
+
+
+def refuse_if_failed(checks: list[Check], model_name: str) -> None:
+    bad = failures(checks)
+    if bad:
+        lines = "; ".join(f"{c.name}: {c.detail}" for c in bad)
+        raise UserError(f"{model_name} refused: {lines}")
+
+
+def format_checks(checks: list[Check]) -> str:
+    return "\n".join(f"  [{'ok' if c.ok else 'FAIL'}] {c.name}: {c.detail}" for c in checks)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m host.checks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", type=Path, help=".tflite file to check")
+    parser.add_argument("--board", default="openmv_h7", help="board profile in boards/ (default: %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print the facts and checks as JSON")
+    args = parser.parse_args(argv)
+    if not args.model.is_file():
+        raise UserError(f"{args.model}: no such model file")
+    board = load_board(args.board)
+    facts = inspect_model(args.model.read_bytes())
+    checks = run_checks(facts, board)
+    if args.json:
+        import json
+
+        print(json.dumps({"facts": asdict(facts), "checks": [asdict(c) for c in checks]}, indent=2))
+    else:
+        print(format_checks(checks))
+    refuse_if_failed(checks, str(args.model))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

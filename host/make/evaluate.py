@@ -1,0 +1,131 @@
+"""Evaluate the int8 model with TensorFlow Lite Micro and the float32 model with Keras
+(`python -m host.evaluate`). Writes a confusion matrix as PNG and text."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from host import preprocess, tflm
+from host.errors import UserError, run_cli
+from host.make import data as data_mod
+from host.make import plots
+
+THRESHOLD = 0.5
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict:
+    k = len(labels)
+    matrix = np.zeros((k, k), dtype=int)
+    np.add.at(matrix, (y_true.astype(int), y_pred.astype(int)), 1)
+    per_class = {}
+    for i, label in enumerate(labels):
+        tp = matrix[i, i]
+        predicted, actual = matrix[:, i].sum(), matrix[i, :].sum()
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[label] = {"precision": float(precision), "recall": float(recall), "f1": float(f1), "support": int(actual)}
+    total = matrix.sum()
+    return {
+        "accuracy": float(np.trace(matrix) / total) if total else 0.0,
+        "count": int(total),
+        "per_class": per_class,
+        "confusion_matrix": matrix.tolist(),
+        "labels": labels,
+    }
+
+
+def float_scores(model, pixels: np.ndarray) -> np.ndarray:
+    return model.predict(preprocess.to_float_input(pixels), verbose=0, batch_size=256)[:, 0]
+
+
+def int8_scores(payload: bytes, pixels: np.ndarray, progress: bool = True) -> np.ndarray:
+    model = tflm.Int8Model(payload)
+    return np.array(
+        [model.scores(p)[0, 0] for p in tqdm(pixels, desc="TFLM int8", unit="img", disable=not progress, leave=False)]
+    )
+
+
+def to_labels(scores: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
+    return (scores >= threshold).astype(int)
+
+
+def evaluate(model, payload: bytes, split: data_mod.Split, progress: bool = True) -> dict:
+    f_scores = float_scores(model, split.pixels)
+    q_scores = int8_scores(payload, split.pixels, progress)
+    f_pred, q_pred = to_labels(f_scores), to_labels(q_scores)
+    return {
+        "threshold": THRESHOLD,
+        "float32": classification_metrics(split.labels, f_pred, data_mod.LABELS),
+        "int8": classification_metrics(split.labels, q_pred, data_mod.LABELS),
+        "agreement": float((f_pred == q_pred).mean()) if len(f_pred) else 0.0,
+        "max_score_difference": float(np.abs(f_scores - q_scores).max()) if len(f_scores) else 0.0,
+        "misclassified_int8": [
+            {"path": str(p), "true": data_mod.LABELS[t], "score": float(s)}
+            for p, t, s, q in zip(split.paths, split.labels, q_scores, q_pred) if t != q
+        ],
+    }
+
+
+def confusion_text(metrics: dict) -> str:
+    labels = metrics["labels"]
+    width = max(len(label) for label in labels) + 2
+    lines = ["true \\ predicted".ljust(width + 6) + "".join(label.rjust(width) for label in labels)]
+    for label, row in zip(labels, metrics["confusion_matrix"]):
+        lines.append(label.ljust(width + 6) + "".join(str(v).rjust(width) for v in row))
+    lines.append(f"accuracy {metrics['accuracy']:.4f} on {metrics['count']} images")
+    return "\n".join(lines) + "\n"
+
+
+def write_confusion(metrics: dict, out: Path, title: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "confusion_matrix.txt").write_text(confusion_text(metrics))
+    plots.confusion_matrix(np.array(metrics["confusion_matrix"]), metrics["labels"], title, out / "confusion_matrix.png")
+
+
+def metrics_table(results: dict) -> str:
+    rows = [f"{'':14}{'accuracy':>9}{'class':>15}{'precision':>10}{'recall':>8}{'F1':>8}"]
+    for kind in ("float32", "int8"):
+        m = results[kind]
+        for i, (label, c) in enumerate(m["per_class"].items()):
+            head = f"{kind:14}{m['accuracy']:9.4f}" if i == 0 else " " * 23
+            rows.append(f"{head}{label:>15}{c['precision']:10.4f}{c['recall']:8.4f}{c['f1']:8.4f}")
+    rows.append(f"int8 vs float32 agreement {results['agreement']:.4f}")
+    return "\n".join(rows)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m host.evaluate", description=__doc__)
+    parser.add_argument("--model", type=Path, default=Path("runs/train/model.keras"), help="float32 Keras model (default: %(default)s)")
+    parser.add_argument("--tflite", type=Path, default=Path("runs/train/model_int8.tflite"), help="int8 model (default: %(default)s)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="image folder: its test split, or every image when it has no splits, e.g. an on-device set"
+                             " from tools.dataset (default: $TINYMASK_DATA or facemask-v1)")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many images per split and class")
+    parser.add_argument("--out", type=Path, default=Path("runs/evaluate"), help="folder for metrics.json and the confusion matrix")
+    args = parser.parse_args(argv)
+    for path in (args.model, args.tflite):
+        if not path.is_file():
+            raise UserError(f"{path}: not found; run python -m host.train and host.quantize first, or pass the path")
+    import keras
+
+    model = keras.models.load_model(args.model)
+    split, skipped = data_mod.load_test_split(args.data or data_mod.default_data_dir(), limit=args.limit)
+    if skipped:
+        print(data_mod.skipped_report(skipped))
+    results = evaluate(model, args.tflite.read_bytes(), split)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "metrics.json").write_text(json.dumps(results, indent=2))
+    write_confusion(results["int8"], args.out, "int8 (TFLM) on test")
+    print(metrics_table(results))
+    print(confusion_text(results["int8"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))
