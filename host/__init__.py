@@ -1,6 +1,20 @@
 """tinymask host toolchain: data, training, int8 quantization, board checks, bundles, logs, reports."""
 
-import os
+import sys
+
+SUPPORTED_PYTHONS = ((3, 11), (3, 12), (3, 13))  # every dependency has wheels for these (pyproject.toml)
+
+if sys.version_info[:2] not in SUPPORTED_PYTHONS:
+    raise SystemExit(
+        f"error: tinymask needs CPython 3.11, 3.12 or 3.13 (TensorFlow 2.21 wheels); this is "
+        f"{sys.version.split()[0]} at {sys.executable}: make the venv with python3.11, python3.12 or python3.13"
+    )
+
+import os  # noqa: E402
+
+from host import quiet_import  # noqa: E402
 
 # TensorFlow's C++ start-up chatter drowns the pipeline's own output; warnings and errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Lines TensorFlow's shared libraries print while loading, before its log level applies.
+quiet_import.install()

@@ -15,8 +15,25 @@ def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | No
     try:
         return int(main(argv) or 0)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report(f"error: {exc}")
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        report("error: interrupted")
         return 130
+
+
+def report(line: str) -> None:
+    """Print one error line at the start of a clean line: progress bars an error interrupted are
+    closed first (a bar left open keeps the cursor at its end, and the error would follow it)."""
+    close_progress_bars()
+    sys.stdout.flush()
+    print(line, file=sys.stderr, flush=True)
+
+
+def close_progress_bars() -> None:
+    tqdm_module = sys.modules.get("tqdm")  # never import tqdm just to find that no bar exists
+    if tqdm_module is None:
+        return
+    for bar in list(getattr(tqdm_module.tqdm, "_instances", ())):
+        bar.leave = False  # an interrupted bar is not a result: clear its line rather than keep it
+        bar.close()
