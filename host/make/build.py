@@ -1,4 +1,7 @@
-"""Image folders to a budget-checked int8 model bundle in models/ (`python -m host.build`).
+"""Image folders to a budget-checked int8 model bundle (`python -m host.build`, `tinymask build`).
+
+The bundle goes to runs/<name>/ (an experiment); `--publish` writes models/<name>/ through the gate
+of host/make/publish.py (accuracy floor, test-split size, never over a bundle that measures better).
 
 Stages (each also runnable alone): host.make.data (decode, validate, split) -> host.train (Keras float32)
 -> host.quantize (full int8) -> host.checks (board budgets) -> host.evaluate (TFLM int8 and Keras
@@ -16,8 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from host.boards import available_boards, load_board
-from host.errors import run_cli
-from host.make import bundle, checks, evaluate, quantize, train
+from host.errors import UserError, run_cli
+from host.make import bundle, checks, evaluate, publish, quantize, repro, train
 from host.make import data as data_mod
 from host.make import model as model_mod
 
@@ -112,7 +115,16 @@ def main(argv=None) -> int:
     train.add_arguments(parser)
     parser.add_argument("--board", default="openmv_h7", help=f"board profile: {', '.join(available_boards())} (default: %(default)s)")
     parser.add_argument("--name", default="tinymask", help="bundle name: models/<name>/<name>.tflite (default: %(default)s)")
-    parser.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR, help="where bundles go (default: models/)")
+    publish.add_arguments(parser)
+    parser.add_argument("--prune", type=float, default=None, metavar="RATE",
+                        help="remove this fraction of every convolution's filters (L1 norm) after training, then"
+                             " fine-tune: a compare row's pruned model as a bundle, e.g. --prune 0.5")
+    parser.add_argument("--prune-method", default="one-shot", choices=("one-shot", "iterative"),
+                        help="with --prune (default: %(default)s)")
+    parser.add_argument("--fine-tune-epochs", type=int, default=40, help="with --prune (default: %(default)s, as compare)")
+    parser.add_argument("--no-determinism", dest="determinism", action="store_false",
+                        help="allow TensorFlow's faster non-deterministic kernels (the same seed may then give"
+                             " a slightly different model)")
     parser.add_argument("--representative", type=int, default=300, help="representative images for quantization (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     args = parser.parse_args(argv)
@@ -120,8 +132,14 @@ def main(argv=None) -> int:
     progress = not args.quiet
     board = load_board(args.board)
     config = train.config_from_args(args)
+    models_dir, publishing = publish.destination(args)
+    if args.prune is not None and not 0.0 < args.prune < 1.0:
+        raise UserError(f"--prune {args.prune}: a fraction of the filters above 0 and below 1, e.g. 0.5")
+    if args.determinism:
+        repro.make_deterministic(args.seed)
 
     stage_line("data")
+    refuse_test_only_set(args.data)
     root = args.data or data_mod.default_data_dir()
     dataset = data_mod.load_dataset(root, seed=args.seed, limit=args.limit, progress=progress)
     counts = dataset.counts()
@@ -136,6 +154,8 @@ def main(argv=None) -> int:
     stage_line(f"train {config.arch} ({config.epochs} epochs, augment {config.augment})")
     trained = train.train(dataset, config, verbose=progress)
     print(f"  best epoch {trained.best_epoch}: val_accuracy {trained.best_val_accuracy:.4f} ({trained.seconds:.0f} s)")
+    if args.prune is not None:
+        trained = prune_trained(trained, dataset, config, args, progress)
 
     stage_line("quantize to int8")
     payload = quantize.quantize(trained.model, quantize.representative_pixels(dataset.train, args.representative, args.seed))
@@ -144,7 +164,7 @@ def main(argv=None) -> int:
     facts = checks.inspect_model(payload)
     results_checks = checks.run_checks(facts, board)
     print(checks.format_checks(results_checks))
-    checks.refuse_if_failed(results_checks, f"{args.name} (nothing written to {args.models_dir})")
+    checks.refuse_if_failed(results_checks, f"{args.name} (nothing written to {models_dir})")
 
     stage_line("evaluate on the test split (int8 with TFLM, float32 with Keras)")
     results = evaluate.evaluate(trained.model, payload, dataset.test, progress)
@@ -153,21 +173,60 @@ def main(argv=None) -> int:
     params = int(trained.model.count_params())
     card = build_card(args.name, board, facts, macs, params, results, config, dataset, trained.seconds)
     card["sha256"] = bundle.sha256_hex(payload)
+    card["data"]["test_fingerprint"] = publish.split_fingerprint(dataset.test.paths, dataset.test.labels)
+    card["training"]["deterministic"] = args.determinism
+    if args.prune is not None:
+        card["training"]["prune"] = {"rate": args.prune, "method": args.prune_method,
+                                     "fine_tune_epochs": args.fine_tune_epochs, "filters": trained.filters}
 
-    staging = bundle.stage(args.models_dir, args.name)
+    if publishing:
+        stage_line(f"publish to {models_dir / args.name} (the gate: host/make/publish.py)")
+        print("\n".join(publish.check(models_dir / args.name, card, dataset.test, publish.gate_from_args(args))))
+    staging = bundle.stage(models_dir, args.name)
     try:
         bundle.write_core(staging, args.name, payload, data_mod.LABELS, card)
         evaluate.write_confusion(results["int8"], staging, "int8 (TFLM) on test")
         train.plots.training_curves(trained.history, trained.best_epoch, staging / "training_curves.png")
         (staging / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
-        bundle_dir = bundle.commit(staging, args.models_dir, args.name)
+        bundle_dir = bundle.commit(staging, models_dir, args.name)
     except BaseException:
         bundle.discard(staging)
         raise
 
     stage_line("done")
     print(summary_table(card, results, bundle_dir, time.time() - start))
+    if not publishing:
+        problems = publish.floor_problems(card, publish.gate_from_args(args))
+        print(f"\nan experiment: {bundle_dir} (tools.deploy --bundle {bundle_dir});"
+              + (f" not publishable: {'; '.join(problems)}" if problems else " --publish makes it models/" + args.name))
     return 0
+
+
+def refuse_test_only_set(data) -> None:
+    """An on-device test set (tools.dataset's default) has only a test split: say what to do with it."""
+    folders = data if isinstance(data, (list, tuple)) else [data] if data else []
+    for folder in folders:
+        samples = data_mod.discover(Path(folder))[0]
+        if samples and all(s.split == "test" for s in samples):
+            raise UserError(
+                f"{folder}: every image is in the test split (an on-device test set), nothing to train on."
+                f" Measure a bundle on it: tinymask evaluate --tflite models/tinymask/tinymask.tflite --data {folder};"
+                f" to train on it, remake it with tinymask dataset --from ARCHIVE --to {folder} --split none")
+
+
+def prune_trained(trained, dataset, config, args, progress):
+    """L1-norm filter pruning of the trained model, then fine-tuning (host/make/prune.py), as compare's
+    pruned rows: a refit model is tuned on train + validation and keeps its last epoch."""
+    from host.make import prune
+
+    stage_line(f"prune {args.prune:g} of the filters ({args.prune_method}), fine-tune {args.fine_tune_epochs} epochs")
+    tune = prune.FineTune(epochs=args.fine_tune_epochs, augment=config.augment, seed=config.seed,
+                          verbose=progress, refit=config.refit)
+    method = prune.one_shot if args.prune_method == "one-shot" else prune.iterative
+    result = method(trained.model, args.prune, dataset, tune)
+    print(f"  filters kept {result.filters} ({result.seconds:.0f} s)")
+    trained.model, trained.filters = result.model, result.filters
+    return trained
 
 
 if __name__ == "__main__":

@@ -11,8 +11,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def shipped_epoch(history: dict, best_epoch: int) -> tuple[int, str]:
+    """The epoch whose weights the bundle holds: the refit's last epoch, else the best validation epoch."""
+    if history.get("refit_accuracy"):
+        return len(history["refit_accuracy"]), "shipped: refit, last epoch"
+    return best_epoch, "shipped: best validation epoch"
+
+
 def training_curves(history: dict, best_epoch: int, path: Path) -> None:
     epochs = np.arange(1, len(history.get("loss", [])) + 1)
+    shipped, why = shipped_epoch(history, best_epoch)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     for key, style in (("loss", "-"), ("val_loss", "--")):
         if key in history:
@@ -21,8 +29,8 @@ def training_curves(history: dict, best_epoch: int, path: Path) -> None:
         if key in history:
             ax_acc.plot(epochs, history[key], style, label=key)
     for ax, title in ((ax_loss, "loss"), (ax_acc, "accuracy")):
-        if best_epoch:
-            ax.axvline(best_epoch, color="grey", lw=0.8, ls=":", label=f"best epoch {best_epoch}")
+        if shipped:
+            ax.axvline(shipped, color="tab:red", lw=1.0, ls="--", label=f"{why} {shipped}")
         ax.set_xlabel("epoch")
         ax.set_title(title)
         ax.legend()
