@@ -72,7 +72,7 @@ class SmartDoor:
             except OSError as exc:
                 print("tinymask: boot counter not written: " + str(exc))
         device_id = cfg["device_id"] or hw.unique_id()
-        header = (device_id, sha, cfg["firmware_version"], hw.omv_version(), cfg["board"])
+        header = (device_id, sha, cfg["firmware_version"], hw.omv_version(), cfg["board"], tmlog.new_boot_id())
         self.log = tmlog.Log(self.root, cfg, boot, header, print, self.on_log_fail)
         self.capture = capture.Capture(cfg, self.root, boot)
         now = time.ticks_ms()
@@ -192,8 +192,6 @@ class SmartDoor:
             event = self.door.update(score, t2)
         if self.relay is not None:
             self.relay.set(self.door.relay_on())
-        if event is not None:
-            self.log.event(t2, event, self.door.reason)
         image = "-"
         if self.capture.active() and self.capture.want(self.frame_index, score):
             image = self.save_capture(img, t2)
@@ -201,6 +199,8 @@ class SmartDoor:
         t3 = time.ticks_ms()
         self.log.frame(t0, self.model.label, score, time.ticks_diff(t2, t1), time.ticks_diff(t3, t0),
                        self.door.state, image)
+        if event is not None:  # after the frame (stamped t0) that caused it, so ticks only move forward
+            self.log.event(t2, event, self.door.reason)
         self.leds.show(t3, self.door.relay_on(), self.faulty(t3), self.log_problem())
         self.stats.add(time.ticks_diff(t1, t0), time.ticks_diff(t2, t1), time.ticks_diff(t3, t2))
         self.maybe_report(t3)

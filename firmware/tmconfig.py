@@ -46,6 +46,9 @@ SCHEMA = {
 }
 
 
+_INF = float("inf")
+
+
 def defaults():
     out = {}
     for name in SCHEMA:
@@ -64,6 +67,8 @@ def _coerce(name, value):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(name + ": expected a number")
         value = float(value)
+        if value != value or value in (_INF, -_INF):  # NaN/infinity: json.dumps writes them, MicroPython cannot read them back
+            raise ValueError(name + ": expected a finite number")
     elif kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(name + ": expected an integer")

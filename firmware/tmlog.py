@@ -1,4 +1,4 @@
-# The SD log writer (contract 3, docs/log-format.md, format version 1).
+# The SD log writer (contract 3, docs/log-format.md, format version 2).
 # The line formatting functions at the top are pure (tested under a real MicroPython); the Log class
 # adds buffering, periodic flushes, rotation by size and graceful degradation when the card is
 # missing, full or failing: the door loop never stops because of the log.
@@ -9,10 +9,18 @@ try:
     from time import ticks_diff, ticks_ms
 except ImportError:  # pure functions still import on CPython; Log needs MicroPython's time
     ticks_diff = ticks_ms = None
+try:
+    from time import localtime
+except ImportError:
+    localtime = None
 
 import storage
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# An unset RTC starts at 2015-01-01 on the STM32 port (openmv/micropython openmv-1.24,
+# ports/stm32/rtc.c RTC_CalendarConfig) and 2013-01-01 on the mimxrt port (ports/mimxrt/machine_rtc.c);
+# the H7 has no RTC battery, so a power cut brings that date back. Earlier years mean "not set".
+RTC_SET_FROM_YEAR = 2024
 EVENTS = ("boot", "door_open", "door_close", "error", "camera_error", "model_error", "config_error",
           "sd_full", "capture_error", "watchdog")
 BUFFER_BYTES = 4096
@@ -52,10 +60,50 @@ def format_line(body):
     return body + "*" + "%02x" % checksum(body) + "\n"
 
 
-def header_body(device_id, boot, part, model_sha256, firmware_version, omv_firmware, board):
-    return "H,%d,%s,%d,%d,%s,%s,%s,%s" % (
+def header_body(device_id, boot, part, model_sha256, firmware_version, omv_firmware, board,
+                boot_id="-", rtc="-", rtc_ticks=None):
+    return "H,%d,%s,%d,%d,%s,%s,%s,%s,%s,%s,%s" % (
         FORMAT_VERSION, clean(device_id), boot, part, clean(model_sha256), clean(firmware_version),
-        clean(omv_firmware), clean(board))
+        clean(omv_firmware), clean(board), clean(boot_id), clean(rtc), _opt(rtc_ticks, "%d"))
+
+
+def new_boot_id(urandom=None):
+    """16 hex digits from the hardware RNG (os.urandom: MICROPY_PY_OS_URANDOM is on for the H7, H7
+    Plus and RT1062 ports): a wiped or replaced card restarts the boot counter, never this."""
+    if urandom is None:
+        try:
+            from os import urandom
+        except ImportError:
+            urandom = None
+    if urandom is not None:
+        data = urandom(8)
+    else:  # no RNG: the free-running microsecond counter is the best entropy at hand
+        from time import ticks_us
+        n = ticks_us()
+        data = bytes([(n >> (8 * i)) & 255 for i in range(8)])
+    out = []
+    for b in data:
+        out.append(chr(_HEX[b >> 4]) + chr(_HEX[b & 15]))
+    return "".join(out)
+
+
+def rtc_text(t):
+    """'2026-12-01T11:35:55Z' from a time.localtime() tuple, or '-' when the RTC was never set."""
+    if t is None or t[0] < RTC_SET_FROM_YEAR:
+        return "-"
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (t[0], t[1], t[2], t[3], t[4], t[5])
+
+
+def wall_clock():
+    """(RTC text or '-', ticks_ms read with it). tools.deploy sets the RTC to UTC from the host."""
+    if localtime is None:
+        return "-", None
+    try:
+        t = localtime()
+    except Exception:
+        return "-", None
+    text = rtc_text(t)
+    return text, (ticks_ms() if text != "-" else None)
 
 
 def _opt(value, fmt):
@@ -111,7 +159,7 @@ class Log:
         self.root = root
         self.on_fail = on_fail  # called once when the log stops working (main.py closes the door)
         self.boot = boot
-        self.header = header  # (device_id, model_sha256, firmware_version, omv_firmware, board)
+        self.header = header  # (device_id, model_sha256, firmware_version, omv_firmware, board[, boot_id])
         self.console = console
         self.flush_records = cfg["log_flush_records"]
         self.flush_ms = cfg["log_flush_ms"]
@@ -127,6 +175,7 @@ class Log:
         self.pending = 0
         self.dropped = 0
         self.last_flush = ticks_ms()
+        self.last_ticks = None  # records never go back in time: a later record never gets an earlier tick
         self.problem = ""
         if not cfg["log_enabled"]:
             self.status = "off"
@@ -147,9 +196,19 @@ class Log:
     def path(self):
         return storage.join(self.dir, log_name(self.boot, self.part))
 
+    def forward(self, ticks):
+        """The record's ticks, or the previous record's when it would step back (a caller that logs
+        out of time order); so ticks_diff between consecutive records is never negative."""
+        last = self.last_ticks
+        if last is not None and ticks_diff(ticks, last) < 0:
+            return last
+        self.last_ticks = ticks
+        return ticks
+
     def frame(self, ticks, label, score, infer_ms, frame_ms, door, image):
         seq = self.seq
         self.seq = seq + 1
+        ticks = self.forward(ticks)
         if self.status != "ok":
             self.dropped += 1
             return seq
@@ -160,6 +219,7 @@ class Log:
         """Events also go to the console; they are flushed at once (rare and important)."""
         seq = self.seq
         self.seq = seq + 1
+        ticks = self.forward(ticks)
         body = event_body(seq, ticks, event, detail)
         self.console("tinymask: " + body)
         if self.status != "ok":
@@ -238,8 +298,11 @@ class Log:
             self.part += 1
         self.file = open(self.path(), "ab")
         self.file_bytes = 0
-        device_id, sha, fw, omv, board = self.header
-        self._append(header_body(device_id, self.boot, self.part, sha, fw, omv, board).encode())
+        device_id, sha, fw, omv, board = self.header[:5]
+        boot_id = self.header[5] if len(self.header) > 5 else "-"
+        rtc, rtc_ticks = wall_clock()
+        self._append(header_body(device_id, self.boot, self.part, sha, fw, omv, board, boot_id, rtc,
+                                 rtc_ticks).encode())
 
     def _rotate(self):
         self.flush()

@@ -170,13 +170,32 @@ def test_chunked_feeding_matches_whole(case, sizes):
     assert parser.consumed == len(data)
 
 
-@given(st.integers(0, TICKS_PERIOD - 1), st.lists(st.integers(0, TICKS_PERIOD - 1), max_size=50))
+@given(st.integers(0, TICKS_PERIOD - 1), st.lists(st.integers(0, TICKS_PERIOD // 2 - 1), max_size=50))
 def test_unwrap_ticks_recovers_uptime(start, steps):
     uptime = [start]
     for step in steps:
         uptime.append(uptime[-1] + step)
     wrapped = [u % TICKS_PERIOD for u in uptime]
     assert unwrap_ticks(wrapped) == uptime
+
+
+@given(st.integers(0, TICKS_PERIOD - 1),
+       st.lists(st.tuples(st.integers(0, 5000), st.integers(0, 100)), min_size=1, max_size=60))
+def test_small_steps_back_never_look_like_a_wrap(start, steps):
+    """Records logged a little out of time order (a door event stamped after the frame logged next,
+    as firmware before format 2 wrote them): the uptime never decreases and never jumps 2**30 ahead."""
+    true, ticks = start, []
+    for forward, back in steps:
+        true += forward
+        ticks.append((true - back) % TICKS_PERIOD)  # stamped up to 100 ms early
+    uptime = unwrap_ticks(ticks)
+    assert all(b >= a for a, b in zip(uptime, uptime[1:]))
+    assert uptime[-1] - uptime[0] <= true - start + 100  # no phantom wrap: 2**30 ms would be 298 hours
+
+
+def test_a_door_event_stamped_after_the_next_frame_adds_no_time():
+    # the issue's example: E,5,2243,door_open then F,6,2218
+    assert unwrap_ticks([2200, 2243, 2218, 2251]) == [2200, 2243, 2243, 2251]
 
 
 # -- exact format -------------------------------------------------------------------------------
@@ -220,11 +239,11 @@ def test_problems_name_file_offset_and_reason():
 
 
 def test_unknown_format_version_is_reported_not_guessed():
-    body = "H,2,cam1,1,0,-,-,-,-"
+    body = "H,3,cam1,1,0,-,-,-,-"
     line = f"{body}*{sum(body.encode()) % 256:02x}\n"
     parsed = parse_log(line.encode() + format_frame(0, 1, "with_mask", 0.5, 1, 1).encode(), "x.log")
     assert parsed.headers == []
-    assert "version 2" in parsed.problems[0].reason
+    assert "version 3" in parsed.problems[0].reason
     assert parsed.records[0].device_id is None
 
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+FORMAT_VERSIONS = (1, 2)  # version 1: no boot id and no wall clock in the header
 TICKS_PERIOD = 1 << 30  # MicroPython's time.ticks_ms() wraps here
+TICKS_HALF = TICKS_PERIOD >> 1  # ticks_diff's range: a step of this much or more backwards is a wrap
 DOOR_STATES = ("closed", "opening", "open", "holding")
 EVENTS = (
     "boot", "door_open", "door_close", "error", "camera_error", "model_error",
@@ -24,7 +26,9 @@ EVENTS = (
 NONE_FIELD = "-"
 MAX_LINE_BYTES = 1 << 16  # a stream reader gives up on a "line" this long without a line end
 
-_HEADER_FIELDS = 9
+_HEADER_FIELDS = {1: 9, 2: 12}
+_BOOT_ID = re.compile(r"[0-9a-f]{16}")
+_RTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 _FRAME_FIELDS = 9
 _EVENT_FIELDS = 5
 _CHECKSUM = re.compile(rb"[0-9a-f]{2}")
@@ -45,6 +49,9 @@ class Header:
     omv_firmware: str
     board: str
     offset: int = 0
+    boot_id: str = NONE_FIELD  # 16 hex digits from the board's RNG (version 2); '-' in version 1 or unknown
+    rtc: str | None = None  # UTC wall clock when the header was written, if the camera's RTC was set
+    rtc_ticks: int | None = None  # ticks_ms read together with rtc
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +72,7 @@ class Record:
     detail: str | None = None
     source: str = "<bytes>"
     offset: int = 0
+    boot_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,14 +104,15 @@ class _BadLine(ValueError):
 class LogParser:
     """Incremental reader: `feed(chunk)` returns what the complete lines in it hold, `close()` the rest.
 
-    `device_id`, `boot` and `part` attribute records met before any readable header (for example
-    when the header line itself was damaged); a header line always takes over from them.
+    `device_id`, `boot`, `part` and `boot_id` attribute records met before any readable header (for
+    example when the header line itself was damaged); a header line always takes over from them.
     """
 
     def __init__(self, source: str = "<bytes>", device_id: str | None = None,
-                 boot: int | None = None, part: int | None = None, offset: int = 0):
+                 boot: int | None = None, part: int | None = None, offset: int = 0,
+                 boot_id: str | None = None):
         self.source = source
-        self.device_id, self.boot, self.part = device_id, boot, part
+        self.device_id, self.boot, self.part, self.boot_id = device_id, boot, part, boot_id
         self.offset = offset  # stream offset of the first byte of `_pending`
         self._pending = b""
         self._nul_run: list[int] | None = None  # [start, end) of a NUL run still open at a chunk edge
@@ -236,6 +245,7 @@ class LogParser:
         elif kind == "H":
             header = _header(fields, offset)
             self.device_id, self.boot, self.part = header.device_id, header.boot, header.part
+            self.boot_id = header.boot_id
             out.headers.append(header)
         else:
             raise _BadLine(f"unknown record kind {kind[:10]!r}")
@@ -248,7 +258,7 @@ class LogParser:
             "F", self.device_id, self.boot, self.part, _count(seq, "seq"), _ticks(ticks),
             _name(label, "label"), _score(score), _optional_count(infer_ms, "infer_ms"),
             _optional_count(frame_ms, "frame_ms"), _name(door, "door"), _optional_text(image),
-            None, None, self.source, offset)
+            None, None, self.source, offset, self.boot_id)
 
     def _event(self, fields: list[str], offset: int) -> Record:
         if len(fields) != _EVENT_FIELDS:
@@ -256,21 +266,31 @@ class LogParser:
         _, seq, ticks, event, detail = fields
         return Record(
             "E", self.device_id, self.boot, self.part, _count(seq, "seq"), _ticks(ticks),
-            event=_name(event, "event"), detail=_optional_text(detail), source=self.source, offset=offset)
+            event=_name(event, "event"), detail=_optional_text(detail), source=self.source, offset=offset,
+            boot_id=self.boot_id)
 
 
 def _header(fields: list[str], offset: int) -> Header:
     if len(fields) < 2 or not fields[1].isdigit():
         raise _BadLine("header without a format version")
     version = int(fields[1])
-    if version != FORMAT_VERSION:
-        raise _BadLine(f"log format version {version} is not supported (this reader knows version "
-                       f"{FORMAT_VERSION}): update tinymask on the host")
-    if len(fields) != _HEADER_FIELDS:
-        raise _BadLine(f"header has {len(fields)} fields, expected {_HEADER_FIELDS}")
-    _, _, device_id, boot, part, sha, firmware, omv, board = fields
+    if version not in FORMAT_VERSIONS:
+        raise _BadLine(f"log format version {version} is not supported (this reader knows versions "
+                       f"{', '.join(map(str, FORMAT_VERSIONS))}): update tinymask on the host")
+    if len(fields) != _HEADER_FIELDS[version]:
+        raise _BadLine(f"header has {len(fields)} fields, expected {_HEADER_FIELDS[version]}")
+    _, _, device_id, boot, part, sha, firmware, omv, board = fields[:9]
+    boot_id, rtc, rtc_ticks = NONE_FIELD, None, None
+    if version >= 2:
+        boot_id, rtc_text, ticks_text = fields[9:12]
+        if boot_id != NONE_FIELD and not _BOOT_ID.fullmatch(boot_id):
+            raise _BadLine(f"boot id {boot_id[:20]!r} is not 16 hex digits")
+        if rtc_text != NONE_FIELD:
+            if not _RTC.fullmatch(rtc_text):
+                raise _BadLine(f"wall clock {rtc_text[:24]!r} is not YYYY-MM-DDTHH:MM:SSZ")
+            rtc, rtc_ticks = rtc_text, _ticks(ticks_text)
     return Header(version, _name(device_id, "device_id"), _count(boot, "boot"), _count(part, "part"),
-                  sha, firmware, omv, board, offset)
+                  sha, firmware, omv, board, offset, boot_id, rtc, rtc_ticks)
 
 
 def _count(text: str, name: str) -> int:
@@ -312,24 +332,33 @@ def _optional_text(text: str) -> str | None:
 
 
 def parse_log(data: bytes, source: str = "<bytes>", *, device_id: str | None = None,
-              boot: int | None = None, part: int | None = None) -> ParsedLog:
+              boot: int | None = None, part: int | None = None, boot_id: str | None = None) -> ParsedLog:
     """Every valid complete record in `data`, and a Problem for every stretch that is not one."""
-    parser = LogParser(source, device_id, boot, part)
+    parser = LogParser(source, device_id, boot, part, boot_id=boot_id)
     parsed = parser.feed(data)
     parsed.extend(parser.close())
     return parsed
 
 
+def ticks_diff(a: int, b: int) -> int:
+    """MicroPython's time.ticks_diff(a, b) for ticks_ms: the signed distance, in [-2**29, 2**29)."""
+    return ((a - b + TICKS_HALF) % TICKS_PERIOD) - TICKS_HALF
+
+
 def unwrap_ticks(ticks: list[int] | tuple[int, ...], start: int = 0) -> list[int]:
-    """ticks_ms values in seq order to a monotonic uptime: each step is the forward distance mod 2**30."""
-    uptime, previous, out = start, None, []
-    for tick in ticks:
-        if previous is None:
-            uptime = start + tick
-        else:
-            uptime += (tick - previous) % TICKS_PERIOD
+    """ticks_ms values in seq order to an uptime that never decreases.
+
+    Each step is ticks_diff(tick, previous), as the firmware measures time: a wrap is recognised only
+    where the counter really can have wrapped (a step back of 2**29 ms or more, i.e. past 2**30 to a
+    small value); a small step back (a record logged after a later-stamped one, as firmware before
+    format version 2 did) keeps the time reached so far instead of jumping 298 hours ahead."""
+    out: list[int] = []
+    true_time = reached = previous = 0
+    for i, tick in enumerate(ticks):
+        true_time = start + tick if i == 0 else true_time + ticks_diff(tick, previous)
+        reached = true_time if i == 0 else max(reached, true_time)
         previous = tick
-        out.append(uptime)
+        out.append(reached)
     return out
 
 
@@ -357,11 +386,21 @@ def format_line(fields: list[object] | tuple[object, ...]) -> str:
     return f"{body}*{checksum(body.encode('ascii')):02x}\n"
 
 
+def boot_id_for(device_id: str, boot: int) -> str:
+    """A stable 16-hex-digit boot id for test and benchmark writers (the firmware draws a random one)."""
+    import hashlib
+
+    return hashlib.sha256(f"{device_id}/{boot}".encode()).hexdigest()[:16]
+
+
 def format_header(device_id: str, boot: int, part: int = 0, model_sha256: str = "-",
                   firmware_version: str = "-", omv_firmware: str = "-", board: str = "-",
-                  format_version: int = FORMAT_VERSION) -> str:
-    return format_line(("H", format_version, device_id, boot, part, model_sha256, firmware_version,
-                        omv_firmware, board))
+                  format_version: int = FORMAT_VERSION, boot_id: str | None = None,
+                  rtc: str | None = None, rtc_ticks: int | None = None) -> str:
+    fields = ["H", format_version, device_id, boot, part, model_sha256, firmware_version, omv_firmware, board]
+    if format_version >= 2:
+        fields += [boot_id, rtc, None if rtc is None else rtc_ticks]
+    return format_line(fields)
 
 
 def format_frame(seq: int, ticks_ms: int, label: str, score: float | None, infer_ms: int | None,
@@ -392,7 +431,7 @@ def format_record(record: Record | Header) -> str:
     if isinstance(record, Header):
         return format_header(record.device_id, record.boot, record.part, record.model_sha256,
                              record.firmware_version, record.omv_firmware, record.board,
-                             record.format_version)
+                             record.format_version, record.boot_id, record.rtc, record.rtc_ticks)
     if record.kind == "F":
         return format_frame(record.seq, record.ticks_ms, record.label, record.score, record.infer_ms,
                             record.frame_ms, record.door, record.image)

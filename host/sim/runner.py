@@ -54,6 +54,7 @@ class SimOptions:
     faults: Faults = field(default_factory=Faults)
     board: str = "openmv_h7"
     start_ticks_ms: int = 0
+    rtc_utc: str | None = None  # the RTC as tools.deploy sets it ('2026-12-01T11:35:55Z'); None: never set
     max_boots: int = 3
     time_limit_ms: float | None = None
     deploy_firmware: bool = True
@@ -133,7 +134,42 @@ def default_camera_api(version: tuple[int, int, int]) -> str:
     return "csi" if version >= (4, 8, 0) else "sensor"
 
 
-def make_modules(board: Board) -> dict:
+RTC_UNSET_EPOCH = 1_420_070_400  # 2015-01-01T00:00:00Z: an STM32 RTC after power-on (micropython ports/stm32/rtc.c)
+
+
+def add_rtc_and_rng(modules: dict, board: Board, rtc_utc: str | None) -> None:
+    """time.localtime and machine.RTC read a calendar that runs on the simulated clock and survives
+    resets (the RTC is in the backup domain); os.urandom is the RNG (MICROPY_PY_OS_URANDOM on the H7)."""
+    import calendar
+    import datetime
+    import os as host_os
+
+    state = {"epoch": RTC_UNSET_EPOCH}
+    if rtc_utc is not None:
+        state["epoch"] = calendar.timegm(datetime.datetime.fromisoformat(rtc_utc.replace("Z", "")).timetuple())
+
+    def now_s() -> int:
+        return state["epoch"] + board.clock.us // 1_000_000
+
+    def localtime(secs=None):
+        t = host_time.gmtime(now_s() if secs is None else secs)
+        return (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, t.tm_wday, t.tm_yday)
+
+    class RTC:
+        def datetime(self, value=None):
+            if value is None:
+                t = localtime()
+                return (t[0], t[1], t[2], t[6] + 1, t[3], t[4], t[5], 0)
+            y, mo, d, _, h, mi, sec = value[:7]
+            state["epoch"] = calendar.timegm((y, mo, d, h, mi, sec, 0, 0, 0)) - board.clock.us // 1_000_000
+            return None
+
+    modules["time"].localtime = localtime
+    modules["machine"].RTC = RTC
+    modules["os"].urandom = host_os.urandom
+
+
+def make_modules(board: Board, rtc_utc: str | None = None) -> dict:
     v = board.version
     if v < (4, 3, 0):
         raise UserError(f"firmware {board.firmware_version}: the simulator models 4.3.0 and later "
@@ -159,6 +195,7 @@ def make_modules(board: Board) -> dict:
     if ml_module is not None:
         modules["ml"] = ml_module
     modules["tf"] = ml.make_tf(board, ml_module)
+    add_rtc_and_rng(modules, board, rtc_utc)
     return modules
 
 
@@ -257,7 +294,7 @@ def _simulate(options: SimOptions, sd_dir: Path, flash_dir: Path) -> SimResult:
     exit_reason = "max boots"
     feeds = 0
     while board.boot <= options.max_boots:
-        loader = FirmwareLoader(board, make_modules(board))
+        loader = FirmwareLoader(board, make_modules(board, options.rtc_utc))
         try:
             loader.load("main", as_main=True)
             exit_reason = "returned"
