@@ -1,12 +1,22 @@
-"""The int8 model run by TensorFlow Lite Micro, the interpreter (and kernels) the board runs."""
+"""Running int8 models on the host with the board's numbers.
+
+- `BoardExactModel` / `board_exact`: raw int8 outputs equal to the board's own TFLM (host/interp), as
+  fast as can be shown. The model runs once in the board's TFLM on the verification inputs (the test
+  split); LiteRT with its optimized integer kernels and no XNNPACK delegate, then LiteRT's reference
+  kernels, are kept only if every raw output equals the board's; otherwise the board TFLM itself
+  runs everything. XNNPACK is never used: it requantizes in float and changes outputs.
+- `Int8Model`: the host's own TFLM wheel (a 2026 build), used for arena probes and quick looks.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -115,3 +125,128 @@ def quiet_stderr():
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+# ---- board-exact evaluation -------------------------------------------------------------------
+
+HOST_CANDIDATES = ("LiteRT optimized kernels, no XNNPACK", "LiteRT reference kernels")
+
+
+class LiteRTModel:
+    """LiteRT without default delegates (so no XNNPACK), one image per invoke (the model's batch is 1)."""
+
+    def __init__(self, payload: bytes, kind: str):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        resolver = {HOST_CANDIDATES[0]: OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+                    HOST_CANDIDATES[1]: OpResolverType.BUILTIN_REF}[kind]
+        self.kind = kind
+        self.interpreter = Interpreter(model_content=bytes(payload), experimental_op_resolver_type=resolver, num_threads=1)
+        self.interpreter.allocate_tensors()
+        self._in = self.interpreter.get_input_details()[0]
+        self._out = self.interpreter.get_output_details()[0]
+
+    def raw(self, inputs: np.ndarray) -> np.ndarray:
+        shape = tuple(self._in["shape"])
+        batch = np.asarray(inputs, dtype=self._in["dtype"]).reshape((-1,) + shape[1:])
+        out = np.empty((len(batch), int(np.prod(self._out["shape"]))), dtype=self._out["dtype"])
+        set_tensor, invoke, get = self.interpreter.set_tensor, self.interpreter.invoke, self.interpreter.get_tensor
+        for i, x in enumerate(batch):
+            set_tensor(self._in["index"], x.reshape(shape))
+            invoke()
+            out[i] = get(self._out["index"]).reshape(-1)
+        return out
+
+
+@dataclass
+class Verification:
+    """How the host's interpreter compares with the board's TFLM on the verification inputs."""
+
+    board: str  # the board interpreter's label
+    mode: str  # "tflm" (the board's wheel ran) or "static" (no CPython 3.10/3.11: host TFLM + static rules)
+    candidate: str  # the fastest host interpreter tried
+    identical: int  # rows where its raw outputs equal the board's
+    total: int
+    differing: list[dict] = field(default_factory=list)  # {"index", "host", "board"} for the first 10
+    used: str = ""  # what host evaluation uses for this model
+
+    def line(self) -> str:
+        head = "board TFLM" if self.mode == "tflm" else "board TFLM (static check only, no CPython 3.10/3.11: host TFLM)"
+        text = f"{head} {self.board}: {self.identical}/{self.total} raw int8 outputs identical to host ({self.candidate})"
+        if self.differing:
+            text += "; differing: " + ", ".join(f"#{d['index']} host {d['host']} board {d['board']}" for d in self.differing)
+        if self.used != self.candidate:
+            text += f"; evaluation uses {self.used}"
+        return text
+
+
+class BoardExactModel:
+    """An int8 model whose `raw` outputs are the board TFLM's, by the fastest interpreter shown equal."""
+
+    def __init__(self, payload: bytes, verify_inputs: np.ndarray, interpreter=None):
+        from host.interp import board as board_interp
+        from host.interp import firmware
+
+        self.interpreter = interpreter or firmware.interpreter_for(firmware_default())
+        self.board = board_interp.load(payload, self.interpreter)  # BoardRefusal when the firmware cannot load it
+        self.input, self.output = self.board.input, self.board.output
+        self.output_scale = self.output["scales"][0] if self.output["scales"] else 1.0
+        self.output_zero_point = self.output["zero_points"][0] if self.output["zero_points"] else 0
+        inputs = np.asarray(verify_inputs, dtype=np.int8).reshape((-1,) + tuple(self.input["shape"][1:]))
+        self.verify_inputs = inputs
+        self.board_raw = self.board.raw(inputs)
+        self.fast = None
+        self.verification = None
+        for kind in HOST_CANDIDATES:
+            candidate = LiteRTModel(self.board.runnable, kind)
+            raw = candidate.raw(inputs)
+            same = (raw == self.board_raw).all(axis=1)
+            if self.verification is None:
+                self.verification = Verification(
+                    board=self.board.label, mode=self.board.mode, candidate=kind, identical=int(same.sum()), total=len(same),
+                    differing=[{"index": int(i), "host": raw[i].tolist(), "board": self.board_raw[i].tolist()}
+                               for i in np.flatnonzero(~same)[:10]])
+            if same.all():
+                self.fast = candidate
+                self.verification.used = kind
+                break
+        if self.fast is None:
+            self.verification.used = "the board TFLM itself (LiteRT differs)"
+
+    def raw(self, inputs: np.ndarray) -> np.ndarray:
+        return (self.fast or self.board).raw(inputs)
+
+    def dequantized(self, inputs: np.ndarray) -> np.ndarray:
+        return (self.raw(inputs).astype(np.float32) - self.output_zero_point) * self.output_scale
+
+    def scores(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 pixels (n, 32, 32, 3) or (32, 32, 3) to dequantized outputs (n, k)."""
+        return self.dequantized(preprocess.to_int8_input(pixels.reshape((-1,) + pixels.shape[-3:])))
+
+    def verified_scores(self) -> np.ndarray:
+        """Dequantized board outputs on the verification inputs (what the board computed)."""
+        return (self.board_raw.astype(np.float32) - self.output_zero_point) * self.output_scale
+
+
+def firmware_default(board: str = "openmv_h7") -> str:
+    from host.boards import load_board
+
+    return load_board(board)["firmware"]["default_version"]
+
+
+_verified: dict[tuple[str, str], BoardExactModel] = {}
+
+
+def board_exact(payload: bytes, verify_pixels: np.ndarray | None = None, interpreter=None) -> BoardExactModel:
+    """The board-exact model for `payload`, verified on `verify_pixels` the first time it is asked for
+    (kept per process, so later calls on other pixels, e.g. degraded copies, run fast)."""
+    from host.interp import firmware
+
+    interpreter = interpreter or firmware.interpreter_for(firmware_default())
+    key = (hashlib.sha256(bytes(payload)).hexdigest(), interpreter.label)
+    model = _verified.get(key)
+    if model is None:
+        if verify_pixels is None:
+            raise ValueError("board_exact: the first call for a model needs the pixels to verify it on")
+        model = _verified[key] = BoardExactModel(payload, preprocess.to_int8_input(verify_pixels), interpreter)
+    return model

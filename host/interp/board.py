@@ -129,3 +129,25 @@ def _details(d: dict) -> dict:
 
 def load(payload: bytes, interpreter: Interpreter, arena_size: int | None = None) -> BoardModel:
     return BoardModel(payload, interpreter, arena_size)
+
+
+def arena_bytes(payload: bytes, interpreter: Interpreter) -> int:
+    """Smallest tensor arena (to 256 bytes) with which the board's TFLM build allocates and runs the
+    model, one child process per probe (host.tflm.search_arena)."""
+    import subprocess
+    import tempfile
+
+    from host.tflm import search_arena
+
+    runnable = flatbuf.legacy_dense_scales(payload) if interpreter.legacy else bytes(payload)
+    python = env.require()
+    with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
+        f.write(runnable)
+        f.flush()
+
+        def fits(size: int) -> bool:
+            child = subprocess.run([str(python), str(client.WORKER), str(env.wheel_dir(interpreter.commit)), "--probe",
+                                    f.name, str(size)], capture_output=True, text=True, check=False)
+            return child.returncode == 0 and child.stdout.strip() == "fits"
+
+        return search_arena(fits, 4096, 16 * 1024 * 1024)

@@ -128,4 +128,15 @@ def main():
         _reply(reply, data)
 
 
+if len(sys.argv) == 5 and sys.argv[2] == "--probe":
+    # One arena probe (host.interp.board.arena_bytes): exit 0 and "fits" when the model allocates
+    # and invokes in that arena. A starved arena can crash TFLM, hence one process per probe.
+    try:
+        probe = runtime.Interpreter.from_bytes(open(sys.argv[3], "rb").read(), arena_size=int(sys.argv[4]))
+        probe.invoke()
+    except (RuntimeError, ValueError):
+        sys.exit(3)
+    _protocol.write(b"fits\n")
+    sys.exit(0)
+
 main()

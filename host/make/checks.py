@@ -5,13 +5,18 @@ and nothing is written to models/. The checks:
 - size: the .tflite must fit the board profile's model budget;
 - input: int8 [1, 32, 32, 3], scale 1/255, zero point -128 (the board feeds `pixel - 128`);
 - ops: every operator must be in the board profile's supported list;
-- arena: the tensor arena TFLM actually needs must fit the profile's arena budget.
+- arena: the tensor arena TFLM actually needs must fit the profile's arena budget;
+- board interpreter: the firmware's own TFLM (the profile's default firmware, boards/*.json
+  `interpreters`) must load the model: no op its resolver lacks, no per-channel dense layer (refused
+  by tflite-micro 7a02496/a57349f), and it must allocate and invoke in that very TFLM build
+  (host/interp). Without CPython 3.10/3.11 for that build the static rules alone decide, and the
+  check says so; with them but without `.board-tflm/`, it stops with the command that creates it.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +24,8 @@ import numpy as np
 from host import tflm
 from host.boards import BoardProfile, load_board
 from host.errors import UserError, run_cli
+from host.interp import board as board_interp
+from host.interp import firmware
 
 EXPECTED_SHAPE = [1, 32, 32, 3]
 EXPECTED_SCALE = 1.0 / 255.0
@@ -32,6 +39,9 @@ class ModelFacts:
     output: dict
     ops: list[str]
     arena_bytes: int
+    board_interpreter: str = ""  # the firmware's TFLM the model was loaded in
+    board_mode: str = ""  # "tflm" (loaded and invoked in that build) or "static" (rules only)
+    board_refusals: list[str] = field(default_factory=list)  # one line per refused layer, with the fix
 
 
 @dataclass
@@ -52,8 +62,24 @@ def _tensor_facts(details: dict) -> dict:
     }
 
 
-def inspect_model(payload: bytes) -> ModelFacts:
-    """Sizes, input/output quantization, operator list (LiteRT) and arena bytes (TFLM)."""
+def board_load(payload: bytes, board: BoardProfile | None = None) -> tuple[str, str, list[str]]:
+    """Load and invoke the model once in the TFLM of the board's default firmware:
+    (interpreter label, mode, refusal lines). A missing .board-tflm raises its one-line fix."""
+    interpreter = firmware.default_interpreter(board or load_board(firmware.DEFAULT_BOARD))
+    try:
+        loaded = board_interp.load(payload, interpreter)
+        loaded.raw(np.zeros(loaded.input["shape"], np.dtype(loaded.input["dtype"])))
+        loaded.close()
+    except board_interp.BoardRefusal as exc:
+        return interpreter.label, board_interp.run_mode(), [r.line() for r in exc.refusals]
+    except RuntimeError as exc:  # invoke failed in the board's TFLM
+        return interpreter.label, loaded.mode, [f"invoke failed in {interpreter.label}: {exc}"]
+    return loaded.label, loaded.mode, []
+
+
+def inspect_model(payload: bytes, board: BoardProfile | None = None) -> ModelFacts:
+    """Sizes, input/output quantization, operator list (LiteRT), arena bytes (TFLM) and the load in
+    the board's own TFLM (`board_load`)."""
     from ai_edge_litert.interpreter import Interpreter
 
     try:
@@ -61,12 +87,20 @@ def inspect_model(payload: bytes) -> ModelFacts:
     except ValueError as exc:
         raise UserError(f"not a valid .tflite model ({exc}); rebuild it with python -m host.build") from None
     ops = sorted({op["op_name"] for op in interpreter._get_ops_details()})
+    label, mode, refusals = board_load(payload, board)
+    if mode == "tflm" and not refusals:  # the arena the board's own TFLM build needs
+        arena = board_interp.arena_bytes(payload, firmware.default_interpreter(board or load_board(firmware.DEFAULT_BOARD)))
+    else:
+        arena = tflm.arena_bytes(payload)
     return ModelFacts(
         model_bytes=len(payload),
         input=_tensor_facts(interpreter.get_input_details()[0]),
         output=_tensor_facts(interpreter.get_output_details()[0]),
         ops=ops,
-        arena_bytes=tflm.arena_bytes(payload),
+        arena_bytes=arena,
+        board_interpreter=label,
+        board_mode=mode,
+        board_refusals=refusals,
     )
 
 
@@ -101,6 +135,12 @@ def run_checks(facts: ModelFacts, board: BoardProfile) -> list[Check]:
             f"{facts.arena_bytes:,} bytes (budget {board.arena_budget_bytes:,})"
             + ("" if facts.arena_bytes <= board.arena_budget_bytes else "; reduce the early feature maps (fewer filters or a stride)"),
         ),
+        Check(
+            "board interpreter", not facts.board_refusals,
+            "; ".join(facts.board_refusals) if facts.board_refusals
+            else (f"allocates and invokes in {facts.board_interpreter}" if facts.board_mode == "tflm"
+                  else f"static rules pass; {facts.board_interpreter}"),
+        ),
     ]
 
 
@@ -129,7 +169,7 @@ def main(argv=None) -> int:
     if not args.model.is_file():
         raise UserError(f"{args.model}: no such model file")
     board = load_board(args.board)
-    facts = inspect_model(args.model.read_bytes())
+    facts = inspect_model(args.model.read_bytes(), board)
     checks = run_checks(facts, board)
     if args.json:
         import json
