@@ -90,35 +90,69 @@ def write_confusion(metrics: dict, out: Path, title: str) -> None:
 
 def metrics_table(results: dict) -> str:
     rows = [f"{'':14}{'accuracy':>9}{'class':>15}{'precision':>10}{'recall':>8}{'F1':>8}"]
-    for kind in ("float32", "int8"):
+    for kind in [k for k in ("float32", "int8") if k in results]:
         m = results[kind]
         for i, (label, c) in enumerate(m["per_class"].items()):
             head = f"{kind:14}{m['accuracy']:9.4f}" if i == 0 else " " * 23
             rows.append(f"{head}{label:>15}{c['precision']:10.4f}{c['recall']:8.4f}{c['f1']:8.4f}")
-    rows.append(f"int8 vs float32 agreement {results['agreement']:.4f}")
+    if "agreement" in results:
+        rows.append(f"int8 vs float32 agreement {results['agreement']:.4f}")
     return "\n".join(rows)
 
 
+def evaluate_int8(payload: bytes, split: data_mod.Split, labels: list[str], progress: bool = True) -> dict:
+    """The int8 model alone (a bundle's .tflite, no Keras model): what the board would answer."""
+    if "predicted_labels" in globals():  # sigmoid or softmax output
+        predicted = predicted_labels(int8_outputs(payload, split.pixels, progress))  # noqa: F821
+    else:
+        predicted = to_labels(int8_scores(payload, split.pixels, progress))
+    return {
+        "threshold": THRESHOLD,
+        "int8": classification_metrics(split.labels, predicted, labels),
+        "misclassified_int8": [{"path": str(p), "true": labels[t], "predicted": labels[q]}
+                               for p, t, q in zip(split.paths, split.labels, predicted) if t != q],
+    }
+
+
+def bundle_labels(tflite: Path) -> list[str]:
+    """The labels of the bundle the .tflite sits in (its model card), else the two default classes."""
+    card = tflite.parent / "model_card.json"
+    if card.is_file():
+        try:
+            return list(json.loads(card.read_text())["labels"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"{card}: unreadable model card ({exc}); rebuild the bundle with tinymask build") from None
+    return data_mod.LABELS
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m host.evaluate", description=__doc__)
-    parser.add_argument("--model", type=Path, default=Path("runs/train/model.keras"), help="float32 Keras model (default: %(default)s)")
-    parser.add_argument("--tflite", type=Path, default=Path("runs/train/model_int8.tflite"), help="int8 model (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        prog="python -m host.evaluate", description=__doc__,
+        epilog="A bundle alone on an on-device set: tinymask evaluate --tflite models/tinymask/tinymask.tflite --data ondevice/")
+    parser.add_argument("--tflite", type=Path, default=Path("runs/train/model_int8.tflite"),
+                        help="int8 model, e.g. BUNDLE/tinymask.tflite (default: %(default)s)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="float32 Keras model to compare with, e.g. runs/train/model.keras (default: none, int8 only)")
     parser.add_argument("--data", type=Path, default=None,
                         help="image folder: its test split, or every image when it has no splits, e.g. an on-device set"
                              " from tools.dataset (default: $TINYMASK_DATA or facemask-v1)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many images per split and class")
     parser.add_argument("--out", type=Path, default=Path("runs/evaluate"), help="folder for metrics.json and the confusion matrix")
     args = parser.parse_args(argv)
-    for path in (args.model, args.tflite):
+    for path in [p for p in (args.tflite, args.model) if p is not None]:
         if not path.is_file():
-            raise UserError(f"{path}: not found; run python -m host.train and host.quantize first, or pass the path")
-    import keras
-
-    model = keras.models.load_model(args.model)
+            raise UserError(f"{path}: not found; pass --tflite BUNDLE/<name>.tflite (and --model MODEL.keras to"
+                            " compare with the float32 model)")
+    labels = bundle_labels(args.tflite)
     split, skipped = data_mod.load_test_split(args.data or data_mod.default_data_dir(), limit=args.limit)
     if skipped:
         print(data_mod.skipped_report(skipped))
-    results = evaluate(model, args.tflite.read_bytes(), split)
+    if args.model is None:
+        results = evaluate_int8(args.tflite.read_bytes(), split, labels)
+    else:
+        import keras
+
+        results = evaluate(keras.models.load_model(args.model), args.tflite.read_bytes(), split)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(results, indent=2))
     write_confusion(results["int8"], args.out, "int8 (TFLM) on test")

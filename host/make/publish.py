@@ -129,7 +129,10 @@ def measure_existing(bundle_dir: Path, labels: list[str], split, this_split: str
     if card.get("labels") != labels:
         return f"{bundle_dir} classifies {card.get('labels')}, this build {labels}: not comparable"
     try:
-        predicted = evaluate.to_labels(evaluate.int8_scores(payload, split.pixels, progress=False))
+        if hasattr(evaluate, "predicted_labels"):  # sigmoid or softmax, as the build evaluates its own model
+            predicted = evaluate.predicted_labels(evaluate.int8_outputs(payload, split.pixels, progress=False))
+        else:
+            predicted = evaluate.to_labels(evaluate.int8_scores(payload, split.pixels, progress=False))
     except Exception as exc:  # a model the interpreter refuses is still the user's to replace knowingly
         return f"{model} does not run on TFLM ({exc})"
     correct = int((np.asarray(predicted) == np.asarray(split.labels)).sum())

@@ -1,0 +1,112 @@
+"""The `tinymask` command: lazy dispatch, quiet TensorFlow start-up, one-line errors, Python versions."""
+
+import glob
+import importlib.util
+import subprocess
+import sys
+import tomllib
+
+import pytest
+from conftest import REPO
+from tqdm import tqdm
+
+from host import cli, quiet_import
+from host.errors import UserError, run_cli
+
+DOCUMENTED = ["build", "evaluate", "simulate", "deploy", "pull", "dataset", "ingest", "report", "compare"]
+
+
+def run_python(code: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, **kwargs)
+
+
+def test_console_script_points_at_the_dispatcher():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["tinymask"] == "host.cli:main"
+    assert project["requires-python"] == ">=3.11,<3.14"
+    assert isinstance(project["license"], str)  # SPDX form, not the deprecated table
+
+
+def test_every_documented_command_is_a_subcommand_with_an_importable_module():
+    assert set(DOCUMENTED) <= set(cli.COMMANDS)
+    for name, (module, _) in cli.COMMANDS.items():
+        assert importlib.util.find_spec(module) is not None, name
+
+
+def test_help_lists_the_commands_without_importing_tensorflow():
+    result = run_python(
+        "import sys; from host import cli; code = cli.main(['--help']);"
+        "heavy = [m for m in ('tensorflow', 'keras', 'matplotlib', 'tflite_micro') if m in sys.modules];"
+        "print('HEAVY', heavy); sys.exit(code)")
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stdout
+    for name in DOCUMENTED:
+        assert f"\n  {name} " in result.stdout
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("name", DOCUMENTED)
+def test_each_subcommand_answers_help(name, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main([name, "--help"])
+    assert stop.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_unknown_command_is_one_line_and_exit_2(capsys):
+    assert cli.main(["biuld"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: unknown command 'biuld'")
+
+
+def test_subcommand_user_error_is_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "host.cli", "evaluate", "--tflite", str(tmp_path / "none.tflite"),
+                             "--data", str(tmp_path)], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "none.tflite" in lines[0]
+
+
+def test_tensorflow_import_prints_no_start_up_noise():
+    result = run_python("import host, sys; import tensorflow; print('IMPORTED', file=sys.stderr)")
+    assert result.returncode == 0
+    assert result.stderr.strip() == "IMPORTED"
+
+
+def test_noise_filter_keeps_every_other_line():
+    text = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+            "I0000 port.cc:153] oneDNN custom operations are on. You may see ...\n"
+            "E0000 something real went wrong\n"
+            "Traceback (most recent call last):\n")
+    assert quiet_import.without_noise(text) == "E0000 something real went wrong\nTraceback (most recent call last):\n"
+
+
+def terminal_view(line: str) -> str:
+    """What a terminal shows for one line: each carriage return writes again from the first column."""
+    shown: list[str] = []
+    for segment in line.split("\r"):
+        shown[:len(segment)] = segment
+    return "".join(shown)
+
+
+def test_error_line_starts_a_clean_line_after_a_progress_bar(capsys):
+    def failing(argv):
+        bar = tqdm(total=100, desc="ingest", file=sys.stderr, mininterval=0, miniters=1)
+        bar.update(40)  # a bar updated by hand stays open when an error interrupts it
+        raise UserError("data/x.jpg: broken; remove it")
+
+    assert run_cli(failing) == 2
+    err = capsys.readouterr().err
+    error_line = next(line for line in err.split("\n") if "error:" in line)
+    assert terminal_view(error_line).rstrip() == "error: data/x.jpg: broken; remove it"
+    assert not getattr(tqdm, "_instances", set())
+
+
+def test_unsupported_python_gets_one_line():
+    others = sorted(glob.glob("/root/.pyenv/versions/3.10*/bin/python3")) + sorted(glob.glob("/usr/bin/python3.1[04]"))
+    if not others:
+        pytest.skip("no Python outside 3.11-3.13 on this machine")
+    result = subprocess.run([others[0], "-c", "import host"], capture_output=True, text=True, cwd=REPO)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1
+    assert lines[0].startswith("error: tinymask needs CPython 3.11, 3.12 or 3.13")
