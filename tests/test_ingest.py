@@ -298,9 +298,146 @@ def test_database_schema_is_keyed_by_device_boot_seq(tmp_path):
     con = db.connect(tmp_path / "x.duckdb")
     columns = [c[0] for c in con.execute("DESCRIBE records").fetchall()]
     con.close()
-    assert columns[:3] == ["device_id", "boot", "seq"] and tuple(columns) == db.RECORD_COLUMNS
+    assert columns[:4] == ["device_id", "boot", "boot_id", "seq"] and tuple(columns) == db.RECORD_COLUMNS
 
 
 def test_report_needs_an_existing_database(tmp_path):
     with pytest.raises(Exception, match="no such database"):
         db.connect(tmp_path / "missing.duckdb", create=False)
+
+
+# -- boot identity, rewrites, damage, schema ----------------------------------------------------------
+
+def run_log(device: str, boot: int, boot_id: str, records: int, part: int = 0, start_ticks: int = 0) -> str:
+    return (format_header(device, boot, part, "ab" * 32, "0.2.0", "4.6.0", "openmv_h7", boot_id=boot_id)
+            + "".join(line for _, line in boot_lines(device, boot, records, start_ticks=start_ticks, seed=len(boot_id))))
+
+
+def test_a_wiped_card_restarting_at_boot_1_loses_nothing(tmp_path):
+    archive = tmp_path / "archive"
+    log = archive / "cam1" / "logs" / "b000001-p000.log"
+    log.parent.mkdir(parents=True)
+    log.write_text(run_log("cam1", 1, "aaaaaaaaaaaaaaaa", 151))
+    database = tmp_path / "t.duckdb"
+    ingest([archive], database, progress=False, echo=quiet)
+    log.write_text(run_log("cam1", 1, "bbbbbbbbbbbbbbbb", 111))  # wiped card: boot 1 again, another run
+    second = ingest([archive], database, progress=False, echo=quiet)
+    assert second.files[0].status == "changed" and second.records_new == 111
+    assert query(database, "SELECT boot_id, count(*) FROM records GROUP BY 1 ORDER BY 1") == [
+        ("aaaaaaaaaaaaaaaa", 151), ("bbbbbbbbbbbbbbbb", 111)]
+
+
+def test_a_file_rewritten_at_the_same_size_and_time_is_seen(tmp_path):
+    import os
+
+    card = tmp_path / "card"
+    log = card / "logs" / "b000001-p000.log"
+    log.parent.mkdir(parents=True)
+    log.write_text(run_log("cam1", 1, "aaaaaaaaaaaaaaaa", 50))
+    stat = log.stat()
+    database = tmp_path / "t.duckdb"
+    ingest([card], database, progress=False, echo=quiet)
+    log.write_text(run_log("cam1", 1, "cccccccccccccccc", 50))
+    os.utime(log, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert log.stat().st_size == stat.st_size
+    again = ingest([card], database, progress=False, echo=quiet)
+    assert again.records_new == 50 and len(rows(database)) == 50  # rows() counts by (device, boot, seq)
+    assert query(database, "SELECT count(DISTINCT boot_id) FROM records") == [(2,)]
+
+
+def test_an_unreadable_log_does_not_roll_back_the_others(tmp_path, capsys):
+    card = tmp_path / "card"
+    expected = write_card(card, "cam1", {1: 100, 2: 100})
+    bad = card / "logs" / "b000003-p000.log"
+    bad.mkdir()  # a "file" that cannot be read as one (what a damaged FAT entry can look like)
+    (bad / "x").write_text("x")
+    database = tmp_path / "t.duckdb"
+    logs = find_logs([card])
+    assert len(logs) == 2  # a folder named *.log is not a log file
+    from host.field import ingest as ingest_module
+
+    original = ingest_module._describe
+
+    def describe(path):
+        log = original(path)
+        if path.name == "b000002-p000.log":
+            log.unreadable = "Input/output error"
+        return log
+
+    ingest_module._describe = describe
+    try:
+        summary = ingest([card], database, progress=False)
+    finally:
+        ingest_module._describe = original
+    out = capsys.readouterr().out
+    assert {key for key in rows(database)} == {key for key in expected if key[1] == 1}
+    assert [f.status for f in summary.files] == ["new", "unreadable"]
+    assert "unreadable file: Input/output error" in out
+    assert query(database, "SELECT status FROM files ORDER BY path") == [("new",), ("unreadable",)]
+    again = ingest([card], database, progress=False, echo=quiet)  # readable again: read now
+    assert again.records_new == 100 and len(rows(database)) == 200
+
+
+def test_a_file_name_that_is_not_utf8_is_ingested(tmp_path):
+    import os
+
+    card = tmp_path / "card"
+    expected = write_card(card, "cam1", {1: 20})
+    folder = os.fsencode(card / "logs")
+    os.rename(os.path.join(folder, b"b000001-p000.log"), os.path.join(folder, b"b000001-p000-\xff.log"))
+    database = tmp_path / "t.duckdb"
+    summary = ingest([card], database, progress=False, echo=quiet)
+    assert summary.records_new == len(expected)
+    assert "\ufffd" in query(database, "SELECT path FROM files")[0][0]
+
+
+def test_an_old_or_foreign_database_is_one_line(tmp_path):
+    old = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(old))
+    con.execute("CREATE TABLE records (device_id VARCHAR, boot BIGINT, seq BIGINT)")
+    con.close()
+    with pytest.raises(Exception, match="ingest the logs again into a new file"):
+        db.connect(old, create=False, read_only=True)
+    empty = tmp_path / "empty.duckdb"
+    empty.write_bytes(b"")
+    with pytest.raises(Exception, match="an empty file"):
+        db.connect(empty, create=False, read_only=True)
+    blank = tmp_path / "blank.duckdb"
+    duckdb.connect(str(blank)).close()
+    with pytest.raises(Exception, match="holds no tinymask tables"):
+        db.connect(blank, create=False, read_only=True)
+
+
+def test_door_events_logged_out_of_time_order_add_no_phantom_hours(tmp_path):
+    """Firmware before format 2 stamped the door event later than the frame logged after it."""
+    card = tmp_path / "card"
+    log = card / "logs" / "b000001-p000.log"
+    log.parent.mkdir(parents=True)
+    lines = [format_header("cam1", 1, 0, format_version=1), format_event(0, 1000, "boot")]
+    ticks = 1000
+    for seq in range(1, 200):
+        ticks += 33
+        if seq % 10 == 0:
+            lines.append(format_event(seq, ticks + 25, "door_open", "mask"))  # E,5,2243 then F,6,2218
+        else:
+            lines.append(format_frame(seq, ticks, "with_mask", 0.9, 14, 33))
+    log.write_text("".join(lines))
+    database = tmp_path / "t.duckdb"
+    ingest([card], database, progress=False, echo=quiet)
+    uptimes = [u for (u,) in query(database, "SELECT uptime_ms FROM records ORDER BY seq")]
+    assert uptimes == sorted(uptimes) and uptimes[-1] - uptimes[0] <= 199 * 33 + 25
+
+
+def test_many_one_boot_files_in_one_batch_each_unwrap_alone(tmp_path):
+    card = tmp_path / "card"
+    (card / "logs").mkdir(parents=True)
+    for boot in range(1, 301):
+        start = TICKS_PERIOD - 40 if boot % 3 == 0 else boot
+        (card / "logs" / f"b{boot:06d}-p000.log").write_text(run_log("cam1", boot, f"{boot:016x}", 2, start_ticks=start))
+    database = tmp_path / "t.duckdb"
+    ingest([card], database, progress=False, echo=quiet)
+    result = query(database, "SELECT boot, ticks_ms, uptime_ms FROM records ORDER BY boot, seq")
+    assert len(result) == 600
+    for i in range(0, 600, 2):
+        (_, t0, u0), (_, _, u1) = result[i], result[i + 1]
+        assert u0 == t0 and u1 == u0 + 33  # each run starts at its own ticks, wraps only where it can

@@ -22,6 +22,7 @@ RECORD_SCHEMA = pa.schema([
     ("kind", pa.string()),
     ("device_id", pa.string()),
     ("boot", pa.int64()),
+    ("boot_id", pa.string()),
     ("part", pa.int64()),
     ("seq", pa.int64()),
     ("ticks_ms", pa.int64()),
@@ -120,6 +121,7 @@ class ColumnParser(LogParser):
         return {
             "device_id": pa.repeat(pa.scalar(self.device_id, pa.string()), n),
             "boot": pa.repeat(pa.scalar(self.boot, pa.int64()), n),
+            "boot_id": pa.repeat(pa.scalar(self.boot_id, pa.string()), n),
             "part": pa.repeat(pa.scalar(self.part, pa.int64()), n),
         }
 

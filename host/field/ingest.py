@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import sys
 import time
@@ -30,13 +31,25 @@ from tqdm import tqdm
 from host.errors import UserError, run_cli
 from host.field import db
 from host.field.columns import ColumnChunk, ColumnParser
-from host.field.logread import TICKS_PERIOD, Header, Problem, parse_log
+from host.field.logread import TICKS_PERIOD, Header, Problem, parse_log, ticks_diff
 
 CHUNK_BYTES = 4 << 20
+HEAD_BYTES = 4096  # read from every file up front: its header, and a hash that sees a rewrite
+NO_BOOT_ID = "-"  # version-1 logs, and headerless files whose run cannot be told
 BATCH_ROWS = 200_000
 LOG_NAME = re.compile(r"^b(\d+)-p(\d+)\.log$")
 ROOT_MARKERS = ("captures", "tinymask_boot.txt", "pull-state.json", "config.json")
 SHOWN_PROBLEMS = 5
+
+
+FILES_SCHEMA = pa.schema([
+    ("path", pa.string()), ("root", pa.string()), ("device_id", pa.string()), ("boot", pa.int64()),
+    ("boot_id", pa.string()), ("part", pa.int64()), ("size", pa.int64()), ("mtime", pa.float64()),
+    ("head_sha256", pa.string()), ("consumed", pa.int64()), ("prefix_sha256", pa.string()),
+    ("records", pa.int64()), ("status", pa.string())])
+CONFIG_SCHEMA = pa.schema([
+    ("root", pa.string()), ("device_id", pa.string()), ("threshold", pa.float64()), ("labels", pa.string()),
+    ("positive_label", pa.string()), ("model_sha256", pa.string()), ("problem", pa.string())])
 
 
 @dataclass
@@ -46,12 +59,17 @@ class LogFile:
     device_hint: str | None = None  # used only when the file has no readable header
     boot_hint: int | None = None
     part_hint: int | None = None
+    boot_id_hint: str | None = None
+    key: str = ""  # the path as the database stores it
+    header: Header | None = None
+    head_sha256: str | None = None
+    unreadable: str | None = None  # why the file cannot be read
 
 
 @dataclass
 class FileResult:
     path: Path
-    status: str  # new, grown, changed, unchanged
+    status: str  # new, grown, changed, unchanged, unreadable
     records_read: int = 0
     records_new: int = 0
     problems: int = 0
@@ -80,14 +98,19 @@ class IngestSummary:
 
 # -- finding the logs ------------------------------------------------------------------------------
 
+def path_key(path: Path) -> str:
+    """The path as stored in the database: a file name that is not UTF-8 keeps its other characters."""
+    return os.fsencode(str(path)).decode("utf-8", "replace")
+
+
 def find_logs(sources: list[str | Path]) -> list[LogFile]:
-    """Every log file under the sources, with its storage root and what its name and folder tell."""
+    """Every log file under the sources, with its storage root and what its header, name and folder tell."""
     found: dict[Path, LogFile] = {}
     for source in sources:
         path = Path(source).expanduser()
         if not path.exists():
-            raise UserError(f"{source}: no such file or folder; give a pulled archive, a mounted SD card "
-                            "or a .log file")
+            raise UserError(f"{path_key(Path(source))}: no such file or folder; give a pulled archive, a mounted "
+                            "SD card or a .log file")
         if path.is_file():
             candidates = [path]
         else:
@@ -95,12 +118,13 @@ def find_logs(sources: list[str | Path]) -> list[LogFile]:
                                 if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
         for candidate in candidates:
             resolved = candidate.resolve()
-            found.setdefault(resolved, _describe(resolved))
+            if resolved not in found:
+                found[resolved] = _describe(resolved)
     if not found:
-        raise UserError(f"{', '.join(map(str, sources))}: no log files (*.log) found; point at the SD card, "
-                        "a tools.pull archive or a b000001-p000.log file")
+        raise UserError(f"{', '.join(path_key(Path(s)) for s in sources)}: no log files (*.log) found; point at "
+                        "the SD card, a tools.pull archive or a b000001-p000.log file")
     logs = list(found.values())
-    _fill_device_hints(logs)
+    _fill_hints(logs)
     return sorted(logs, key=lambda f: (str(f.root), f.boot_hint or 0, f.part_hint or 0, str(f.path)))
 
 
@@ -115,28 +139,40 @@ def storage_root(log: Path) -> Path:
 def _describe(path: Path) -> LogFile:
     match = LOG_NAME.match(path.name)
     boot, part = (int(match[1]), int(match[2])) if match else (None, None)
-    return LogFile(path, storage_root(path), boot_hint=boot, part_hint=part)
+    log = LogFile(path, storage_root(path), boot_hint=boot, part_hint=part, key=path_key(path))
+    try:
+        with open(path, "rb") as f:
+            head = f.read(HEAD_BYTES)
+    except OSError as exc:
+        log.unreadable = exc.strerror or str(exc)
+        return log
+    log.head_sha256 = hashlib.sha256(head).hexdigest()
+    headers = parse_log(head, log.key).headers
+    log.header = headers[0] if headers else None
+    return log
 
 
-def _fill_device_hints(logs: list[LogFile]) -> None:
-    """A file without a readable header belongs to the camera of its card or archive folder."""
-    devices_by_root: dict[Path, set[str]] = {}
+def _fill_hints(logs: list[LogFile]) -> None:
+    """A file without a readable header belongs to the run of its sibling parts (same card, same boot
+    number, one run among them), else to the camera of its card or archive folder."""
+    runs: dict[tuple[Path, int], set[tuple[str, str]]] = {}
+    devices: dict[Path, set[str]] = {}
     for log in logs:
-        if _first_header(log.path) is None:
-            if log.root not in devices_by_root:
-                devices_by_root[log.root] = _root_devices(log.root)
-            devices = devices_by_root[log.root]
-            log.device_hint = next(iter(devices)) if len(devices) == 1 else None
+        if log.header is not None:
+            devices.setdefault(log.root, set()).add(log.header.device_id)
+            runs.setdefault((log.root, log.header.boot), set()).add((log.header.device_id, log.header.boot_id))
+    for log in logs:
+        if log.header is not None or log.unreadable:
+            continue
+        siblings = runs.get((log.root, log.boot_hint), set())
+        if len(siblings) == 1:
+            log.device_hint, log.boot_id_hint = next(iter(siblings))
+            continue
+        named = _pull_state_device(log.root) or devices.get(log.root, set())
+        log.device_hint = next(iter(named)) if len(named) == 1 else None
 
 
-def _first_header(path: Path) -> Header | None:
-    with open(path, "rb") as f:
-        headers = parse_log(f.read(4096), str(path)).headers
-    return headers[0] if headers else None
-
-
-def _root_devices(root: Path) -> set[str]:
-    """Cameras named by the pull state or by any readable log header under a storage root."""
+def _pull_state_device(root: Path) -> set[str]:
     state = root / "pull-state.json"
     if state.is_file():
         try:
@@ -145,71 +181,110 @@ def _root_devices(root: Path) -> set[str]:
             device = None
         if isinstance(device, str) and device:
             return {device}
-    devices = set()
-    for path in root.rglob("*.log"):
-        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts):
-            header = _first_header(path)
-            if header is not None:
-                devices.add(header.device_id)
-    return devices
+    return set()
 
 
 # -- loading ---------------------------------------------------------------------------------------
 
+@dataclass
+class Run:
+    """What ingestion knows of one run (device, boot id, boot number) in the database."""
+    min_seq: int
+    max_seq: int
+    last_ticks: int
+    last_uptime: int
+    root: str
+
+
 class Loader:
     """Reads log files into the database in batches of about BATCH_ROWS records across files.
 
-    Each batch is one transaction: its records, and the `files`, `headers` and `problems` rows of the
-    files read completely so far. An interrupted ingest loses at most the open batch, and the next
-    run reads those files again (the key keeps it from adding anything twice).
+    Each batch is one transaction: its records, and the `files`, `headers`, `boots` and `problems`
+    rows of the files read completely so far. An interrupted ingest loses at most the open batch,
+    and the next run reads those files again (the key keeps it from adding anything twice). A batch
+    is processed as a whole (sorted once, times unwrapped with numpy, one insert), so the cost grows
+    with the records, not with the number of boots times the batch.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, announce=lambda result: None):
         self.con = con
         self.announce = announce  # called with each FileResult once its records are committed
         self.known = {row[0]: row[1:] for row in con.execute(
-            "SELECT path, size, mtime, consumed, prefix_sha256, device_id, boot, part, records FROM files").fetchall()}
-        self.last: dict[tuple[str, int], tuple[int, int, int]] = {}  # (device, boot) -> seq, ticks, uptime
-        self.reordered: set[tuple[str, int]] = set()  # boots that got records before existing ones
+            "SELECT path, size, mtime, head_sha256, consumed, prefix_sha256, device_id, boot, part, boot_id, "
+            "records, status FROM files").fetchall()}
+        self.runs = {(d, b, n): Run(*rest) for d, b, n, *rest in con.execute(
+            "SELECT device_id, boot_id, boot, min_seq, max_seq, last_ticks, last_uptime, root FROM boots").fetchall()}
+        self.reordered: set[tuple[str, str, int]] = set()  # runs that got records before or among stored ones
         self.records: list[pa.Table] = []
         self.record_count = 0
         self.files: list[dict] = []
         self.headers: dict[tuple, list] = {}
         self.problems: list[Problem] = []
         self.waiting: dict[str, FileResult] = {}
+        self.roots: dict[str, str] = {}  # file key -> its storage root, for the runs it holds
         self.con.execute("BEGIN TRANSACTION")
 
     def ingest_file(self, log: LogFile, progress: tqdm) -> FileResult:
-        key = str(log.path)
-        stat = log.path.stat()
+        key = log.key
+        if log.unreadable:
+            return self._unreadable(log, 0, log.unreadable)
+        try:
+            stat = log.path.stat()
+        except OSError as exc:
+            return self._unreadable(log, 0, exc.strerror or str(exc))
         start, hasher, status, earlier_records = 0, hashlib.sha256(), "new", 0
-        context = (log.device_hint, log.boot_hint, log.part_hint)
+        context = (log.device_hint, log.boot_hint, log.part_hint, log.boot_id_hint)
         known = self.known.get(key)
         if known:
-            size, mtime, consumed, prefix, device, boot, part, records = known
-            if size == stat.st_size and mtime == stat.st_mtime:
+            size, mtime, head_sha, consumed, prefix, device, boot, part, boot_id, records, old_status = known
+            if (size == stat.st_size and mtime == stat.st_mtime and head_sha == log.head_sha256
+                    and old_status != "unreadable"):
                 progress.update(stat.st_size)
                 return FileResult(log.path, "unchanged")
-            if stat.st_size >= consumed and _hash_prefix(log.path, consumed, hasher) == prefix:
+            if (old_status != "unreadable" and stat.st_size >= consumed
+                    and _hash_prefix(log.path, consumed, hasher) == prefix):
                 start, status, earlier_records = consumed, "grown", records
                 context = (device or context[0], boot if boot is not None else context[1],
-                           part if part is not None else context[2])
+                           part if part is not None else context[2], boot_id or context[3])
                 progress.update(consumed)
             else:
                 hasher, status = hashlib.sha256(), "changed"
             self.con.execute('DELETE FROM problems WHERE path = ? AND "offset" >= ?', [key, start])
         result = FileResult(log.path, status)
         self.waiting[key] = result
-        parser, consumed = self._read(log, key, start, hasher, context, result, progress)
+        self.roots[key] = str(log.root)
+        try:
+            parser, consumed = self._read(log, key, start, hasher, context, result, progress)
+        except OSError as exc:  # the records read so far are complete and kept; the file is read again next time
+            self.waiting.pop(key, None)
+            return self._unreadable(log, stat.st_size, exc.strerror or str(exc), result)
         self.files.append({
             "path": key, "root": str(log.root), "device_id": parser.device_id, "boot": parser.boot,
-            "part": parser.part, "size": stat.st_size, "mtime": stat.st_mtime, "consumed": consumed,
-            "prefix_sha256": hasher.hexdigest(), "records": earlier_records + result.records_read})
+            "boot_id": parser.boot_id, "part": parser.part, "size": stat.st_size, "mtime": stat.st_mtime,
+            "head_sha256": log.head_sha256, "consumed": consumed, "prefix_sha256": hasher.hexdigest(),
+            "records": earlier_records + result.records_read, "status": status})
+        return result
+
+    def _unreadable(self, log: LogFile, size: int, reason: str, result: FileResult | None = None) -> FileResult:
+        """Counted and shown as unreadable; never stops the other files."""
+        result = result or FileResult(log.path, "unreadable")
+        result.status = "unreadable"
+        problem = Problem(log.key, 0, f"unreadable file: {reason}")
+        result.problems += 1
+        result.shown.append(problem)
+        self.problems.append(problem)
+        self.waiting[log.key] = result
+        self.files.append({
+            "path": log.key, "root": str(log.root), "device_id": log.device_hint, "boot": log.boot_hint,
+            "boot_id": log.boot_id_hint, "part": log.part_hint, "size": size, "mtime": 0.0,
+            "head_sha256": None, "consumed": 0, "prefix_sha256": None, "records": result.records_read,
+            "status": "unreadable"})
         return result
 
     def _read(self, log: LogFile, key: str, start: int, hasher, context, result: FileResult,
               progress: tqdm) -> tuple[ColumnParser, int]:
-        parser = ColumnParser(key, *context, offset=start)
+        device, boot, part, boot_id = context
+        parser = ColumnParser(key, device, boot, part, offset=start, boot_id=boot_id)
         unhashed = b""  # bytes fed to the parser but not yet part of a complete line
         with open(log.path, "rb") as f:
             f.seek(start)
@@ -230,9 +305,9 @@ class Loader:
 
     def _take(self, out: ColumnChunk, key: str, result: FileResult) -> None:
         for h in out.headers:
-            self.headers[(h.device_id, h.boot, h.part)] = [
-                h.device_id, h.boot, h.part, h.format_version, h.model_sha256, h.firmware_version,
-                h.omv_firmware, h.board, key]
+            self.headers[(h.device_id, h.boot_id, h.boot, h.part)] = [
+                h.device_id, h.boot, h.boot_id, h.part, h.format_version, h.model_sha256, h.firmware_version,
+                h.omv_firmware, h.board, h.rtc, h.rtc_ticks, key]
         problems = list(out.problems)
         table = out.table
         if table.num_rows:
@@ -244,6 +319,8 @@ class Loader:
                                         "camera or boot cannot be told from the folder or file name"))
                 table = table.filter(known)
             if table.num_rows:
+                table = table.set_column(table.schema.get_field_index("boot_id"), "boot_id",
+                                         pc.fill_null(table["boot_id"], NO_BOOT_ID))
                 self.records.append(table.append_column("file", pa.repeat(pa.scalar(key), table.num_rows)))
                 self.record_count += table.num_rows
                 result.records_read += table.num_rows
@@ -259,107 +336,166 @@ class Loader:
         if self.records:
             table = pa.concat_tables(self.records)
             self.records, self.record_count = [], 0
-            groups = table.group_by(["device_id", "boot"]).aggregate([]).to_pylist()
-            for group in groups:
-                part = table if len(groups) == 1 else table.filter(pc.and_(
-                    pc.equal(table["device_id"], group["device_id"]), pc.equal(table["boot"], group["boot"])))
-                self._insert_boot(part, group["device_id"], group["boot"])
+            self._insert(table)
         if self.headers:
             _run_with(self.con, pa.table(list(zip(*self.headers.values())), names=[
-                "device_id", "boot", "part", "format_version", "model_sha256", "firmware_version",
-                "omv_firmware", "board", "path"]), "INSERT OR REPLACE INTO headers SELECT * FROM incoming")
+                "device_id", "boot", "boot_id", "part", "format_version", "model_sha256", "firmware_version",
+                "omv_firmware", "board", "rtc", "rtc_ticks", "path"]),
+                "INSERT OR REPLACE INTO headers SELECT * FROM incoming")
             self.headers = {}
         if self.problems:
             _run_with(self.con, pa.table({"path": [p.source for p in self.problems],
-                                          "offset": [p.offset for p in self.problems],
+                                          "offset": pa.array([p.offset for p in self.problems], pa.int64()),
                                           "reason": [p.reason for p in self.problems]}),
                       "INSERT INTO problems SELECT * FROM incoming")
             self.problems = []
         if self.files:
-            files = pa.Table.from_pylist(self.files)
+            files = pa.Table.from_pylist(self.files, schema=FILES_SCHEMA)
             _run_with(self.con, files, """
                 INSERT OR REPLACE INTO files
-                SELECT i.*, (SELECT count(*) FROM problems p WHERE p.path = i.path), now() FROM incoming i""")
+                SELECT i.path, i.root, i.device_id, i.boot, i.boot_id, i.part, i.size, i.mtime, i.head_sha256,
+                       i.consumed, i.prefix_sha256, i.records,
+                       (SELECT count(*) FROM problems p WHERE p.path = i.path), i.status, now()
+                FROM incoming i""")
             done = [f["path"] for f in self.files]
             self.files = []
             for path in done:
-                self.announce(self.waiting.pop(path))
+                if path in self.waiting:
+                    self.announce(self.waiting.pop(path))
         self.con.execute("COMMIT")
         self.con.execute("BEGIN TRANSACTION")
+
+    def _insert(self, table: pa.Table) -> None:
+        """One batch of records: sorted by run and seq, doubles dropped, uptime unwrapped, inserted."""
+        run_key = pc.binary_join_element_wise(
+            table["device_id"], table["boot_id"], pc.cast(table["boot"], pa.string()), "\x1f")
+        encoded = pc.dictionary_encode(run_key).combine_chunks() if isinstance(run_key, pa.ChunkedArray) \
+            else pc.dictionary_encode(run_key)
+        group = encoded.indices.to_numpy()
+        seq = table["seq"].to_numpy()
+        order = np.lexsort((table["offset"].to_numpy(), seq, group))
+        group, seq = group[order], seq[order]
+        keep = np.ones(len(seq), dtype=bool)
+        keep[1:] = (group[1:] != group[:-1]) | (seq[1:] != seq[:-1])  # one record read twice: keep the first
+        order, group, seq = order[keep], group[keep], seq[keep]
+        table = table.take(pa.array(order))
+        ticks = table["ticks_ms"].to_numpy()
+        starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        ends = np.r_[starts[1:], len(group)]
+        devices = table["device_id"].take(pa.array(starts)).to_pylist()
+        boot_ids = table["boot_id"].take(pa.array(starts)).to_pylist()
+        boots = table["boot"].take(pa.array(starts)).to_pylist()
+        files = table["file"].take(pa.array(starts)).to_pylist()
+        base = np.empty(len(starts), dtype=np.int64)
+        floor = np.full(len(starts), np.iinfo(np.int64).min // 4, dtype=np.int64)
+        overlap = np.zeros(len(starts), dtype=bool)
+        keys = list(zip(devices, boot_ids, boots))
+        for g, key in enumerate(keys):
+            run = self.runs.get(key)
+            first_seq, first_ticks = int(seq[starts[g]]), int(ticks[starts[g]])
+            if run is None or run.max_seq < first_seq:
+                base[g] = first_ticks if run is None else run.last_uptime + ticks_diff(first_ticks, run.last_ticks)
+                if run is not None:
+                    floor[g] = run.last_uptime
+            else:  # records before or among stored ones: provisional times, the whole run is redone at the end
+                overlap[g] = True
+                base[g] = first_ticks
+                self.reordered.add(key)
+        uptime = _unwrap_groups(ticks, starts, ends, base, floor)
+        table = table.append_column("uptime_ms", pa.array(uptime))
+        rows = table.select(list(db.RECORD_COLUMNS))
+        counts: Counter = Counter()
+        overlapping = np.repeat(overlap, ends - starts)
+        if not overlapping.all():
+            plain = rows.filter(pa.array(~overlapping)) if overlapping.any() else rows
+            _run_with(self.con, plain, "INSERT INTO records SELECT * FROM incoming")
+            counts.update({item["values"]: item["counts"] for item in pc.value_counts(plain["file"]).to_pylist()})
+        if overlapping.any():
+            self.con.register("incoming", rows.filter(pa.array(overlapping)))
+            try:
+                counts.update(path for (path,) in self.con.execute(
+                    "INSERT INTO records SELECT i.* FROM incoming i WHERE NOT EXISTS (SELECT 1 FROM records r "
+                    "WHERE r.device_id = i.device_id AND r.boot_id = i.boot_id AND r.boot = i.boot "
+                    "AND r.seq = i.seq) RETURNING file").fetchall())
+            finally:
+                self.con.unregister("incoming")
+        for path, count in counts.items():
+            if path in self.waiting:
+                self.waiting[path].records_new += count
+        self._update_runs(keys, starts, ends, seq, ticks, uptime, files)
+
+    def _update_runs(self, keys, starts, ends, seq, ticks, uptime, files) -> None:
+        changed = []
+        for g, key in enumerate(keys):
+            last = ends[g] - 1
+            run = self.runs.get(key)
+            if run is None:
+                run = Run(int(seq[starts[g]]), int(seq[last]), int(ticks[last]), int(uptime[last]),
+                          self.roots.get(files[g], ""))
+            else:
+                run.min_seq = min(run.min_seq, int(seq[starts[g]]))
+                if int(seq[last]) > run.max_seq:
+                    run.max_seq, run.last_ticks, run.last_uptime = int(seq[last]), int(ticks[last]), int(uptime[last])
+            self.runs[key] = run
+            changed.append([*key, run.min_seq, run.max_seq, run.last_ticks, run.last_uptime, run.root])
+        _run_with(self.con, pa.table(list(zip(*changed)), names=[
+            "device_id", "boot_id", "boot", "min_seq", "max_seq", "last_ticks", "last_uptime", "root"]), """
+            INSERT OR REPLACE INTO boots SELECT device_id, boot, boot_id, min_seq, max_seq, last_ticks,
+                last_uptime, root FROM incoming""")
 
     def close(self) -> None:
         self.flush()
         self.fix_reordered_boots()
         self.con.execute("COMMIT")
 
-    def _insert_boot(self, table: pa.Table, device: str, boot: int) -> None:
-        seq = table["seq"].to_numpy()
-        if np.any(seq[1:] <= seq[:-1]):  # out of order, or one record read twice: sort, keep the first
-            order = np.lexsort((table["offset"].to_numpy(), seq))
-            table, seq = table.take(order), seq[order]
-            first = np.ones(len(seq), dtype=bool)
-            first[1:] = seq[1:] != seq[:-1]
-            table, seq = table.filter(pa.array(first)), seq[first]
-        lo, hi = int(seq[0]), int(seq[-1])
-        existing, newest = db.one(
-            self.con,
-            "SELECT count(*) FILTER (WHERE seq BETWEEN ? AND ?), max(seq) FROM records "
-            "WHERE device_id = ? AND boot = ?", [lo, hi, device, boot])
-        if newest is not None and newest > hi:
-            self.reordered.add((device, boot))
-        uptime = self._unwrap(device, boot, seq, table["ticks_ms"].to_numpy())
-        rows = pa.table({name: pa.array(uptime) if name == "uptime_ms" else table[name]
-                         for name in db.RECORD_COLUMNS})
-        if existing == 0:
-            _run_with(self.con, rows, "INSERT INTO records SELECT * FROM incoming")
-            new_by_file = pc.value_counts(rows["file"]).to_pylist()
-            counts = {item["values"]: item["counts"] for item in new_by_file}
-        else:
-            self.con.register("incoming", rows)
-            try:
-                counts = Counter(path for (path,) in self.con.execute(
-                    "INSERT INTO records SELECT b.* FROM incoming b WHERE NOT EXISTS (SELECT 1 FROM records r "
-                    "WHERE r.device_id = ? AND r.boot = ? AND r.seq BETWEEN ? AND ? AND r.seq = b.seq) "
-                    "RETURNING file", [device, boot, lo, hi]).fetchall())
-            finally:
-                self.con.unregister("incoming")
-        for path, count in counts.items():
-            if path in self.waiting:
-                self.waiting[path].records_new += count
-
-    def _unwrap(self, device: str, boot: int, seq: np.ndarray, ticks: np.ndarray) -> np.ndarray:
-        """uptime_ms: ticks_ms unwrapped in seq order, carried on from the record before this batch."""
-        last = self.last.get((device, boot))
-        if last is None or last[0] >= seq[0]:
-            last = db.one(
-                self.con,
-                "SELECT seq, ticks_ms, uptime_ms FROM records WHERE device_id = ? AND boot = ? AND seq < ? "
-                "AND uptime_ms IS NOT NULL ORDER BY seq DESC LIMIT 1", [device, boot, int(seq[0])])
-        first = int(ticks[0]) if last is None else last[2] + (int(ticks[0]) - last[1]) % TICKS_PERIOD
-        uptime = np.empty(len(ticks), dtype=np.int64)
-        uptime[0] = first
-        np.cumsum(np.diff(ticks) % TICKS_PERIOD, out=uptime[1:])
-        uptime[1:] += first
-        previous = self.last.get((device, boot))
-        if previous is None or previous[0] < seq[-1]:
-            self.last[(device, boot)] = (int(seq[-1]), int(ticks[-1]), int(uptime[-1]))
-        return uptime
-
     def fix_reordered_boots(self) -> None:
-        """Records that arrived before ones already stored: unwrap the whole boot again in SQL."""
-        for device, boot in sorted(self.reordered):
+        """Runs that got records before or among stored ones: unwrap the whole run again in SQL, with the
+        same rule as the batch path (ticks_diff steps, never decreasing)."""
+        period, half = TICKS_PERIOD, TICKS_PERIOD // 2
+        for device, boot_id, boot in sorted(self.reordered):
             self.con.execute(f"""
                 UPDATE records SET uptime_ms = fixed.uptime_ms FROM (
-                    SELECT seq, first_value(ticks_ms) OVER w
-                        + sum(coalesce((ticks_ms - previous + {TICKS_PERIOD}) % {TICKS_PERIOD}, 0)) OVER w
-                        AS uptime_ms
-                    FROM (SELECT seq, ticks_ms, lag(ticks_ms) OVER (ORDER BY seq) AS previous
-                          FROM records WHERE device_id = $1 AND boot = $2)
+                    SELECT seq, max(first_ticks + steps) OVER w AS uptime_ms FROM (
+                        SELECT seq, first_value(ticks_ms) OVER w AS first_ticks,
+                               sum(coalesce((((ticks_ms - previous + {half}) % {period}) + {period}) % {period}
+                                            - {half}, 0)) OVER w AS steps
+                        FROM (SELECT seq, ticks_ms, lag(ticks_ms) OVER (ORDER BY seq) AS previous
+                              FROM records WHERE device_id = $1 AND boot_id = $2 AND boot = $3)
+                        WINDOW w AS (ORDER BY seq ROWS UNBOUNDED PRECEDING))
                     WINDOW w AS (ORDER BY seq ROWS UNBOUNDED PRECEDING)
                 ) AS fixed
-                WHERE records.device_id = $1 AND records.boot = $2 AND records.seq = fixed.seq""",
-                [device, boot])
+                WHERE records.device_id = $1 AND records.boot_id = $2 AND records.boot = $3
+                  AND records.seq = fixed.seq""", [device, boot_id, boot])
+            last = db.one(self.con, "SELECT ticks_ms, uptime_ms FROM records WHERE device_id = $1 AND boot_id = $2 "
+                          "AND boot = $3 ORDER BY seq DESC LIMIT 1", [device, boot_id, boot])
+            run = self.runs[(device, boot_id, boot)]
+            run.last_ticks, run.last_uptime = last
+            self.con.execute("UPDATE boots SET last_ticks = $4, last_uptime = $5 WHERE device_id = $1 AND "
+                             "boot_id = $2 AND boot = $3", [device, boot_id, boot, *last])
         self.reordered.clear()
+
+
+def _unwrap_groups(ticks: np.ndarray, starts: np.ndarray, ends: np.ndarray, base: np.ndarray,
+                   floor: np.ndarray) -> np.ndarray:
+    """Per run (rows starts[g]..ends[g] in seq order): base[g] plus the ticks_diff steps, then the running
+    maximum (never below floor[g]); logread.unwrap_ticks is the one-run reference."""
+    lengths = ends - starts
+    steps = np.empty(len(ticks), dtype=np.int64)
+    steps[0] = 0
+    steps[1:] = (ticks[1:] - ticks[:-1] + TICKS_PERIOD // 2) % TICKS_PERIOD - TICKS_PERIOD // 2
+    steps[starts] = 0
+    total = np.cumsum(steps)
+    true = total - np.repeat(total[starts], lengths) + np.repeat(base, lengths)
+    true = np.maximum(true, np.repeat(floor, lengths))
+    low = int(true.min())
+    span = int(true.max()) - low + 1
+    if span * len(starts) < (1 << 62):  # one vectorized running maximum: lift each run above the previous
+        lift = np.repeat(np.arange(len(starts), dtype=np.int64) * span, lengths)
+        return np.maximum.accumulate(true - low + lift) - lift + low
+    out = true.copy()
+    for a, b in zip(starts, ends):
+        out[a:b] = np.maximum.accumulate(true[a:b])
+    return out
 
 
 def _run_with(con: duckdb.DuckDBPyConnection, table: pa.Table, sql: str, params=None) -> int:
@@ -389,6 +525,36 @@ def _reason_kind(reason: str) -> str:
     return re.sub(r"\s+", " ", text).strip(" ,:")
 
 
+# -- the camera's config.json ----------------------------------------------------------------------
+
+def read_configs(con: duckdb.DuckDBPyConnection, roots: set[str]) -> None:
+    """The config.json beside each card's logs (tools.pull archives it): the door threshold and the
+    label order the report uses. Checked with the firmware's own rules (firmware/tmconfig.py)."""
+    from tools.payload import tmconfig
+
+    rows = []
+    for root in sorted(roots):
+        path = Path(root) / "config.json"
+        if not path.is_file():
+            continue
+        device = _pull_state_device(Path(root))
+        row = {"root": root, "device_id": next(iter(device)) if device else None, "threshold": None,
+               "labels": None, "positive_label": None, "model_sha256": None, "problem": None}
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            config, errors = tmconfig().validate(raw)
+            if errors:
+                row["problem"] = f"{path_key(path)}: {errors[0]}; the camera used defaults for it"
+            row.update(threshold=config["threshold"], labels=json.dumps(config["labels"]),
+                       positive_label=config["positive_label"], model_sha256=config["model_sha256"] or None)
+        except (OSError, ValueError) as exc:
+            row["problem"] = f"{path_key(path)}: unreadable ({str(exc).splitlines()[0][:120]}); door threshold unknown"
+        rows.append(row)
+    if rows:
+        _run_with(con, pa.Table.from_pylist(rows, schema=CONFIG_SCHEMA),
+                  "INSERT OR REPLACE INTO configs SELECT * FROM incoming")
+
+
 # -- the command -----------------------------------------------------------------------------------
 
 def ingest(sources: list[str | Path], db_path: Path | str = db.DEFAULT_DB, progress: bool | None = None,
@@ -397,7 +563,7 @@ def ingest(sources: list[str | Path], db_path: Path | str = db.DEFAULT_DB, progr
     logs = find_logs(sources)
     con = db.connect(db_path)
     try:
-        total = sum(log.path.stat().st_size for log in logs)
+        total = sum(_size(log.path) for log in logs)
         results = []
         with tqdm(total=total, unit="B", unit_scale=True, desc="ingesting", disable=_no_bar(progress),
                   file=sys.stderr) as bar:
@@ -412,6 +578,7 @@ def ingest(sources: list[str | Path], db_path: Path | str = db.DEFAULT_DB, progr
             try:
                 for log in logs:
                     results.append(loader.ingest_file(log, bar))
+                read_configs(con, {str(log.root) for log in logs})
                 loader.close()
             except BaseException:
                 con.execute("ROLLBACK")
@@ -419,6 +586,13 @@ def ingest(sources: list[str | Path], db_path: Path | str = db.DEFAULT_DB, progr
     finally:
         con.close()
     return IngestSummary(Path(db_path), results, time.perf_counter() - started)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _no_bar(progress: bool | None) -> bool | None:
@@ -429,7 +603,7 @@ def describe_result(result: FileResult) -> list[str]:
     """What the user needs to read about one file: only files that had something skipped, or a status."""
     if result.status == "unchanged" or (not result.problems and result.status == "new"):
         return []
-    lines = [f"{result.path}: {result.status}, {result.records_new} new records"
+    lines = [f"{path_key(result.path)}: {result.status}, {result.records_new} new records"
              + (f", {result.problems} skipped:" if result.problems else "")]
     for problem in result.shown:
         lines.append(f"  byte {problem.offset}: {problem.reason}")
