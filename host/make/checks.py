@@ -26,6 +26,7 @@ from host.boards import BoardProfile, load_board
 from host.errors import UserError, run_cli
 from host.interp import board as board_interp
 from host.interp import firmware
+from host.make import memfit
 
 EXPECTED_SHAPE = [1, 32, 32, 3]
 EXPECTED_SCALE = 1.0 / 255.0
@@ -135,6 +136,7 @@ def run_checks(facts: ModelFacts, board: BoardProfile) -> list[Check]:
             f"{facts.arena_bytes:,} bytes (budget {board.arena_budget_bytes:,})"
             + ("" if facts.arena_bytes <= board.arena_budget_bytes else "; reduce the early feature maps (fewer filters or a stride)"),
         ),
+        Check(*memfit.heap_check(facts.model_bytes, facts.arena_bytes, board)),  # one heap block holds all
         Check(
             "board interpreter", not facts.board_refusals,
             "; ".join(facts.board_refusals) if facts.board_refusals

