@@ -20,7 +20,7 @@ from pathlib import Path
 
 from host.boards import available_boards, load_board
 from host.errors import UserError, run_cli
-from host.make import bundle, checks, evaluate, publish, quantize, repro, train
+from host.make import bundle, checks, evaluate, memfit, publish, quantize, repro, train
 from host.make import data as data_mod
 from host.make import model as model_mod
 
@@ -99,6 +99,7 @@ def summary_table(card: dict, results: dict, bundle_dir: Path, total_seconds: fl
         "",
         f"{'model bytes':22}{card['model_bytes']:>10,}  budget {budgets['model_bytes']:,} ({card['board']})",
         f"{'tensor arena bytes':22}{card['arena_bytes']:>10,}  budget {budgets['arena_bytes']:,}",
+        *memfit.headroom_lines(card["model_bytes"], card["arena_bytes"], load_board(card["board"])),
         f"{'parameters':22}{card['params']:>10,}",
         f"{'MACs per frame':22}{card['macs']:>10,}",
         f"{'est. inference':22}{est['inference_ms']:>10.1f} ms  at {est['macs_per_cycle']} MAC/cycle",
