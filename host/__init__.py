@@ -14,7 +14,10 @@ import os  # noqa: E402
 
 from host import quiet_import  # noqa: E402
 
-# TensorFlow's C++ start-up chatter drowns the pipeline's own output; warnings and errors still show.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ log drowns the pipeline's own output: besides start-up chatter, TF 2.21's own tf.data
+# logs an E-level "NodeDef mentions attribute use_unbounded_threadpool" at every fit and predict. A TF
+# failure that matters still raises a Python exception; TF_CPP_MIN_LOG_LEVEL=0 in the environment
+# brings the whole log back.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Lines TensorFlow's shared libraries print while loading, before its log level applies.
 quiet_import.install()

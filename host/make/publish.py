@@ -2,7 +2,7 @@
 
 - An ordinary build is an experiment: its bundle goes to `runs/<name>/` (git-ignored), never to
   `models/`. Deploy, simulate and report take it with `--bundle runs/<name>`.
-- `--publish` writes `models/<name>/` (or `--models-dir DIR`), the bundle that deploy, simulate and
+- `--publish` writes `models/<name>/` (or `--publish --models-dir DIR`), the bundle that deploy, simulate and
   report use by default, and only through this gate:
   1. the int8 accuracy on the test split must reach `--min-accuracy` (default 0.97: the recipe lands
      at 98.9% +- 0.35 over seeds, so only a broken or truncated build falls below it);
@@ -64,7 +64,8 @@ def add_arguments(parser) -> None:
                         help="write models/<name>/ instead (what deploy, simulate and report use by default), through"
                              " the gate: accuracy floor, test-split size, and no better bundle replaced")
     parser.add_argument("--models-dir", type=Path, default=None,
-                        help="publish into this folder instead of the repository's models/ (implies --publish)")
+                        help="the folder that receives <name>/: with --publish, publish there instead of models/;"
+                             " without, same as --out (the repository's models/ always goes through the gate)")
     parser.add_argument("--min-accuracy", type=float, default=MIN_ACCURACY,
                         help="publishing: lowest int8 test accuracy (default: %(default)s)")
     parser.add_argument("--min-test-images", type=int, default=MIN_TEST_IMAGES,
@@ -74,12 +75,10 @@ def add_arguments(parser) -> None:
 
 
 def destination(args) -> tuple[Path, bool]:
-    """(folder that receives <name>/, whether this is a publish)."""
-    if args.models_dir is not None:
-        return args.models_dir, True
-    if args.publish:
-        return REFERENCE_DIR, True
-    return args.out, False
+    """(folder that receives <name>/, whether the gate applies). The repository's models/ is gated
+    however it is named."""
+    folder = args.models_dir or (REFERENCE_DIR if args.publish else args.out)
+    return folder, bool(args.publish) or Path(folder).resolve() == REFERENCE_DIR.resolve()
 
 
 def gate_from_args(args) -> Gate:
