@@ -56,7 +56,7 @@ def estimate(board_name: str, macs: int, macs_source: str, capture_every_n: int)
     with_capture = frame + jpeg / capture_every_n
     print(f"  capture mode every {capture_every_n} frames adds {jpeg:.1f} ms JPEG save per capture (UNVERIFIED "
           f"estimate) -> {1000.0 / with_capture:.1f} FPS")
-    print("  note: with the OpenMV IDE connected, frame transfer roughly halves FPS (openmv-platform.md item 4)")
+    print("  note: with the OpenMV IDE connected, frame transfer roughly halves FPS (docs/platform.md item 4)")
 
 
 def throughput(bundle: Path, frames: list[Path], count: int) -> None:

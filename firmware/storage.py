@@ -1,6 +1,6 @@
 # Where the SD card is, and the small files kept on it (boot counter, folders).
 # Firmware 4.6+ mounts the card at /sdcard beside /flash; older firmware has one filesystem at "/",
-# the card when one is inserted, else the 128 KB internal flash (openmv-platform.md item 5).
+# the card when one is inserted, else the 128 KB internal flash (docs/platform.md item 5).
 
 import os
 

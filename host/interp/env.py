@@ -1,6 +1,6 @@
 """The isolated environment that holds the board's TFLM (`python -m host.boardtflm setup`).
 
-OpenMV firmware 4.5.6 to 4.8.1 links tflite-micro builds of July 2024 (openmv-platform.md section
+OpenMV firmware 4.5.6 to 4.8.1 links tflite-micro builds of July 2024 (docs/platform.md section
 11; openmv/libtflm b42a9d8 and 4da5984). PyPI has Python wheels of exactly those commits, but they
 need numpy < 2 and CPython 3.10 or 3.11, so they live in their own venv (`.board-tflm/`) and run
 in a child process (`host/interp/worker.py`). One venv holds numpy and flatbuffers; each wheel is

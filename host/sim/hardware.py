@@ -10,7 +10,7 @@ from host.sim.board import WDT_RESET, Board, LedRecord, PinRecord, Watchdog, Wat
 LED_NAMES = {1: "red", 2: "green", 3: "blue", 4: "ir"}
 MACHINE_LED_NAMES = {"LED_RED": "red", "LED_GREEN": "green", "LED_BLUE": "blue", "LED_IR": "ir"}
 PINS = tuple(f"P{i}" for i in range(10))
-HEAP_FREE = 180_000  # a plausible H7 heap after the model is loaded (openmv-platform.md item 7)
+HEAP_FREE = 180_000  # a plausible H7 heap after the model is loaded (docs/platform.md item 7)
 
 
 def _pin_class(board: Board):
@@ -98,7 +98,7 @@ def make_machine(board: Board) -> types.ModuleType:
         raise WatchdogReset()
 
     mod.reset = reset
-    if board.version >= (4, 5, 0):  # frozen machine.LED shim (openmv-platform.md item 6)
+    if board.version >= (4, 5, 0):  # frozen machine.LED shim (docs/platform.md item 6)
         mod.LED = lambda name: _led(board, MACHINE_LED_NAMES[name])
     return mod
 

@@ -5,7 +5,7 @@ Facts (boards/*.json "memory", each range cites its omv_boardconfig.h):
   MicroPython's allocator takes the first free run that fits, trying the blocks in order, so an
   allocation never spans two blocks;
 - `ml.Model(path)` copies the whole file into one block: `m_malloc(size + 31)` (4.7/4.8; `xalloc`
-  on 4.5.6-4.6), then allocates its tensor arena on the heap (4.6+; openmv-platform.md item 11);
+  on 4.5.6-4.6), then allocates its tensor arena on the heap (4.6+; docs/platform.md item 11);
 - legacy `tf` (up to 4.5.5) keeps the model on the heap and fb_allocs the arena for each call;
 - 4.5.6-4.5.9: a failed `ml.Model()` leaks the whole fb_alloc area until a reset
   (`ml_backend_init_model` calls `fb_alloc_all` and raises without freeing).

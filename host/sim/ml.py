@@ -1,7 +1,7 @@
 """Fake `ml` (firmware 4.5.6+) and legacy `tf` (up to 4.5.5) modules over the real TFLite Micro
 interpreter (`host.tflm.Int8Model`).
 
-Both follow the documented OpenMV input path (openmv-platform.md items 1 and 2): the image is
+Both follow the documented OpenMV input path (docs/platform.md items 1 and 2): the image is
 drawn into the model's HxW input with bilinear sampling, RGB565 expanded to RGB888
 (`preprocess.board_downscale(preprocess.rgb565_to_rgb888(...))`), and an int8 model gets
 pixel - 128 whatever its input scale says. Outputs are dequantized `(q - zp) * scale`.

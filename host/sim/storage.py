@@ -3,7 +3,7 @@
 Firmware 4.6 and later: `/flash` (internal flash) and `/sdcard` (the card, when inserted) are
 mounted side by side, `/` lists them, and the working directory is `/sdcard` if there is a card,
 else `/flash`. Older firmware: one filesystem at `/`, the card when inserted, else the flash
-(openmv-platform.md item 5). The card can be made to fill up after a number of bytes: writes then
+(docs/platform.md item 5). The card can be made to fill up after a number of bytes: writes then
 store what fits and raise OSError(ENOSPC), as MicroPython's FAT driver does.
 """
 
@@ -15,7 +15,7 @@ import types
 from pathlib import Path
 from typing import Callable
 
-FLASH_BYTES = 128 * 1024  # H7 internal flash filesystem (openmv-platform.md item 5)
+FLASH_BYTES = 128 * 1024  # H7 internal flash filesystem (docs/platform.md item 5)
 CARD_BYTES = 8 * 1024**3
 BLOCK = 512
 S_IFDIR = 0x4000
