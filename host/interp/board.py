@@ -12,6 +12,7 @@ created, it raises one line saying how to create it.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,6 +96,7 @@ class BoardModel:
             except client.TFLMError as exc:
                 raise BoardRefusal(interpreter, [Refusal("(allocate)", exc.error, "see the TFLM log: " + exc.log.strip()[:200])],
                                    exc.log) from None
+            weakref.finalize(self, _free_quietly, self._loaded)  # the worker forgets it with us
             self.input, self.output = self._loaded.input, self._loaded.output
         else:
             from host.tflm import Int8Model
@@ -118,7 +120,14 @@ class BoardModel:
 
     def close(self) -> None:
         if self.mode == "tflm":
-            self._loaded.free()
+            _free_quietly(self._loaded)
+
+
+def _free_quietly(loaded) -> None:
+    try:
+        loaded.free()
+    except (client.TFLMError, OSError, ValueError):
+        pass  # the worker is gone already
 
 
 def _details(d: dict) -> dict:

@@ -1,24 +1,69 @@
-"""Fake `ml` (firmware 4.5.6+) and legacy `tf` (up to 4.5.5) modules over the real TFLite Micro
-interpreter (`host.tflm.Int8Model`).
+"""Fake `ml` (firmware 4.5.6+) and legacy `tf` (up to 4.5.5) modules over the interpreter that
+firmware links (host/interp): the exact tflite-micro build, run in a persistent worker.
 
-Both follow the documented OpenMV input path (docs/platform.md items 1 and 2): the image is
-drawn into the model's HxW input with bilinear sampling, RGB565 expanded to RGB888
-(`preprocess.board_downscale(preprocess.rgb565_to_rgb888(...))`), and an int8 model gets
-pixel - 128 whatever its input scale says. Outputs are dequantized `(q - zp) * scale`.
+- Loading: the model goes through that TFLM (`host.interp.board.load`). What the board refuses
+  fails here the same way: `ml.Model` raises `ValueError("Failed to allocate tensors")`
+  (tflm_backend.cc, openmv v4.5.6 to v5.0.0), e.g. for a per-channel dense layer on 4.5.6 to 4.8.1;
+  legacy `tf.load` raises OSError with TFLM's message (py_tf.c v4.5.5 raises the error text).
+- Legacy libtf (up to 4.5.5) loads a per-channel dense layer but computes every unit with channel
+  0's scale; the simulator emulates it by rewriting those scales to channel 0's before loading
+  (host.interp.flatbuf.legacy_dense_scales), which tflite-micro of 2024-02 (cfa4c91) matches.
+- Input: the documented OpenMV path (docs/platform.md items 1 and 2): the image is drawn into
+  the model's HxW input with bilinear sampling, RGB565 expanded to RGB888 by bit replication
+  (`preprocess.board_downscale(...)`), and an int8 model gets pixel - 128 whatever its input scale
+  says. Outputs are dequantized `(q - zp) * scale`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import types
 
 import numpy as np
 
 from host import preprocess
+from host.errors import UserError
+from host.interp import board as board_interp
+from host.interp import firmware
+from host.interp.env import MissingEnvironment
 from host.sim.board import Board, Prediction
 from host.sim.camera import SimImage
-from host.tflm import Int8Model
 
 DTYPE_CODES = {np.int8: "b", np.uint8: "B", np.int16: "h", np.uint16: "H", np.float32: "f"}
+
+
+# The board's TFLM wheels are unoptimized builds (bazel fastbuild: 30 to 100 ms per invoke here), so
+# the simulator runs each model's first VERIFY_INVOKES frames in the board's TFLM *and* in LiteRT's
+# optimized kernels (no XNNPACK), and goes on with LiteRT alone only if every raw output was equal;
+# one difference and that model stays on the board's TFLM for the whole process. host.build has
+# shown the same equality on the whole test split.
+VERIFY_INVOKES = 16
+
+
+class _Exactness:
+    def __init__(self, runnable: bytes):
+        from host.tflm import HOST_CANDIDATES, LiteRTModel
+
+        try:
+            self.fast = LiteRTModel(runnable, HOST_CANDIDATES[0])
+        except (RuntimeError, ValueError):  # LiteRT cannot run it: board TFLM only
+            self.fast = None
+        self.shown = 0
+        self.differs = self.fast is None
+
+    def raw(self, model, q: np.ndarray) -> np.ndarray:
+        if not self.differs and self.shown >= VERIFY_INVOKES:
+            return self.fast.raw(q)
+        out = model.raw(q)
+        if not self.differs:
+            if np.array_equal(self.fast.raw(q), out):
+                self.shown += 1
+            else:
+                self.differs = True
+        return out
+
+
+_EXACTNESS: dict[tuple[str, str], _Exactness] = {}
 
 
 class _Net:
@@ -27,10 +72,18 @@ class _Net:
     def __init__(self, board: Board, path: str):
         board.check_alive()
         data = board.storage.read_bytes(path)  # OSError(ENOENT) when missing, as open() on the board
+        self.interpreter = firmware.interpreter_for(board.version, getattr(board, "board_name", None))
+        legacy = self.interpreter.legacy
         try:
-            self.model = Int8Model(data)
-        except Exception as exc:  # what TFLM says about a file that is not a model it can run
-            raise ValueError(f"Failed to load model {path}: {exc}") from None
+            self.model = board_interp.load(data, self.interpreter)
+        except board_interp.BoardRefusal as exc:
+            if legacy:  # py_tf.c raises OSError with TFLM's own error text
+                raise OSError(exc.log.strip().splitlines()[0] if exc.log.strip() else str(exc)) from None
+            raise ValueError("Failed to allocate tensors") from None
+        except MissingEnvironment:
+            raise
+        except UserError:  # not a flatbuffer at all: tflm_backend.cc checks the schema first
+            raise (OSError("Unsupported model schema") if legacy else ValueError("Unsupported model schema")) from None
         self.board = board
         self.path = path
         self.nbytes = len(data)
@@ -39,10 +92,13 @@ class _Net:
         shape = tuple(int(d) for d in self.input["shape"])
         self.input_shape = shape
         self.output_shape = tuple(int(d) for d in self.output["shape"])
-        q = self.input.get("quantization_parameters") or {}
-        self.input_scale = float(q["scales"][0]) if len(q.get("scales", [])) else 0.0
-        self.input_zero_point = int(q["zero_points"][0]) if len(q.get("zero_points", [])) else 0
+        self.input_scale = float(self.input["scales"][0]) if self.input["scales"] else 0.0
+        self.input_zero_point = int(self.input["zero_points"][0]) if self.input["zero_points"] else 0
         self.input_dtype = np.dtype(self.input["dtype"]).type
+        self.output_scale = float(self.output["scales"][0]) if self.output["scales"] else 0.0
+        self.output_zero_point = int(self.output["zero_points"][0]) if self.output["zero_points"] else 0
+        key = (hashlib.sha256(self.model.runnable).hexdigest(), self.interpreter.label)
+        self.exactness = _EXACTNESS.setdefault(key, _Exactness(self.model.runnable))
         board.clock.advance(20)
 
     def run(self, img) -> np.ndarray:
@@ -64,7 +120,11 @@ class _Net:
             q = pixels
         else:
             raise ValueError("the simulator runs int8 and uint8 models only")
-        outputs = self.model.dequantized(q).astype(np.float32)
+        raw = self.exactness.raw(self.model, q[None])[0]
+        if np.dtype(self.output["dtype"]) == np.float32:
+            outputs = raw.astype(np.float32)
+        else:
+            outputs = ((raw.astype(np.float32) - self.output_zero_point) * self.output_scale).astype(np.float32)
         frame = board.frames.frame(img.frame_index)
         board.predictions.append(Prediction(img.frame_index, frame.path, outputs.tolist(), board.boot))
         return outputs.reshape(self.output_shape)
@@ -88,8 +148,8 @@ def make_ml(board: Board) -> types.ModuleType:
             self.input_zero_point = (net.input_zero_point,)
             self.output_shape = (net.output_shape,)
             self.output_dtype = (DTYPE_CODES.get(np.dtype(net.output["dtype"]).type, "b"),)
-            self.output_scale = (net.model.output_scale,)
-            self.output_zero_point = (net.model.output_zero_point,)
+            self.output_scale = (net.output_scale,)
+            self.output_zero_point = (net.output_zero_point,)
             self.labels = None
             if with_labels:  # >= 4.7 loads "<path before the first '.'>.txt"
                 try:
