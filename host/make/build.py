@@ -18,6 +18,7 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+from host import tflm
 from host.boards import available_boards, load_board
 from host.errors import UserError, run_cli
 from host.make import bundle, checks, evaluate, memfit, publish, quantize, repro, train
@@ -96,6 +97,7 @@ def summary_table(card: dict, results: dict, bundle_dir: Path, total_seconds: fl
     budgets, est = card["budgets"], card["estimate"]
     lines = [
         evaluate.metrics_table(results),
+        tflm.Verification(**results["board_tflm"]).line(),
         "",
         f"{'model bytes':22}{card['model_bytes']:>10,}  budget {budgets['model_bytes']:,} ({card['board']})",
         f"{'tensor arena bytes':22}{card['arena_bytes']:>10,}  budget {budgets['arena_bytes']:,}",
@@ -162,12 +164,12 @@ def main(argv=None) -> int:
     payload = quantize.quantize(trained.model, quantize.representative_pixels(dataset.train, args.representative, args.seed))
 
     stage_line(f"check against {board.name}")
-    facts = checks.inspect_model(payload)
+    facts = checks.inspect_model(payload, board)
     results_checks = checks.run_checks(facts, board)
     print(checks.format_checks(results_checks))
     checks.refuse_if_failed(results_checks, f"{args.name} (nothing written to {models_dir})")
 
-    stage_line("evaluate on the test split (int8 with TFLM, float32 with Keras)")
+    stage_line("evaluate on the test split (int8 as the board's TFLM computes it, float32 with Keras)")
     results = evaluate.evaluate(trained.model, payload, dataset.test, progress)
 
     macs = model_mod.count_macs(trained.model)

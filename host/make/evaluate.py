@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -44,11 +45,19 @@ def float_scores(model, pixels: np.ndarray) -> np.ndarray:
     return model.predict(preprocess.to_float_input(pixels), verbose=0, batch_size=256)[:, 0]
 
 
+def int8_outputs(payload: bytes, pixels: np.ndarray, progress: bool = True, interpreter=None) -> np.ndarray:
+    """Board-exact int8 outputs (n, outputs): the board's TFLM on the first pixels a model is scored
+    on (its test split), then the fastest host interpreter shown identical there (host.tflm.board_exact)."""
+    model = tflm.board_exact(payload, pixels, interpreter)
+    if len(model.verify_inputs) == len(pixels) and np.array_equal(model.verify_inputs, preprocess.to_int8_input(pixels)):
+        return model.verified_scores()
+    chunks = [model.scores(pixels[i:i + 256])
+              for i in tqdm(range(0, len(pixels), 256), desc="int8", unit="256 img", disable=not progress, leave=False)]
+    return np.concatenate(chunks) if chunks else np.zeros((0, model.verified_scores().shape[1]), np.float32)
+
+
 def int8_scores(payload: bytes, pixels: np.ndarray, progress: bool = True) -> np.ndarray:
-    model = tflm.Int8Model(payload)
-    return np.array(
-        [model.scores(p)[0, 0] for p in tqdm(pixels, desc="TFLM int8", unit="img", disable=not progress, leave=False)]
-    )
+    return int8_outputs(payload, pixels, progress)[:, 0]
 
 
 def to_labels(scores: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
@@ -65,6 +74,7 @@ def evaluate(model, payload: bytes, split: data_mod.Split, progress: bool = True
         "int8": classification_metrics(split.labels, q_pred, data_mod.LABELS),
         "agreement": float((f_pred == q_pred).mean()) if len(f_pred) else 0.0,
         "max_score_difference": float(np.abs(f_scores - q_scores).max()) if len(f_scores) else 0.0,
+        "board_tflm": asdict(tflm.board_exact(payload, split.pixels).verification),
         "misclassified_int8": [
             {"path": str(p), "true": data_mod.LABELS[t], "score": float(s)}
             for p, t, s, q in zip(split.paths, split.labels, q_scores, q_pred) if t != q
