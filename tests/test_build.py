@@ -1,13 +1,19 @@
 """host.build end to end on a small subset: the bundle, its card, atomic replacement, user errors."""
 
+import argparse
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from conftest import REPO
 
-from host.make import build, bundle
+from host.errors import UserError
+from host.make import build, bundle, plots, publish
+from host.make import data as data_mod
 
 SMALL = ["--limit", "40", "--epochs", "2", "--quiet", "--representative", "40"]
 
@@ -93,3 +99,134 @@ def test_each_stage_runs_alone(tmp_path, data_dir):
         assert result.returncode == 0, result.stderr[-2000:]
     assert (run / "eval" / "confusion_matrix.png").is_file()
     assert json.loads((run / "eval" / "metrics.json").read_text())["int8"]["count"] == 40
+
+
+# ---- where bundles go, the publish gate, the card's paths ------------------------------------------
+
+TINY = ["--limit", "20", "--epochs", "1", "--quiet", "--representative", "20"]
+
+
+def run_build(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "host.build", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def strings(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from strings(v)
+    elif isinstance(value, str):
+        yield value
+
+
+def test_card_and_metrics_hold_no_machine_paths(built, data_dir):
+    for name in ("model_card.json", "metrics.json"):
+        for text in strings(json.loads((built / name).read_text())):
+            assert not text.startswith("/") and str(data_dir) not in text and str(REPO) not in text, (name, text)
+    assert len(bundle.load_card(built)["data"]["test_fingerprint"]) == 64
+
+
+def test_an_ordinary_build_is_an_experiment_and_the_reference_is_gated():
+    parser = argparse.ArgumentParser()
+    publish.add_arguments(parser)
+    assert publish.destination(parser.parse_args([])) == (Path("runs"), False)
+    assert publish.destination(parser.parse_args(["--models-dir", "/tmp/x"])) == (Path("/tmp/x"), False)
+    assert publish.destination(parser.parse_args(["--publish"])) == (REPO / "models", True)
+    folder, gated = publish.destination(parser.parse_args(["--models-dir", str(REPO / "models" / ".." / "models")]))
+    assert gated, "the repository's models/ is gated however it is named"
+
+
+def test_publish_refuses_a_bundle_measured_on_too_few_images(tmp_path, data_dir):
+    result = run_build("--data", str(data_dir), "--publish", "--models-dir", str(tmp_path / "models"), *TINY)
+    assert result.returncode == 2, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: not published") and "--min-test-images 200" in last and "Traceback" not in result.stderr
+    assert not (tmp_path / "models" / "tinymask").exists()
+
+
+def fake_card(real_card: dict, correct: int, model_bytes: int) -> dict:
+    count = real_card["metrics"]["int8"]["count"]
+    return {"labels": real_card["labels"], "model_bytes": model_bytes, "data": {"test_fingerprint": "x"},
+            "metrics": {"int8": {"accuracy": correct / count, "count": count,
+                                 "confusion_matrix": [[correct, 0], [count - correct, 0]]}}}
+
+
+def test_gate_keeps_a_bundle_that_measures_better_on_the_same_images(built, tmp_path, data_dir):
+    shutil.copytree(built, tmp_path / "tinymask")
+    split, _ = data_mod.load_test_split(data_dir, limit=40, progress=False)
+    real = bundle.load_card(built)
+    existing = publish.measure_existing(tmp_path / "tinymask", real["labels"], split, "x")
+    assert existing.count == real["metrics"]["int8"]["count"] == len(split)
+    assert existing.correct == round(real["metrics"]["int8"]["accuracy"] * len(split))  # its card's own figure
+    anything = publish.Gate(min_accuracy=0, min_test_images=0)
+    worse = fake_card(real, existing.correct - 1, existing.model_bytes)
+    with pytest.raises(UserError, match="measures better"):
+        publish.check(tmp_path / "tinymask", worse, split, anything)
+    bigger = fake_card(real, existing.correct, existing.model_bytes + 1)
+    with pytest.raises(UserError, match="measures better"):
+        publish.check(tmp_path / "tinymask", bigger, split, anything)
+    forced = publish.Gate(min_accuracy=0, min_test_images=0, force=True)
+    assert len(publish.check(tmp_path / "tinymask", worse, split, forced)) == 2
+    if existing.correct < existing.count:
+        better = fake_card(real, existing.correct + 1, existing.model_bytes)
+        assert len(publish.check(tmp_path / "tinymask", better, split, anything)) == 2
+    with pytest.raises(UserError, match="--min-accuracy"):
+        publish.check(tmp_path / "tinymask", better if existing.correct < existing.count else worse, split,
+                      publish.Gate(min_accuracy=1.01, min_test_images=0, force=True))
+
+
+def test_same_seed_gives_the_same_bundle(tmp_path, data_dir):
+    for out in ("a", "b"):
+        result = run_build("--data", str(data_dir), "--out", str(tmp_path / out), *TINY)
+        assert result.returncode == 0, result.stderr[-2000:]
+    models = [(tmp_path / out / "tinymask" / "tinymask.tflite").read_bytes() for out in ("a", "b")]
+    assert hashlib.sha256(models[0]).hexdigest() == hashlib.sha256(models[1]).hexdigest()
+    assert bundle.load_card(tmp_path / "a" / "tinymask")["training"]["deterministic"] is True
+
+
+def test_prune_makes_a_smaller_deployable_bundle(tmp_path, data_dir):
+    result = run_build("--data", str(data_dir), "--out", str(tmp_path), "--prune", "0.5", "--fine-tune-epochs", "1", *TINY)
+    assert result.returncode == 0, result.stderr[-2000:]
+    card = bundle.load_card(tmp_path / "tinymask")
+    assert card["training"]["prune"]["rate"] == 0.5 and card["params"] < 126185
+    assert sorted(card["training"]["prune"]["filters"].values()) == [8, 16, 32]  # half of tiny_cnn's 16, 32, 64
+    assert card["sha256"] == hashlib.sha256((tmp_path / "tinymask" / "tinymask.tflite").read_bytes()).hexdigest()
+
+
+def test_a_test_only_set_points_to_evaluate(tmp_path, data_dir):
+    ondevice = tmp_path / "ondevice"
+    rows = ["path,label,split,group"]
+    for label in ("with_mask", "without_mask"):
+        (ondevice / label).mkdir(parents=True)
+        for source in sorted((data_dir / "test" / label).iterdir())[:3]:
+            shutil.copy(source, ondevice / label / source.name)
+            rows.append(f"{label}/{source.name},{label},test,cam1-b000001")
+    (ondevice / "manifest.csv").write_text("\n".join(rows) + "\n")
+    result = run_build("--data", str(ondevice), "--out", str(tmp_path / "runs"), *TINY)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert "every image is in the test split" in last and "tinymask evaluate --tflite" in last and "--split none" in last
+    assert not (tmp_path / "runs").exists()
+
+
+def test_evaluate_takes_a_bundle_alone_without_keras(built, tmp_path, data_dir):
+    folder = tmp_path / "labelled"
+    for label in ("with_mask", "without_mask"):
+        (folder / label).mkdir(parents=True)
+        for source in sorted((data_dir / "test" / label).iterdir())[:5]:
+            shutil.copy(source, folder / label / source.name)
+    code = ("import sys; from host.make import evaluate; evaluate.main(['--tflite', sys.argv[1], '--data', sys.argv[2],"
+            " '--out', sys.argv[3]]); print('KERAS', 'keras' in sys.modules or 'tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code, str(built / "tinymask.tflite"), str(folder), str(tmp_path / "eval")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "KERAS False" in result.stdout
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["int8"]["count"] == 10 and metrics["int8"]["labels"] == bundle.load_card(built)["labels"]
+
+
+def test_curves_mark_the_shipped_epoch():
+    assert plots.shipped_epoch({"loss": [1, 2, 3], "refit_accuracy": [0.5] * 7}, best_epoch=2)[0] == 7
+    assert plots.shipped_epoch({"loss": [1, 2, 3]}, best_epoch=2)[0] == 2
