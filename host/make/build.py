@@ -78,11 +78,11 @@ def build_card(name, board, facts, macs, params, results, config, dataset, secon
         "training": {**asdict(config), "seconds": round(seconds, 1),
                      "tensorflow": _version("tensorflow"), "python": platform.python_version()},
         "data": {
-            "root": str(dataset.root),
+            "root": dataset.root.name,  # a folder name and fingerprints, never a path of the build machine
             "layout": dataset.layout,
             "fingerprint": dataset.fingerprint,
             "counts": dataset.counts(),
-            "skipped": [{"path": str(s.path), "reason": s.reason} for s in dataset.skipped],
+            "skipped": [{"path": publish.portable_path(s.path, dataset.root), "reason": s.reason} for s in dataset.skipped],
         },
     }
 
@@ -171,6 +171,8 @@ def main(argv=None) -> int:
 
     stage_line("evaluate on the test split (int8 as the board's TFLM computes it, float32 with Keras)")
     results = evaluate.evaluate(trained.model, payload, dataset.test, progress)
+    for miss in results["misclassified_int8"]:
+        miss["path"] = publish.portable_path(miss["path"], dataset.root)
 
     macs = model_mod.count_macs(trained.model)
     params = int(trained.model.count_params())
