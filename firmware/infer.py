@@ -68,6 +68,7 @@ class Model:
         self.labels = cfg["labels"]
         self.positive = self.labels.index(cfg["positive_label"])
         self.softmax = cfg["output_kind"] == "softmax"
+        self.none_label = cfg["none_label"]  # may or may not be one of the model's classes
         self.label = self.labels[0]
         self.sha256 = ""
         self.api = ""
@@ -154,6 +155,15 @@ class Model:
             self.label = self.labels[best]
             return out[self.positive]
         return self.judge_score(out[0])
+
+    def judge_presence(self, gate_reason):
+        """After predict(): True when a face is there, i.e. the presence gate let the frame through
+        (gate_reason None) and the model's best class is not its none class. Otherwise the frame is
+        logged as none_label and returns False."""
+        if gate_reason is None and self.label != self.none_label:
+            return True
+        self.label = self.none_label
+        return False
 
     def judge_score(self, score):
         """The sigmoid case of judge(): score is P(positive)."""

@@ -13,6 +13,8 @@ import capture
 import door as doorlib
 import hw
 import infer
+import presence
+import recovery
 import storage
 import tmconfig
 import tmlog
@@ -60,6 +62,7 @@ class SmartDoor:
         self.leds = hw.Leds(cfg["use_leds"])
         self.door = doorlib.Door(cfg["threshold"], cfg["debounce_frames"], cfg["open_ms"])
         self.model = infer.Model(cfg)
+        self.gate = presence.Gate(cfg)
         try:
             sha = infer.file_sha256(cfg["model_path"])
         except OSError:
@@ -89,6 +92,8 @@ class SmartDoor:
         self.camera_retry = now
         self.model_ready = False
         self.model_retry = now
+        self.recovery = recovery.Recovery(hw.omv_version())
+        self.model_stopped = False  # memory recovery gave up: no more ml.Model() until a reset
         self.fault_until = now
         self.last_error = ""
         self.last_error_at = now
@@ -140,7 +145,7 @@ class SmartDoor:
             self.fault(time.ticks_ms(), "camera_error", "init: " + str(exc))
 
     def ensure_model(self, now):
-        if self.model_ready or time.ticks_diff(now, self.model_retry) < 0:
+        if self.model_ready or self.model_stopped or time.ticks_diff(now, self.model_retry) < 0:
             return
         self.model_retry = time.ticks_add(now, self.cfg["recover_ms"])
         try:
@@ -151,6 +156,23 @@ class SmartDoor:
             self.model.net = None
             gc.collect()
             self.fault(time.ticks_ms(), "model_error", self.cfg["model_path"] + ": " + str(exc))
+            self.recover_memory(exc)
+
+    def recover_memory(self, exc):
+        """A load that failed for memory (or any failed load on firmware that leaks fb_alloc): reset
+        the board for a clean heap, at most recovery.MAX_RESETS times in a row (recovery.py)."""
+        action = self.recovery.after_failed_load(exc)
+        if action == recovery.RESET:
+            self.log.event(time.ticks_ms(), "reset", "model load failed (" + str(exc) + "): resetting for a clean heap, "
+                           + str(self.recovery.resets + 1) + " of " + str(recovery.MAX_RESETS))
+            if self.relay is not None:
+                self.relay.release()
+            self.log.close()
+            hw.reset()
+        elif action == recovery.STOP:
+            self.model_stopped = True
+            self.log.event(time.ticks_ms(), "model_error", "gave up after " + str(self.recovery.resets)
+                           + " resets: door held closed until the board is reset by hand")
 
     # --- one frame ------------------------------------------------------------------------------
 
@@ -176,6 +198,11 @@ class SmartDoor:
             self.leds.show(t1, False, True, self.log_problem())
             return
         try:
+            absent = self.gate.check(img)  # None, or why nobody can be there (dark, flat, plain)
+        except Exception as exc:
+            self.fault(time.ticks_ms(), "error", "presence: " + str(exc))
+            return
+        try:
             score = self.model.predict(img)
         except Exception as exc:
             self.model_ready = False
@@ -184,12 +211,13 @@ class SmartDoor:
             self.fault(time.ticks_ms(), "error", "inference: " + str(exc))
             return
         t2 = time.ticks_ms()
+        present = self.model.judge_presence(absent)  # False: logged as none_label, never opens
         # a fault holds the door closed for recover_ms, even if the error came after the door update;
         # with no relay (bad pin) the door cannot open, so the log must not say it did
         if self.relay is None or self.log_blocks_door() or time.ticks_diff(self.fault_until, t2) > 0:
             event = self.door.force_closed("fault")
         else:
-            event = self.door.update(score, t2)
+            event = self.door.update(score, t2, present)
         if self.relay is not None:
             self.relay.set(self.door.relay_on())
         image = "-"
@@ -203,6 +231,7 @@ class SmartDoor:
             self.log.event(t2, event, self.door.reason)
         self.leds.show(t3, self.door.relay_on(), self.faulty(t3), self.log_problem())
         self.stats.add(time.ticks_diff(t1, t0), time.ticks_diff(t2, t1), time.ticks_diff(t3, t2))
+        self.recovery.frame_ok()
         self.maybe_report(t3)
 
     def save_capture(self, img, now):

@@ -11,6 +11,15 @@ SCHEMA = {
     "output_kind": ("sigmoid", str, ("sigmoid", "softmax")),
     "labels": (["without_mask", "with_mask"], list, None),
     "positive_label": ("with_mask", str, None),
+    # the label of "nobody there": a model class of that name, and every frame the presence gate
+    # stops, are logged with it and never count toward opening the door (docs/presence.md)
+    "none_label": ("none", str, None),
+    "presence_gate": (True, bool, None),
+    "presence_grid": (3, int, (1, 8)),
+    "presence_block": (24, int, (4, 240)),
+    "presence_dark_l": (12, int, (0, 100)),
+    "presence_flat_l": (4, int, (0, 100)),
+    "presence_plain_l": (6, int, (0, 100)),
     "threshold": (0.8, float, (0.0, 1.0)),
     "debounce_frames": (5, int, (1, 1000)),
     "open_ms": (3000, int, (100, 600000)),
@@ -116,6 +125,9 @@ def validate(raw):
     if config["positive_label"] not in config["labels"]:
         errors.append("positive_label: not in labels")
         config["positive_label"] = config["labels"][-1]
+    if not _safe_name(config["none_label"]) or config["none_label"] == config["positive_label"]:
+        errors.append("none_label: must be a plain name other than positive_label")
+        config["none_label"] = defaults()["none_label"]
     return config, errors
 
 

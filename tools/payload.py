@@ -18,12 +18,13 @@ from pathlib import Path
 
 from host.boards import BoardProfile
 from host.errors import UserError
+from host.gate import check_gate_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE_DIR = ROOT / "firmware"
 DEFAULT_BUNDLE = ROOT / "models" / "tinymask"
 # keys the model card owns: overriding them would make the board load the model wrongly
-CARD_KEYS = ("model_path", "labels_path", "model_sha256", "labels", "positive_label", "output_kind")
+CARD_KEYS = ("model_path", "labels_path", "model_sha256", "labels", "positive_label", "output_kind", "none_label")
 TRUE_WORDS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
@@ -193,7 +194,9 @@ def render_config(bundle: Bundle, board: BoardProfile, overrides: dict) -> dict:
         "labels": list(card["labels"]),
         "positive_label": card.get("positive_label", raw["positive_label"]),
         "output_kind": card.get("output_kind", raw["output_kind"]),
+        "none_label": card.get("none_label", raw["none_label"]),
     })
+    check_gate_labels(raw["labels"], raw["positive_label"], raw["none_label"], raw["output_kind"], str(bundle.folder))
     raw.update(overrides)
     config, errors = module.validate(raw)
     if errors:
