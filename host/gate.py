@@ -223,10 +223,15 @@ class DoorJudge:
         self.model = firmware_module("infer").Model(config)
         self.door = firmware_module("door").Door(config["threshold"], config["debounce_frames"], config["open_ms"])
 
-    def masked(self, window_rgb565: np.ndarray, outputs, gate: bool = True) -> bool:
+    def judge(self, window_rgb565: np.ndarray, outputs, gate: bool = True) -> tuple[str, float, bool]:
+        """(logged label, P(positive), a face is present) for one frame."""
         reason = self.gate.check(ArrayImage(window_rgb565)) if gate else None
         score = self.model.judge([float(v) for v in np.ravel(outputs)])
         present = self.model.judge_presence(reason)
+        return self.model.label, score, present
+
+    def masked(self, window_rgb565: np.ndarray, outputs, gate: bool = True) -> bool:
+        _, score, present = self.judge(window_rgb565, outputs, gate)
         return present and self.door.classify(score) == "mask"
 
 

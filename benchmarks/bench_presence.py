@@ -1,0 +1,138 @@
+"""Issue 16: how often does the door open when nobody is there, and what does the gate cost?
+
+    python benchmarks/bench_presence.py [--bundle models/tinymask] [--frames 10000] [--no-sim]
+
+1. A long simulated run of negatives only: the real firmware/main.py on the simulated board,
+   the scenes-negative test split shuffled, each picture held for 1-20 frames (someone's coat, a
+   wall, a covered lens, staying a while), at least --frames frames, with the presence gate on
+   and off. Prints door openings and the share of frames logged `none`.
+2. Admission on the host (host/gate.py: firmware/presence.py, infer.py and door.py deciding on the
+   window's pixels and the model's outputs, as on the board): no-face frames of scenes-negative
+   test treated as masked, and masked / unmasked face images of facemask-v1 and facemask-extra
+   test admitted as masked, as close-ups and at door framing (40-70% of the window in a real
+   scene), each with and without the gate.
+3. The gate's added cost per frame (pixels examined x the simulator's per-pixel estimate, plus
+   per-call overhead) and the estimated loop FPS with it.
+Prints numbers; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from host import gate, preprocess  # noqa: E402
+from host.boards import load_board  # noqa: E402
+from host.framing import door_frame, manifest_paths  # noqa: E402
+from host.sim import SimOptions, simulate  # noqa: E402
+from host.sim import camera as sim_camera  # noqa: E402
+from host.sim.bundle import load, render  # noqa: E402
+from host.tflm import Int8Model  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "datasets"
+
+
+def open_rgb(path: Path) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def negative_run(paths: list[Path], frames: int, seed: int) -> list[Path]:
+    rng = np.random.default_rng(seed)
+    out: list[Path] = []
+    while len(out) < frames:
+        for i in rng.permutation(len(paths)):
+            out.extend([paths[i]] * int(rng.integers(1, 21)))
+    return out
+
+
+def simulated(bundle: Path, frames: list[Path], gate_on: bool) -> dict:
+    config = {"presence_gate": gate_on, "report_ms": 0, "log_enabled": False, "require_log": False}
+    result = simulate(SimOptions(frames=frames, bundle=bundle, config=config))
+    return {"frames": result.frames, "openings": result.door_openings(), "exit": result.exit,
+            "wall_s": result.wall_s, "board_fps": result.board_fps}
+
+
+def outputs_of(model: Int8Model, window: np.ndarray) -> np.ndarray:
+    pixels = preprocess.rgb565_to_rgb888(preprocess.board_downscale_rgb565(window))
+    return model.dequantized(preprocess.to_int8_input(pixels))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", type=Path, default=REPO / "models" / "tinymask")
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--frames", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument("--no-sim", action="store_true", help="skip the long simulated runs")
+    parser.add_argument("--board", default="openmv_h7")
+    args = parser.parse_args(argv)
+
+    bundle = load(args.bundle, args.board)
+    config = render(bundle, args.board, {})
+    print(f"bundle {args.bundle}: labels {config['labels']} ({config['output_kind']}), none_label "
+          f"{config['none_label']!r}, door threshold {config['threshold']}, debounce {config['debounce_frames']}")
+    print("gate: " + json.dumps({k: v for k, v in config.items() if k.startswith("presence_")}))
+    negatives = manifest_paths(args.data / "scenes-negative", "test")
+
+    if not args.no_sim:
+        run = negative_run(negatives, args.frames, args.seed)
+        print(f"\n1. simulated board, negatives only: {len(run)} frames from {len(negatives)} scenes-negative "
+              "test pictures, each held 1-20 frames")
+        for gate_on in (True, False):
+            r = simulated(args.bundle, run, gate_on)
+            print(f"   gate {'on ' if gate_on else 'off'}: door openings {r['openings']} over {r['frames']} frames "
+                  f"(ended by {r['exit']}; {r['wall_s']:.0f} s wall, simulated board {r['board_fps']:.1f} FPS)")
+
+    model = Int8Model(bundle.model)
+    rng = np.random.default_rng(args.seed)
+    scenes = [open_rgb(p) for p in manifest_paths(args.data / "scenes-negative", "test",
+                                                  sources=("rwmfd", "rxkt", "openmv"))]
+    print("\n2. admitted as masked by the door logic (host/gate.py), with / without the gate")
+
+    def line(name, windows):
+        outs = [outputs_of(model, w) for w in windows]
+        a = gate.admission(windows, outs, config)
+        n = a["frames"]
+        print(f"   {name:<44} {100 * a['admitted_with_gate'] / n:6.2f}% / {100 * a['admitted_without_gate'] / n:6.2f}%"
+              f"   ({a['admitted_with_gate']} / {a['admitted_without_gate']} of {n})")
+
+    line("scenes-negative test (no face)", [preprocess.camera_window_rgb565(open_rgb(p)) for p in negatives])
+    for set_name in ("facemask-v1", "facemask-extra"):
+        for label in ("with_mask", "without_mask"):
+            faces = [open_rgb(p) for p in manifest_paths(args.data / set_name, "test", label)]
+            line(f"{set_name} {label}, close-up", [preprocess.camera_window_rgb565(f) for f in faces])
+            line(f"{set_name} {label}, door framing 40-70%",
+                 [door_frame(f, scenes[int(rng.integers(len(scenes)))], float(rng.uniform(0.4, 0.7)), rng)
+                  for f in faces])
+
+    board = load_board(args.board)
+    macs = int(bundle.card.get("macs") or 0)
+    side = min(config["presence_block"], config["camera_window"] // config["presence_grid"])
+    calls = config["presence_grid"] ** 2
+    pixels = calls * side * side
+    gate_ms = calls * sim_camera.STATS_MS_PER_CALL + pixels * sim_camera.STATS_MS_PER_PIXEL
+    frame_ms = board.frame_ms(macs)
+    print(f"\n3. gate cost: {calls} get_statistics calls, {pixels} pixels per frame: {gate_ms:.2f} ms estimated on the H7")
+    print(f"   loop {frame_ms:.1f} ms = {1000 / frame_ms:.1f} FPS without the gate, "
+          f"{frame_ms + gate_ms:.1f} ms = {1000 / (frame_ms + gate_ms):.1f} FPS with it")
+    started = time.perf_counter()
+    host_gate = gate.HostGate(config)
+    window = preprocess.camera_window_rgb565(scenes[0])
+    for _ in range(50):
+        host_gate.reason(window)
+    print(f"   host gate (numpy imlib emulation): {1000 * (time.perf_counter() - started) / 50:.1f} ms per frame")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
