@@ -68,7 +68,7 @@ class Model:
         self.labels = cfg["labels"]
         self.positive = self.labels.index(cfg["positive_label"])
         self.softmax = cfg["output_kind"] == "softmax"
-        self.none_label = cfg["none_label"]  # may or may not be one of the model's classes
+        self.none_label = cfg.get("none_label", "none")  # may or may not be one of the model's classes
         self.label = self.labels[0]
         self.sha256 = ""
         self.api = ""
