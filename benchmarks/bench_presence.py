@@ -58,8 +58,13 @@ def negative_run(paths: list[Path], frames: int, seed: int) -> list[Path]:
 def simulated(bundle: Path, frames: list[Path], gate_on: bool) -> dict:
     config = {"presence_gate": gate_on, "report_ms": 0, "log_enabled": False, "require_log": False}
     result = simulate(SimOptions(frames=frames, bundle=bundle, config=config))
+    errors = result.errors()
+    if errors:  # e.g. a model the board's TFLM refuses: no door at all is not "0 openings"
+        raise SystemExit(f"{bundle}: the simulated board reports {errors[0][0]}: {errors[0][1]}; no door figures")
+    history = result.relay.history + [(result.sim_ms, None)]
+    open_ms = sum(t1 - t0 for (t0, level), (t1, _) in zip(history, history[1:]) if result.relay_active(level))
     return {"frames": result.frames, "openings": result.door_openings(), "exit": result.exit,
-            "wall_s": result.wall_s, "board_fps": result.board_fps}
+            "wall_s": result.wall_s, "board_fps": result.board_fps, "open_share": open_ms / result.sim_ms}
 
 
 def outputs_of(model: Int8Model, window: np.ndarray) -> np.ndarray:
@@ -91,7 +96,8 @@ def main(argv=None) -> int:
         for gate_on in (True, False):
             r = simulated(args.bundle, run, gate_on)
             print(f"   gate {'on ' if gate_on else 'off'}: door openings {r['openings']} over {r['frames']} frames "
-                  f"(ended by {r['exit']}; {r['wall_s']:.0f} s wall, simulated board {r['board_fps']:.1f} FPS)")
+                  f"(door open {100 * r['open_share']:.1f}% of the time; ended by {r['exit']}; {r['wall_s']:.0f} s wall, "
+                  f"simulated board {r['board_fps']:.1f} FPS)")
 
     model = Int8Model(bundle.model)
     rng = np.random.default_rng(args.seed)
