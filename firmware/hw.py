@@ -86,6 +86,11 @@ class Watchdog:
             self.wdt.feed()
 
 
+def reset():
+    """Hard reset: main.py runs again with a clean heap and fb_alloc (a soft reset would not re-run it)."""
+    machine.reset()
+
+
 def reset_by_watchdog():
     try:
         return machine.reset_cause() == machine.WDT_RESET

@@ -74,9 +74,11 @@ class Model:
         self.api = ""
         self.net = None
         self.first = None
+        self.interpreter_failed = False  # the last load failed inside ml.Model / tf.load (not before)
 
     def load(self):
         cfg = self.cfg
+        self.interpreter_failed = False
         path = cfg["model_path"]
         self.sha256 = file_sha256(path)  # OSError if missing
         want = cfg["model_sha256"]
@@ -102,7 +104,11 @@ class Model:
         gc.collect()
 
     def _load_ml(self, ml, path):
-        net = ml.Model(path, load_to_fb=self.cfg["model_load_to_fb"])
+        try:
+            net = ml.Model(path, load_to_fb=self.cfg["model_load_to_fb"])
+        except Exception:
+            self.interpreter_failed = True  # on 4.5.6-4.5.9 this leaked fb_alloc (recovery.py)
+            raise
         problem = check_input(_tensor0(net.input_dtype), _tensor0(net.input_shape),
                               _tensor0(net.input_scale), _tensor0(net.input_zero_point))
         if problem:
@@ -113,7 +119,11 @@ class Model:
         self.api = "ml"
 
     def _load_tf(self, tf, path):
-        net = tf.load(path, load_to_fb=self.cfg["model_load_to_fb"])
+        try:
+            net = tf.load(path, load_to_fb=self.cfg["model_load_to_fb"])
+        except Exception:
+            self.interpreter_failed = True
+            raise
         shape = (1, net.input_height(), net.input_width(), net.input_channels())
         problem = check_input(net.input_datatype(), shape, net.input_scale(), net.input_zero_point())
         if problem:

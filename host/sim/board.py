@@ -164,7 +164,7 @@ class Board:
     def __init__(self, *, frames: FrameSource, storage_dirs: tuple[Path | None, Path], firmware_version: str,
                  camera_api: str, faults: Faults, costs: Costs, frames_count: int, time_limit_ms: float,
                  start_ticks_ms: int = 0, unique_id: bytes = b"TMSIM\x01", echo: bool = False,
-                 on_frame=None):
+                 on_frame=None, memory=None, board_name: str = "openmv_h7", flash_bytes: int | None = None):
         self.frames = frames
         self.firmware_version = firmware_version
         self.version = parse_version(firmware_version)
@@ -176,13 +176,16 @@ class Board:
         self.unique_id = unique_id
         self.echo = echo
         self.on_frame = on_frame
+        self.board_name = board_name
+        self.memory = memory  # host.sim.heap.BoardMemory, or None: memory not modelled
+        self.reset_request: int | None = None  # machine.reset(): the cause the next boot reports
         self.clock = Clock(start_ticks_ms)
         self.clock.listeners.append(self._check_time)
         sd_dir, flash_dir = storage_dirs
         self.storage = Storage(
             None if faults.no_sd else sd_dir, flash_dir, mounts=self.version >= (4, 6, 0),
             sd_free_bytes=None, on_write=self._charge_write, check_alive=self.check_alive,
-            has_rom=self.version >= (4, 7, 0))
+            has_rom=self.version >= (4, 7, 0), flash_bytes=flash_bytes)
         self.snapshots = 0  # snapshot calls over the whole run (all boots)
         self.snapshot_ms: list[float] = []  # simulated time of each snapshot call
         self.boot = 1
@@ -197,6 +200,11 @@ class Board:
         self.predictions: list[Prediction] = []
         self.current_frame: int | None = None
         self.calls: collections.Counter[str] = collections.Counter()  # which board APIs the firmware used
+
+    @property
+    def is_stm32(self) -> bool:
+        """H7 and H7 Plus (STM32, with `pyb`); the RT1062 is the mimxrt port (no `pyb`)."""
+        return "rt10" not in self.board_name
 
     def arm_sd_full(self) -> None:
         """Start counting the card's free space (after deployment copied the bundle onto it)."""
@@ -222,7 +230,10 @@ class Board:
             led.set(t, False)
         self.watchdog = None
         self.halted = False
+        self.reset_request = None
         self.reset_cause = cause
+        if self.memory is not None:  # the heap is rebuilt and the fb_alloc leak is gone
+            self.memory.reset()
         self.boot += 1
         self.clock.reboot()
         self.storage.cwd = self.storage.default_cwd()

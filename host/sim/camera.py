@@ -73,6 +73,8 @@ class SimImage:
         capture_fault = self._board.faults.capture
         if capture_fault is not None and self.frame_index in capture_fault:
             raise MemoryError("memory allocation failed, allocating 40000 bytes")
+        if self._board.memory is not None:  # JPEG compression fb_allocs: fails after the 4.5.6-4.5.9 leak
+            self._board.memory.check_fb_alloc()
         buffer = io.BytesIO()
         suffix = str(path).rsplit(".", 1)[-1].lower()
         fmt = {"jpg": "JPEG", "jpeg": "JPEG", "bmp": "BMP", "png": "PNG"}.get(suffix, "JPEG")

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import types
 
-from host.sim.board import WDT_RESET, Board, LedRecord, PinRecord, Watchdog, WatchdogReset
+from host.sim.board import SOFT_RESET, WDT_RESET, Board, LedRecord, PinRecord, Watchdog, WatchdogReset
 
 LED_NAMES = {1: "red", 2: "green", 3: "blue", 4: "ir"}
 MACHINE_LED_NAMES = {"LED_RED": "red", "LED_GREEN": "green", "LED_BLUE": "blue", "LED_IR": "ir"}
 PINS = tuple(f"P{i}" for i in range(10))
-HEAP_FREE = 180_000  # a plausible H7 heap after the model is loaded (docs/platform.md item 7)
+HEAP_FREE = 100_000  # when the board has no memory model: about the H7's free heap with the model loaded
 
 
 def _pin_class(board: Board):
@@ -93,18 +93,38 @@ def make_machine(board: Board) -> types.ModuleType:
     mod.unique_id = lambda: board.unique_id
     mod.freq = lambda: 480_000_000
 
-    def reset():  # machine.reset(): the board restarts as after a watchdog reset
+    def reset():  # machine.reset(): the board restarts at once; main.py runs again (a cold boot)
+        board.reset_request = SOFT_RESET  # STM32: NVIC_SystemReset sets the software-reset flag
         board.halted = True
         raise WatchdogReset()
 
     mod.reset = reset
+    mod.SDCard = _sdcard_class(board)
     if board.version >= (4, 5, 0):  # frozen machine.LED shim (docs/platform.md item 6)
         mod.LED = lambda name: _led(board, MACHINE_LED_NAMES[name])
     return mod
 
 
-def make_pyb(board: Board) -> types.ModuleType:
+def _sdcard_class(board: Board):
+    """pyb.SDCard() (STM32) and machine.SDCard(1) (mimxrt): present() reads the card-detect pin
+    (micropython ports/stm32/sdcard.c, ports/mimxrt/machine_sdcard.c)."""
+
+    class SDCard:
+        def __init__(self, *args, **kwargs):
+            board.check_alive()
+
+        def present(self):
+            return board.storage.sd_dir is not None
+
+    return SDCard
+
+
+def make_pyb(board: Board) -> types.ModuleType | None:
+    """The STM32 `pyb` module; None on the RT1062 (mimxrt port: `machine` only, item 11)."""
+    if not board.is_stm32:
+        return None
     mod = types.ModuleType("pyb")
+    mod.SDCard = _sdcard_class(board)
     mod.LED = lambda index: _led(board, LED_NAMES[index])
     mod.Pin = _pin_class(board)
     mod.millis = board.clock.ticks_ms
@@ -124,11 +144,16 @@ def make_omv(board: Board) -> types.ModuleType:
     return mod
 
 
-def make_gc() -> types.ModuleType:
+def make_gc(board: Board | None = None) -> types.ModuleType:
+    """gc over the board's heap model: mem_free/mem_alloc are what the firmware, the model and its
+    arena leave; collect() lets CPython drop what the firmware let go of (a freed model)."""
+    import gc as host_gc
+
+    memory = board.memory if board is not None else None
     mod = types.ModuleType("gc")
-    mod.collect = lambda: None
-    mod.mem_free = lambda: HEAP_FREE
-    mod.mem_alloc = lambda: 80_000
+    mod.collect = (lambda: None) if memory is None else (lambda: host_gc.collect() and None)
+    mod.mem_free = (lambda: HEAP_FREE) if memory is None else (lambda: memory.heap.free_bytes())
+    mod.mem_alloc = (lambda: 80_000) if memory is None else (lambda: memory.heap.used())
     mod.enable = mod.disable = lambda: None
     mod.isenabled = lambda: True
     mod.threshold = lambda *a: -1

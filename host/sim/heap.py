@@ -117,8 +117,11 @@ class BoardMemory:
 
     spec: MemoryRange
     firmware_bytes: int
+    arena_bytes: int = 0  # the bundle's tensor arena (model card), allocated by ml.Model
     heap: Heap = field(init=False)
     fb_leaked: bool = False
+    load_pin: Allocation | None = None
+    survivor: Allocation | None = None
 
     def __post_init__(self):
         self.reset()
@@ -127,6 +130,7 @@ class BoardMemory:
         """A reset of the board: the heap is rebuilt, the fb_alloc leak is gone."""
         self.heap = Heap(list(self.spec.heap_blocks))
         self.fb_leaked = False
+        self.load_pin = self.survivor = None
         left = self.firmware_bytes  # imported modules: many small objects, first block first
         while left > 0:
             piece = min(left, 512)
@@ -137,6 +141,65 @@ class BoardMemory:
         """Anything that fb_allocs (JPEG compression of img.save, the legacy arena) fails after the leak."""
         if self.fb_leaked:
             raise MemoryError(FB_FULL)
+
+
+class ModelMemory:
+    """What one loaded model holds on the board: its file copy and its arena (freed with the model)."""
+
+    def __init__(self, memory: BoardMemory, pieces: list[Allocation]):
+        self.memory = memory
+        self.pieces = pieces
+
+    def free(self) -> None:
+        for piece in self.pieces:
+            self.memory.heap.free(piece)
+        self.pieces = []
+
+
+def load_model(memory: BoardMemory | None, nbytes: int, api: str, path: str) -> ModelMemory | None:
+    """Allocate as `ml.Model(path)` / `tf.load(path)` do; raises MemoryError where the board would.
+
+    ml on 4.5.6-4.5.9: `fb_alloc_all` comes first and any failure leaks it until a reset, so after one
+    failed load every later load (and every img.save) fails with the fb_alloc message."""
+    if memory is None:
+        return None
+    spec = memory.spec
+    if api == "ml" and spec.leaks_fb_alloc and memory.fb_leaked:
+        raise MemoryError(FB_FULL)
+    heap = memory.heap
+    heap.free(memory.load_pin)  # the firmware's strings from the previous load are replaced...
+    memory.load_pin = heap.alloc(LOAD_PIN_BYTES, "load strings")  # ...by this load's (sha256, labels)
+    pieces = []
+    try:
+        pieces.append(heap.alloc(nbytes + MODEL_OVERHEAD, "model " + path))
+        if api == "ml" and spec.arena_on == "heap":
+            pieces.append(heap.alloc(memory.arena_bytes, "arena " + path))
+    except MemoryError:
+        for piece in pieces:
+            heap.free(piece)
+        if api == "ml" and spec.leaks_fb_alloc:
+            memory.fb_leaked = True
+        raise
+    return ModelMemory(memory, pieces)
+
+
+def refused_load(memory: BoardMemory | None) -> None:
+    """ml.Model() raised inside ml_backend_init_model (the model was refused): on 4.5.6-4.5.9 the
+    fb_alloc_all it did first is never given back."""
+    if memory is not None and memory.spec.leaks_fb_alloc:
+        memory.fb_leaked = True
+
+
+def inference_failed(memory: BoardMemory | None) -> None:
+    """An exception in predict(): the exception, its message and the firmware's last-error text are
+    allocated while the model is still loaded, so they land after the arena and outlive the model."""
+    if memory is None:
+        return
+    memory.heap.free(memory.survivor)
+    try:
+        memory.survivor = memory.heap.alloc(ERROR_SURVIVOR_BYTES, "error survivors")
+    except MemoryError:
+        memory.survivor = None
 
 
 def _version(text: str) -> tuple:
@@ -166,7 +229,7 @@ def firmware_retained_bytes(profile_data: dict) -> int:
     return int((profile_data.get("memory") or {}).get("firmware_retained_bytes", 0))
 
 
-def for_board(board: str, version: tuple) -> BoardMemory | None:
+def for_board(board: str, version: tuple, arena_bytes: int = 0) -> BoardMemory | None:
     """The memory model of `board` at firmware `version`, or None when the profile has none."""
     from host.boards import load_board
 
@@ -174,7 +237,7 @@ def for_board(board: str, version: tuple) -> BoardMemory | None:
     spec = memory_range(profile.data, version)
     if spec is None:
         return None
-    return BoardMemory(spec, firmware_retained_bytes(profile.data))
+    return BoardMemory(spec, firmware_retained_bytes(profile.data), int(arena_bytes or 0))
 
 
 # --- measuring the firmware's retained heap under a real MicroPython ------------------------------

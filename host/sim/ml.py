@@ -26,6 +26,7 @@ from host.errors import UserError
 from host.interp import board as board_interp
 from host.interp import firmware
 from host.interp.env import MissingEnvironment
+from host.sim import heap
 from host.sim.board import Board, Prediction
 from host.sim.camera import SimImage
 
@@ -82,8 +83,8 @@ class _Net:
             raise ValueError("Failed to allocate tensors") from None
         except MissingEnvironment:
             raise
-        except UserError:  # not a flatbuffer at all: tflm_backend.cc checks the schema first
-            raise (OSError("Unsupported model schema") if legacy else ValueError("Unsupported model schema")) from None
+        except UserError as exc:  # not a whole flatbuffer (a cut copy): what TFLM then does is undefined
+            raise (OSError if legacy else ValueError)(f"Failed to load model {path}: {exc}") from None
         self.board = board
         self.path = path
         self.nbytes = len(data)
@@ -137,7 +138,12 @@ def make_ml(board: Board) -> types.ModuleType:
     class Model:
         def __init__(self, path, load_to_fb=False, postprocess=None):
             board.calls["ml.Model"] += 1
-            net = _Net(board, path)
+            try:
+                net = _Net(board, path)
+            except ValueError:  # refused after fb_alloc_all: leaks on 4.5.6-4.5.9 like a MemoryError
+                heap.refused_load(board.memory)
+                raise
+            self._memory = heap.load_model(board.memory, net.nbytes, "ml", path)  # MemoryError as on the board
             self._net = net
             dtype = DTYPE_CODES.get(net.input_dtype, "b")
             self.len = net.nbytes
@@ -161,7 +167,15 @@ def make_ml(board: Board) -> types.ModuleType:
         def predict(self, inputs, callback=None):
             if not isinstance(inputs, (list, tuple)) or len(inputs) != 1:
                 raise ValueError("predict() expects a list with one input")
-            return [self._net.run(inputs[0])]
+            try:
+                return [self._net.run(inputs[0])]
+            except Exception:
+                heap.inference_failed(board.memory)
+                raise
+
+        def __del__(self):  # the GC frees the model's file copy and arena
+            if getattr(self, "_memory", None) is not None:
+                self._memory.free()
 
     mod.Model = Model
     mod.Normalization = lambda *a, **k: _unsupported("ml.Normalization")
@@ -207,6 +221,11 @@ def make_tf(board: Board, ml_module: types.ModuleType | None) -> types.ModuleTyp
     class TfModel:
         def __init__(self, path, load_to_fb=False):
             self._net = _Net(board, path)
+            self._memory = heap.load_model(board.memory, self._net.nbytes, "tf", path)
+
+        def __del__(self):
+            if getattr(self, "_memory", None) is not None:
+                self._memory.free()
 
         def len(self):
             return self._net.nbytes

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from host.errors import UserError
 from host.sim import camera as sim_camera
-from host.sim import hardware, ml
+from host.sim import hardware, heap, ml
 from host.sim.board import (
     WDT_RESET,
     Board,
@@ -78,6 +78,7 @@ class SimResult:
     predictions: list[Prediction]
     watchdog_resets: int
     watchdog_feeds: int
+    requested_resets: int = 0  # machine.reset() calls (the firmware's memory recovery)
     calls: dict = field(default_factory=dict)
     snapshot_ms: list = field(default_factory=list)  # simulated time of each snapshot call
     console_ms: list = field(default_factory=list)  # simulated time of each console line
@@ -184,7 +185,7 @@ def make_modules(board: Board, rtc_utc: str | None = None) -> dict:
         "machine": hardware.make_machine(board),
         "pyb": hardware.make_pyb(board),
         "omv": hardware.make_omv(board),
-        "gc": hardware.make_gc(),
+        "gc": hardware.make_gc(board),
         "micropython": hardware.make_micropython(),
         "image": sim_camera.make_image(board),
         "sensor": sensor,
@@ -216,7 +217,10 @@ class FirmwareLoader:
         if level:
             raise ImportError("relative imports are not used by the firmware")
         if name in self.board_modules:
-            return self.board_modules[name]
+            module = self.board_modules[name]
+            if module is None:  # a module this port does not have (pyb on the RT1062)
+                raise ImportError(f"no module named '{name}'")
+            return module
         if name in self.loaded:
             return self.loaded[name]
         if (self.firmware_dir / f"{name}.py").is_file():
@@ -282,17 +286,23 @@ def _simulate(options: SimOptions, sd_dir: Path, flash_dir: Path) -> SimResult:
     limit = options.time_limit_ms
     if limit is None:
         limit = 60_000.0 + count * (config["recover_ms"] + 1000.0)
+    from host.boards import load_board
+
+    # the heap, fb_alloc and flash filesystem of this board at this firmware (boards/*.json memory)
+    memory = heap.for_board(options.board, version, arena_bytes=bundle.card.get("arena_bytes") or 0)
     board = Board(
         frames=frames, storage_dirs=(sd_dir, flash_dir), firmware_version=options.firmware_version,
         camera_api=camera_api, faults=options.faults, costs=Costs.for_board(options.board, bundle.card.get("macs")),
         frames_count=count, time_limit_ms=limit, start_ticks_ms=options.start_ticks_ms, echo=options.echo,
-        on_frame=options.progress)
+        on_frame=options.progress, memory=memory, board_name=options.board,
+        flash_bytes=load_board(options.board).data.get("flash_fs_bytes"))
     _deploy(board, bundle, config, options)
     board.arm_sd_full()
 
     started = host_time.perf_counter()
     exit_reason = "max boots"
     feeds = 0
+    requested = 0
     while board.boot <= options.max_boots:
         loader = FirmwareLoader(board, make_modules(board, options.rtc_utc))
         try:
@@ -304,11 +314,16 @@ def _simulate(options: SimOptions, sd_dir: Path, flash_dir: Path) -> SimResult:
             break
         except WatchdogReset:
             feeds += board.watchdog.feeds if board.watchdog else 0
-            board.watchdog_resets += 1
-            board.print(f"[sim] board reset by the watchdog at {board.clock.ms:.0f} ms")
+            cause = board.reset_request or WDT_RESET
+            if board.reset_request is None:
+                board.watchdog_resets += 1
+                board.print(f"[sim] board reset by the watchdog at {board.clock.ms:.0f} ms")
+            else:
+                requested += 1
+                board.print(f"[sim] machine.reset() at {board.clock.ms:.0f} ms")
             if board.boot >= options.max_boots:
                 break
-            board.reboot(WDT_RESET)
+            board.reboot(cause)
         except Exception:  # the firmware let an exception escape main.py: on the board, the REPL
             exit_reason = "crash: " + traceback.format_exc(limit=-3).strip().splitlines()[-1]
             for line in traceback.format_exc().splitlines():
@@ -321,7 +336,7 @@ def _simulate(options: SimOptions, sd_dir: Path, flash_dir: Path) -> SimResult:
         wall_s=host_time.perf_counter() - started, sim_ms=board.clock.ms,
         sd_dir=board.storage.sd_dir, flash_dir=flash_dir, config=config, console=board.console,
         pins=board.pins, leds=board.leds, predictions=board.predictions,
-        watchdog_resets=board.watchdog_resets, watchdog_feeds=feeds, calls=dict(board.calls),
+        watchdog_resets=board.watchdog_resets, watchdog_feeds=feeds, requested_resets=requested, calls=dict(board.calls),
         snapshot_ms=board.snapshot_ms, console_ms=board.console_ms)
 
 

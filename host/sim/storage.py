@@ -37,11 +37,13 @@ class Storage:
         on_write: Callable[[int], None] | None = None,
         check_alive: Callable[[], None] | None = None,
         has_rom: bool = False,
+        flash_bytes: int | None = None,
     ):
         self.sd_dir = Path(sd_dir) if sd_dir is not None else None
         self.flash_dir = Path(flash_dir)
         self.mounts = mounts  # True: firmware 4.6+ layout (/flash, /sdcard); False: legacy single "/"
         self.has_rom = has_rom
+        self.flash_bytes = FLASH_BYTES if flash_bytes is None else int(flash_bytes)
         self.on_write = on_write or (lambda n: None)
         self.check_alive = check_alive or (lambda: None)
         self.flash_dir.mkdir(parents=True, exist_ok=True)
@@ -112,19 +114,24 @@ class Storage:
         if on_card:
             fit = max(0, min(nbytes, self.sd_capacity - self.sd_used))
             self.sd_used += fit
+        else:  # the internal flash filesystem is small on the H7 (128 KB): it fills up too
+            fit = max(0, min(nbytes, self.flash_bytes - _tree_bytes(self.flash_dir)))
         self.bytes_written += fit
         self.on_write(fit)
         return fit
 
     def write_bytes(self, path: str, data: bytes) -> None:
-        """Whole-file write (used by the fake image.save)."""
+        """Whole-file write of the fake image.save. Its errors are OSError with a text message and no
+        errno, as imlib's file_utils raises them (docs/platform.md item 11; src/omv/common/file_utils.c
+        v4.6.0: FatFs result texts such as "Could not find the path", and "Failed to write requested
+        bytes!")."""
         host, on_card = self.resolve(path)
         if host is None or not host.parent.is_dir():
-            raise _oserror(errno.ENOENT, str(path))
+            raise OSError("Could not find the path")
         fit = self.charge(len(data), on_card)
         host.write_bytes(data[:fit])
         if fit < len(data):
-            raise _oserror(errno.ENOSPC, str(path))
+            raise OSError("Failed to write requested bytes!")
 
     def read_bytes(self, path: str) -> bytes:
         self.check_alive()
@@ -184,8 +191,8 @@ class Storage:
         elif host is None:
             total, free = 0, 0
         else:
-            total = FLASH_BYTES
-            free = max(0, FLASH_BYTES - _tree_bytes(self.flash_dir))
+            total = self.flash_bytes
+            free = max(0, self.flash_bytes - _tree_bytes(self.flash_dir))
         return (BLOCK, BLOCK, total // BLOCK, free // BLOCK, free // BLOCK, 0, 0, 0, 0, 255)
 
     def chdir(self, path: str) -> None:

@@ -1,0 +1,126 @@
+"""The board's memory in the simulator (issue 11): heap blocks per firmware range, the model's file copy
+and arena on the heap, the 4.5.6-4.5.9 fb_alloc leak, and the firmware's reset-on-memory recovery."""
+
+from __future__ import annotations
+
+import pytest
+import simboard
+from simboard import MASK, bundle_dir, events, frames_of
+
+from host.sim import heap
+from host.sim.board import Faults
+from host.sim.bundle import load
+from tools.payload import firmware_module
+
+recovery = firmware_module("recovery")
+
+
+def test_first_fit_never_spans_two_blocks_and_frees_make_room_again():
+    h = heap.Heap([1024, 4096])
+    small = h.alloc(896, "a")
+    assert small.block == 0
+    big = h.alloc(3072, "b")  # does not fit block 0's last 128 bytes: block 1
+    assert big.block == 1 and h.largest_free() == 1024
+    with pytest.raises(MemoryError, match="allocating 1100 bytes"):
+        h.alloc(1100, "c")  # 128 + 1024 bytes free, in two runs: no single run is big enough
+    h.free(big)
+    assert h.alloc(3500, "d").block == 1
+
+
+def test_an_error_survivor_splits_the_heap_for_a_bigger_reload():
+    """Objects an inference error leaves alive land after the arena; a model that grows on reload
+    no longer fits although the total free memory would hold it."""
+    memory = heap.BoardMemory(heap.MemoryRange("t", (4, 8, 0), (4, 8, 1), [200_000], 0, 80_000, "heap", False, "test"),
+                              firmware_bytes=10_000, arena_bytes=20_000)
+    first = heap.load_model(memory, 150_000, "ml", "m.tflite")
+    heap.inference_failed(memory)
+    first.free()
+    assert memory.heap.free_bytes() > 171_000 + heap.MODEL_OVERHEAD
+    with pytest.raises(MemoryError):
+        heap.load_model(memory, 151_000, "ml", "m.tflite")
+
+
+def test_a_failed_load_on_4_5_6_to_4_5_9_leaks_fb_alloc_until_a_reset():
+    spec = heap.MemoryRange("t", (4, 5, 6), (4, 5, 9), [100_000], 0, 80_000, "heap", True, "test")
+    memory = heap.BoardMemory(spec, firmware_bytes=10_000, arena_bytes=20_000)
+    with pytest.raises(MemoryError):
+        heap.load_model(memory, 150_000, "ml", "big.tflite")
+    with pytest.raises(MemoryError, match=heap.FB_FULL):
+        heap.load_model(memory, 10_000, "ml", "small.tflite")  # would fit, but fb_alloc is gone
+    with pytest.raises(MemoryError, match=heap.FB_FULL):
+        memory.check_fb_alloc()  # and img.save's JPEG buffers with it
+    memory.reset()
+    assert heap.load_model(memory, 10_000, "ml", "small.tflite") is not None
+
+
+@pytest.mark.parametrize("version, memory_error, resets, action", [
+    ("4.8.0", True, 0, recovery.RESET), ("4.8.0", True, recovery.MAX_RESETS, recovery.STOP),
+    ("4.6.0", False, 0, recovery.RETRY), ("4.5.5", False, 5, recovery.RETRY),
+    ("4.5.6", False, 0, recovery.RESET), ("4.5.9", False, recovery.MAX_RESETS, recovery.STOP),
+    ("v4.5.7-12-gabc", False, 1, recovery.RESET),
+])
+def test_recovery_decides_by_firmware_and_error(version, memory_error, resets, action):
+    assert recovery.decide(recovery.version_tuple(version), memory_error, resets) == action
+
+
+def test_a_load_that_failed_before_the_interpreter_never_resets():
+    """A missing file or a sha256 mismatch is found before ml.Model(): nothing can have leaked."""
+    assert recovery.decide((4, 5, 6), False, 0, in_interpreter=False) == recovery.RETRY
+
+
+def too_big_bundle():
+    """The reference bundle with an arena that cannot fit beside the model in any H7 heap block."""
+    bundle = load(bundle_dir(), "openmv_h7")
+    bundle.card["arena_bytes"] = 200_000
+    return bundle
+
+
+def run(tmp_path, firmware, faults=None, bundle=None, frames=12, max_boots=6, config=None):
+    from host.sim import SimOptions, simulate
+
+    cfg = {"threshold": simboard.THRESHOLD, "debounce_frames": 3, "open_ms": 500, "report_ms": 0, "recover_ms": 200}
+    cfg.update(config or {})
+    return simulate(SimOptions(frames=frames_of(MASK, frames), bundle=bundle or bundle_dir(), config=cfg,
+                               firmware_version=firmware, faults=faults or Faults(), max_boots=max_boots,
+                               sd_dir=tmp_path / "sd", flash_dir=tmp_path / "flash", frames_count=frames * 4))
+
+
+@pytest.mark.parametrize("firmware", ["4.5.6", "4.6.0", "4.8.0"])
+def test_a_model_that_cannot_fit_resets_the_board_at_most_three_times_then_holds_the_door(tmp_path, firmware):
+    result = run(tmp_path, firmware, bundle=too_big_bundle())
+    errors = events(result, "model_error")
+    resets = events(result, "reset")
+    assert all("memory allocation failed" in e.detail for e in errors[:-1])
+    assert len(resets) == recovery.MAX_RESETS == result.requested_resets
+    assert "gave up after 3 resets" in errors[-1].detail
+    assert result.boots == recovery.MAX_RESETS + 1
+    assert result.calls["ml.Model"] == result.boots  # one load per boot: never a retry loop on the heap
+    assert not any(result.relay_active(level) for _, level in result.relay.history)  # the door never opened
+
+
+def test_on_4_5_6_any_failed_load_resets_instead_of_retrying_into_the_leak(tmp_path):
+    """A cut model that reaches ml.Model() (no sha256 to stop it first) leaks on 4.5.6: reset, never retry."""
+    leaking = run(tmp_path / "456", "4.5.6", faults=Faults(corrupt_model=True), config={"model_sha256": ""})
+    assert leaking.requested_resets == recovery.MAX_RESETS
+    assert leaking.calls["ml.Model"] == recovery.MAX_RESETS + 1
+    assert not any("Out of fast frame buffer" in e.detail for e in events(leaking, "model_error"))
+    retrying = run(tmp_path / "460", "4.6.0", faults=Faults(corrupt_model=True), config={"model_sha256": ""})
+    assert retrying.requested_resets == 0 and retrying.boots == 1
+    assert retrying.calls["ml.Model"] > 2  # nothing leaks on 4.6: retry every recover_ms
+
+
+@pytest.mark.parametrize("firmware", ["4.5.6", "4.6.0", "4.8.0"])
+def test_the_reference_bundle_loads_and_reloads_after_inference_errors(tmp_path, firmware):
+    result = run(tmp_path, firmware, faults=Faults.parse(["inference@3", "inference@6"]))
+    assert result.requested_resets == 0 and result.boots == 1
+    assert [e.detail for e in events(result, "error")] and not events(result, "model_error")
+    opened = events(result, "door_open")
+    assert opened  # after the reloads the door still works
+
+
+def test_mem_free_is_what_the_firmware_model_and_arena_leave(tmp_path):
+    memory = heap.for_board("openmv_h7", (4, 8, 0), arena_bytes=25_088)
+    before = memory.heap.free_bytes()
+    heap.load_model(memory, 137_312, "ml", "tinymask.tflite")
+    after = memory.heap.free_bytes()
+    assert 90_000 < after < 150_000 and before - after >= 137_312 + 25_088
