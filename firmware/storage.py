@@ -26,13 +26,36 @@ def sd_root():
         return "/sdcard"
     if "flash" in names:
         return None  # 4.6+ without a card: only the internal flash is mounted
+    present = card_present()
+    if present is not None:
+        return "/" if present else None
     try:
         st = os.statvfs("/")
     except OSError:
         return None
-    if st[0] * st[2] > FLASH_FS_BYTES:
+    if st[0] * st[2] > FLASH_FS_BYTES:  # last resort: right on the H7 only (its flash is 128 KB)
         return "/"
     return None
+
+
+def card_present():
+    """The card-detect pin: True/False, or None when this firmware cannot say. Up to 4.5.x "/" is
+    the card or the flash, and the flash is 32 MB on the H7 Plus and 4 MB on the RT1062, so size
+    cannot tell them apart there (docs/platform.md item 11). pyb.SDCard().present() on STM32
+    (micropython ports/stm32/sdcard.c; OpenMV's own _boot.py uses it from v4.6.0), machine.SDCard(1)
+    .present() on the mimxrt port, which has no pyb (ports/mimxrt/machine_sdcard.c)."""
+    try:
+        import pyb
+        return bool(pyb.SDCard().present())
+    except ImportError:
+        pass
+    except Exception:
+        return None
+    try:
+        import machine
+        return bool(machine.SDCard(1).present())
+    except Exception:
+        return None
 
 
 def exists(path):

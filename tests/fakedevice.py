@@ -136,7 +136,7 @@ class FakeBoard:
             "os": self.make_os(), "uos": None, "hashlib": self.make_hashlib(), "binascii": binascii,
             "json": json, "time": self.make_time(), "machine": self.make_machine(),
             "micropython": types.SimpleNamespace(kbd_intr=lambda c: None, const=lambda x: x),
-            "omv": self.make_omv(), "gc": types.SimpleNamespace(collect=lambda: None, mem_free=lambda: 250000),
+            "omv": self.make_omv(), "pyb": self.make_pyb(), "gc": types.SimpleNamespace(collect=lambda: None, mem_free=lambda: 250000),
             "errno": errno, "sys": types.SimpleNamespace(stdout=_Stdout(self), implementation=sys.implementation),
         }
         self.modules["uos"] = self.modules["os"]
@@ -273,6 +273,10 @@ class FakeBoard:
             board.events.append(("reset",))
 
         return types.SimpleNamespace(reset=reset, soft_reset=lambda: None, unique_id=lambda: bytes.fromhex(board.board_id))
+
+    def make_pyb(self):
+        board = self  # the card-detect pin (micropython ports/stm32/sdcard.c)
+        return types.SimpleNamespace(SDCard=lambda: types.SimpleNamespace(present=lambda: board.sdcard))
 
     def make_omv(self):
         board = self

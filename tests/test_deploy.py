@@ -308,3 +308,33 @@ def test_deploy_and_firmware_agree_on_a_card_under_old_firmware(total):
     info = {"top": ["main.py"], "roots": {"/": {"vfs": [total, 0]}}}
     _, deploy_sees_card = deploy.choose_root(info, "auto", load_board("openmv_h7"), {"log_enabled": False})
     assert deploy_sees_card == board_sees_card == (total > (1 << 20))
+
+
+@pytest.mark.parametrize("present", [True, False])
+def test_old_firmware_asks_the_card_detect_pin_not_the_filesystem_size(present, monkeypatch):
+    """Up to 4.5.x "/" is the card or the flash, and the H7 Plus flash is 32 MB: only the card-detect
+    pin (pyb.SDCard().present()) tells them apart, and deploy and firmware read the same pin."""
+    import sys
+    from types import SimpleNamespace
+
+    from host.boards import load_board
+    from tools.payload import firmware_module
+    storage = firmware_module("storage")
+    flash = 32 << 20  # the H7 Plus's internal flash filesystem (boards/openmv_h7_plus.json)
+    monkeypatch.setattr(storage, "os", SimpleNamespace(
+        listdir=lambda path: ["main.py"], statvfs=lambda path: (512, 512, flash // 512, 0, 0, 0, 0, 0, 0, 255)))
+    monkeypatch.setitem(sys.modules, "pyb", SimpleNamespace(SDCard=lambda: SimpleNamespace(present=lambda: present)))
+    board_sees_card = storage.sd_root() == "/"
+    info = {"top": ["main.py"], "card": present, "roots": {"/": {"vfs": [flash, 0]}}}
+    _, deploy_sees_card = deploy.choose_root(info, "auto", load_board("openmv_h7_plus"), {"log_enabled": False})
+    assert deploy_sees_card == board_sees_card == present
+
+
+def test_h7_plus_on_old_firmware_without_a_card_is_not_taken_for_one(bundle, tmp_path, capsys):
+    """Its 32 MB flash at "/" once passed the old "bigger than 1 MB is a card" rule, and logs went to flash."""
+    with FakeDevice(tmp_path / "camera", legacy=True, sdcard=False, firmware="4.5.5", flash_bytes=32 << 20) as device:
+        code, _, err = run(["--board", "openmv_h7_plus", "--port", device.port, "--bundle", str(bundle)], capsys)
+        assert code == 2 and "the camera has no SD card" in err
+        code, out, _ = run(["--board", "openmv_h7_plus", "--port", device.port, "--bundle", str(bundle),
+                            "--set", "log_enabled=false"], capsys)
+    assert code == 0 and "deploying to /" in out

@@ -64,8 +64,9 @@ def choose_root(info: dict, target: str, board: BoardProfile, config: dict) -> t
     modern = "flash" in info["top"]
     if modern:
         has_sd = "/sdcard" in roots
-    else:  # firmware < 4.6: one filesystem at /, the card if inserted (UNVERIFIED size heuristic)
-        # the firmware's own rule (firmware/storage.py FLASH_FS_BYTES), so deploy and board agree
+    elif info.get("card") is not None:  # firmware < 4.6: one filesystem at /, the card if the pin says so
+        has_sd = bool(info["card"])  # the firmware's own rule (firmware/storage.py card_present)
+    else:  # no card-detect API: the firmware's last resort, size (right on the H7 alone)
         total = (roots.get("/", {}).get("vfs") or [0, 0])[0]
         has_sd = total > firmware_module("storage").FLASH_FS_BYTES
     if needs_sd_card(board, config) and not has_sd:

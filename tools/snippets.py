@@ -45,8 +45,9 @@ def _join(root: str, name: str) -> str:
 
 
 def probe(names: list[str]) -> str:
-    """Firmware version, board id, filesystem layout, and size+sha256 of `names` (and their .tmp)
-    under every storage root: /flash and /sdcard on firmware >= 4.6, else the single root /."""
+    """Firmware version, board id, filesystem layout, the card-detect pin (`card`: True/False, None
+    when the port cannot say; the firmware's storage.card_present), and size+sha256 of `names` (and
+    their .tmp) under every storage root: /flash and /sdcard on firmware >= 4.6, else the single root /."""
     return f"""\
 import os, json, hashlib, binascii
 {_SHA}{_VFS}R = {{'firmware': '', 'board_id': ''}}
@@ -57,6 +58,18 @@ try:
 except Exception:
  pass
 R['top'] = os.listdir('/')
+R['card'] = None
+try:
+ import pyb
+ R['card'] = bool(pyb.SDCard().present())
+except ImportError:
+ try:
+  import machine
+  R['card'] = bool(machine.SDCard(1).present())
+ except Exception:
+  pass
+except Exception:
+ pass
 roots = ['/']
 if 'flash' in R['top']:
  roots = ['/' + r for r in ('flash', 'sdcard') if r in R['top']]
