@@ -144,7 +144,9 @@ def test_small_run_csv_and_markdown_agree_with_the_json(small_run):
     assert float(table[0]["int8_accuracy"]) == pytest.approx(report["rows"][0]["int8_accuracy"])
     assert "int8_with_mask_f1" in table[0] and "int8_scale_accuracy" in table[0]
     md = (small_run / "compare.md").read_text()
-    assert md.count("\n| tiny_cnn_pruned50_oneshot |") == 2  # main table and degradation table
+    # main table, degradation table and out-of-domain door table (one row each)
+    assert md.count("\n| tiny_cnn_pruned50_oneshot |") == 3
+    assert "Out-of-domain door figures" in md
     assert "Pareto front" in md and "no: model size" in md
 
 

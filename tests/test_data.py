@@ -5,7 +5,7 @@ import io
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -177,3 +177,113 @@ def test_test_split_alone_is_enough_to_evaluate(tmp_path):
 def test_test_split_prefers_the_test_folder(data_dir):
     split, _ = data.load_test_split(data_dir, limit=5, progress=False)
     assert len(split) == 10 and all("/test/" in str(p) for p in split.paths)
+
+
+# ---- combining sets (issue 13) and the `none` class (issue 16) ------------------------------------------
+
+
+def manifest_set(root, rows, extra_columns=()):
+    """rows: (path, label, split, group, source, image)"""
+    for path, _, _, _, _, image in rows:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        image.save(root / path)
+    with open(root / "manifest.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label", "split", "group", "source", *extra_columns])
+        for path, label, split, group, source, _ in rows:
+            writer.writerow([path, label, split, group, source, *(["0"] * len(extra_columns))])
+
+
+def pattern(seed, size=48):
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    return Image.fromarray(blocks).resize((size, size), Image.Resampling.NEAREST)
+
+
+@pytest.fixture
+def two_sets(tmp_path):
+    first, second = tmp_path / "facemask-v1", tmp_path / "mine"
+    rows = []
+    for i in range(12):
+        label = ("with_mask", "without_mask")[i % 2]
+        rows.append((f"{'test' if i < 4 else 'train'}/{label}/{i}.png", label, "test" if i < 4 else "train", str(i), "v1",
+                     pattern(i)))
+    manifest_set(first, rows)
+    for split, shift in (("train", 0), ("test", 1000)):
+        for k, label in enumerate(("with_mask", "without_mask", "no_face")):
+            folder = second / split / label
+            folder.mkdir(parents=True)
+            for i in range(4):
+                pattern(shift + 100 * k + i).save(folder / f"img{i}.png")
+    copy = pattern(0).resize((60, 60))  # a near-duplicate of facemask-v1's test image 0
+    copy.save(second / "train" / "with_mask" / "copy_of_test.png")
+    return first, second
+
+
+def test_combined_sets_drop_near_duplicates_of_any_test_image(two_sets):
+    first, second = two_sets
+    ds = data.load_dataset([first, second], progress=False)
+    dropped = {d.path: d for d in ds.dropped_near_duplicates}
+    assert "mine/train/with_mask/copy_of_test.png" in dropped
+    assert dropped["mine/train/with_mask/copy_of_test.png"].test_image == "facemask-v1/test/with_mask/0.png"
+    trained = {p.name for p in ds.train.paths + ds.val.paths}
+    assert "copy_of_test.png" not in trained
+    assert len(ds.test) == 4 and "mine" in ds.held_out
+    assert ds.labels == data.LABELS_WITH_NONE and ((ds.train.labels == 2).any() or (ds.val.labels == 2).any())
+
+
+def test_combined_sets_record_provenance_and_card_safe_paths(two_sets):
+    first, second = two_sets
+    ds = data.load_dataset([first, second], progress=False)
+    sets = {s["name"]: s for s in ds.sets}
+    assert sets["mine"]["provenance"] == data.UNKNOWN_PROVENANCE
+    assert all(src["licence"] == data.UNKNOWN_PROVENANCE for src in sets["mine"]["trained_sources"].values())
+    # a folder named like a shared set but not laid out as one is not trusted with its licence
+    assert sets["facemask-v1"]["trained_sources"]["v1"]["licence"] == data.UNKNOWN_PROVENANCE
+    assert ds.relative(second / "train" / "with_mask" / "img0.png") == "mine/train/with_mask/img0.png"
+    assert all(not d.path.startswith("/") and not d.test_image.startswith("/") for d in ds.dropped_near_duplicates)
+
+
+def test_single_set_is_loaded_as_before(two_sets):
+    first, _ = two_sets
+    ds = data.load_dataset(first, progress=False)
+    assert ds.labels == data.LABELS and not ds.held_out and not ds.dropped_near_duplicates
+
+
+def test_known_shared_sets_state_their_licences():
+    assert set(data.PROVENANCE) == set(data.DEFAULT_SETS)
+    assert "MIT" in data.PROVENANCE["facemask-v1"]["facemask-v1"]
+    assert "CelebA" in data.PROVENANCE["facemask-extra"]["fm12k_train"]
+
+
+def test_no_face_folder_names_are_the_none_class():
+    for name in ("no_face", "none", "NoFace", "background"):
+        assert data.canonical_label(name) == data.NONE
+
+
+def flat(value, colour=None):
+    grey = np.full(256, float(value), np.float32)
+    return np.concatenate([grey, np.array(colour or (value, value, value), np.float32)])
+
+
+def test_flat_pictures_are_duplicates_only_of_the_same_colour():
+    refs = [flat(100), flat(100, (150, 80, 60))]
+    hits = data.near_duplicates_of([flat(102), flat(180), flat(100, (40, 120, 140))], refs)
+    assert [(c, r) for c, r, _ in hits] == [(0, 0)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 20))
+def test_hash_distance_counts_flipped_bits(seed, flips):
+    rng = np.random.default_rng(seed)
+    grey = rng.uniform(0, 255, 256).astype(np.float32)
+    grey[grey > np.median(grey)] += 40  # a clear two-level picture, far from flat
+    bits = grey > grey.mean()
+    flipped = grey.copy()
+    for i in rng.choice(256, flips, replace=False):
+        flipped[i] = grey.mean() - 60 if bits[i] else grey.mean() + 60
+    a = np.concatenate([grey, [0, 0, 0]]).astype(np.float32)
+    b = np.concatenate([flipped, [0, 0, 0]]).astype(np.float32)
+    hits = data.near_duplicates_of([b], [a])
+    distance = int(((b[:-3] > b[:-3].mean()) != bits).sum())
+    assert (hits and hits[0][2] == distance) if distance <= data.NEAR_DUPLICATE_DISTANCE else not hits

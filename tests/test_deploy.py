@@ -281,17 +281,22 @@ def test_without_a_port_mpremote_looks_for_the_camera(bundle, capsys):
     assert err.startswith("error: no camera found on any USB serial port")
 
 
-def test_door_threshold_is_not_the_model_cards_label_cut_off():
-    """The card's threshold (0.5) picks the logged label; the door's threshold is the schema's 0.8
-    unless --config or --set says otherwise."""
+def test_door_threshold_is_the_cards_calibrated_one_not_its_label_cut_off(tmp_path):
+    """The card's threshold (0.5) picks the logged label; the door's threshold is the card's calibrated
+    door_threshold, else the schema's 0.8, unless --config or --set says otherwise."""
     from host.boards import load_board
     from tools.payload import load_bundle, render_config
     board = load_board("openmv_h7")
     reference = load_bundle(REFERENCE, board)
     assert reference.card["threshold"] == 0.5
     config = render_config(reference, board, {})
-    assert config["threshold"] == 0.8 == tmconfig().defaults()["threshold"]
+    assert config["threshold"] == reference.card.get("door_threshold", tmconfig().defaults()["threshold"])
     assert render_config(reference, board, {"threshold": 0.65})["threshold"] == 0.65
+    uncalibrated = load_bundle(make_bundle(tmp_path / "old"), board)
+    uncalibrated.card.pop("door_threshold", None)
+    assert render_config(uncalibrated, board, {})["threshold"] == 0.8 == tmconfig().defaults()["threshold"]
+    uncalibrated.card["door_threshold"] = 0.93
+    assert render_config(uncalibrated, board, {})["threshold"] == 0.93
 
 
 @pytest.mark.parametrize("total", [131072, 512 * 1024, 1 << 20, (1 << 20) + 512, 32 << 30])
@@ -338,3 +343,35 @@ def test_h7_plus_on_old_firmware_without_a_card_is_not_taken_for_one(bundle, tmp
         code, out, _ = run(["--board", "openmv_h7_plus", "--port", device.port, "--bundle", str(bundle),
                             "--set", "log_enabled=false"], capsys)
     assert code == 0 and "deploying to /" in out
+
+
+@pytest.mark.parametrize("key, name", [
+    ("model_file", "boot.py"), ("model_file", "../boot.py"), ("model_file", "main.py"),
+    ("model_file", "sub/tinymask.tflite"), ("model_file", "..\\boot.tflite"), ("model_file", "/etc/x.tflite"),
+    ("model_file", "tinymask.txt"), ("model_file", 7), ("labels_file", "boot.py"), ("labels_file", "../main.py"),
+    ("labels_file", "tinymask.tflite"), ("labels_file", "config.json"),
+])
+def test_bundle_file_names_must_be_plain_names_with_their_suffix(key, name, tmp_path, camera, capsys):
+    """Issue 12: a model card naming boot.py, main.py or a path as its model or labels file would put that
+    file on the camera under that name (boot.py runs at every start). Refused with one line naming the
+    card, the field and the fix; nothing reaches the camera."""
+    folder = make_bundle(tmp_path / "bundle")
+    if isinstance(name, str) and "/" not in name and "\\" not in name:
+        shutil.copy(folder / ("tinymask.tflite" if key == "model_file" else "tinymask.txt"), folder / name)
+    make_bundle(folder, **{key: name})
+    before = tree(camera.board.root)
+    code, _, err = run(["--board", "openmv_h7", "--port", camera.port, "--bundle", str(folder)], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "model_card.json" in err and key in err and repr(name) in err and "rebuild the bundle" in err
+    assert tree(camera.board.root) == before and camera.events == []
+
+
+def test_a_bundle_with_other_plain_names_still_deploys(tmp_path, camera, capsys):
+    folder = make_bundle(tmp_path / "bundle")
+    shutil.move(folder / "tinymask.tflite", folder / "door-v2.tflite")
+    shutil.move(folder / "tinymask.txt", folder / "door-v2.txt")
+    make_bundle(folder, model_file="door-v2.tflite", labels_file="door-v2.txt")
+    code, out, err = run(["--board", "openmv_h7", "--port", camera.port, "--bundle", str(folder)], capsys)
+    assert code == 0, err
+    on_camera = tree(camera.board.root / "sdcard")
+    assert "door-v2.tflite" in on_camera and "boot.py" not in on_camera

@@ -250,7 +250,8 @@ def test_log_header_names_the_model_and_firmware(tmp_path):
     (header,) = read_log(result).headers
     assert header.model_sha256 == card["sha256"]
     assert header.omv_firmware == "4.7.0"
-    assert header.format_version == 1 and header.boot == 1 and header.part == 0
+    assert header.format_version == 2 and header.boot == 1 and header.part == 0
+    assert len(header.boot_id) == 16 and int(header.boot_id, 16) >= 0  # random per boot (log format 2)
 
 
 # --- capture mode ---------------------------------------------------------------------------------

@@ -91,7 +91,8 @@ def load_bundle(folder: Path, board: BoardProfile) -> Bundle:
     for key in ("model_file", "labels_file", "sha256", "labels"):
         if key not in card:
             raise UserError(f"{card_path}: no {key!r} field; rebuild the bundle with `python -m host.build`")
-    model, labels = folder / card["model_file"], folder / card["labels_file"]
+    model = folder / plain_file_name(card_path, "model_file", card["model_file"], ".tflite")
+    labels = folder / plain_file_name(card_path, "labels_file", card["labels_file"], ".txt")
     for path in (model, labels):
         if not path.is_file():
             raise UserError(f"{path}: missing from the bundle; rebuild it with `python -m host.build`")
@@ -114,6 +115,21 @@ def load_bundle(folder: Path, board: BoardProfile) -> Bundle:
     if card_board and card_board != board.name:
         print(f"note: the bundle was built for {card_board}; checked against {board.name}'s budgets")
     return Bundle(folder, card, model, labels)
+
+
+RESERVED_NAMES = ("boot.py", "main.py", "config.json", "model_card.json")  # the camera runs or reads these
+
+
+def plain_file_name(card_path: Path, key: str, name, suffix: str) -> str:
+    """A bundle file named by the model card: a plain file name in the bundle folder, with the expected
+    suffix, never one the camera runs at start-up (it is copied to the camera under this name)."""
+    if (not isinstance(name, str) or not name or "/" in name or "\\" in name or ".." in name
+            or name.startswith(".") or not name.lower().endswith(suffix) or len(name) <= len(suffix)
+            or name.lower() in RESERVED_NAMES or any(ord(ch) < 32 for ch in name)):
+        raise UserError(f"{card_path}: {key} {name!r} is not a plain {suffix} file name in the bundle folder "
+                        f"(no '/', '\\', '..', never boot.py or main.py); rebuild the bundle with "
+                        f"`python -m host.build` or set {key} to a name like 'tinymask{suffix}'")
+    return name
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -179,7 +195,10 @@ def _kind_name(kind) -> str:
 
 
 def render_config(bundle: Bundle, board: BoardProfile, overrides: dict) -> dict:
-    """The config.json for this bundle on this board; validated with the firmware's own rules."""
+    """The config.json for this bundle on this board; validated with the firmware's own rules. The
+    door threshold is the card's `door_threshold` (chosen for <= 1% unmasked admitted on faces from
+    sources the model did not train on) when it has one, else the schema's default; `overrides`
+    (--config, --set) win over both."""
     module = tmconfig()
     card = bundle.card
     raw = module.defaults()
@@ -196,6 +215,8 @@ def render_config(bundle: Bundle, board: BoardProfile, overrides: dict) -> dict:
         "output_kind": card.get("output_kind", raw["output_kind"]),
         "none_label": card.get("none_label", raw["none_label"]),
     })
+    if isinstance(card.get("door_threshold"), (int, float)):  # calibrated out of domain (host.make.ood)
+        raw["threshold"] = float(card["door_threshold"])
     check_gate_labels(raw["labels"], raw["positive_label"], raw["none_label"], raw["output_kind"], str(bundle.folder))
     raw.update(overrides)
     config, errors = module.validate(raw)

@@ -6,27 +6,66 @@ Modes (TrainConfig.augment):
 - jitter: flips, shifts of up to 3 pixels (people not centred), brightness and contrast (lighting);
 - interp: flips, plus the paper's 5-interpolation copies of every training image (see host.train);
 - robust: jitter, plus the door camera's degradations at random strengths: blur, motion blur,
-  sensor noise, low light and distance (zoom-out); see host.make.degrade.robust_batch.
+  sensor noise, low light and distance (zoom-out); see host.make.degrade.robust_batch;
+- door (issue 13): jitter, plus every degradation in `DOOR_PARTS`, each drawn per image with its own
+  probability and strength, for every class alike (so "little detail" stops meaning "masked"),
+  and the board's RGB565 quantization last.
+A mode may also be a `+`-joined list of parts, e.g. `jitter+smallface+blur`, to measure one
+ingredient at a time (benchmarks/bench_ingredients.py; docs/model.md).
 """
 
 from __future__ import annotations
 
-import numpy as np
+import io
 
-MODES = ("none", "flip", "jitter", "interp", "robust")
+import numpy as np
+from PIL import Image, ImageFilter
+
+from host import preprocess
+
+BASE_MODES = ("none", "flip", "jitter", "interp", "robust", "door")
+# name -> (probability per image, what it simulates)
+DOOR_PARTS = {
+    "smallface": (0.3, "a face 16-48 px across in the source, scaled up to the window (area down, bilinear up)"),
+    "blur": (0.25, "defocus (Gaussian, sigma 0.3-1.2 board px) or motion (2-4 px horizontal streak)"),
+    "wb": (0.3, "white-balance cast: per-channel gains 0.8-1.2"),
+    "light": (0.4, "gamma 0.6-2.2 and gain 0.3-1.1: low light and exposure"),
+    "noise": (0.25, "sensor noise, Gaussian sigma 0.01-0.08"),
+    "jpeg": (0.2, "JPEG quality 15-70 round trip"),
+    "rgb565": (1.0, "the camera's RGB565 levels (applied last, to every image)"),
+}
+MODES = BASE_MODES  # the named modes; `valid_mode` also accepts part lists
+
+
+def parts_of(mode: str) -> tuple[str, ...]:
+    """The ingredients of a mode: "door" is jitter and every DOOR_PARTS entry."""
+    if mode == "door":
+        return ("jitter", *DOOR_PARTS)
+    return tuple(mode.split("+")) if "+" in mode else (mode,)
+
+
+def valid_mode(mode: str) -> bool:
+    if mode in BASE_MODES:
+        return True
+    parts = mode.split("+")
+    return all(p in DOOR_PARTS or p in ("flip", "jitter") for p in parts) and len(set(parts)) == len(parts)
 
 
 def augment_batch(x: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:
     if mode == "none":
         return x
+    parts = parts_of(mode)
     x = flip(x, rng)
-    if mode in ("jitter", "robust"):
+    if mode in ("jitter", "robust") or "jitter" in parts:
         x = shift(x, rng, 3)
         x = light(x, rng, contrast=0.2, brightness=0.1)
     if mode == "robust":
         from host.make import degrade  # imports data and preprocess; only needed for this mode
 
         x = degrade.robust_batch(x, rng)
+    for name in DOOR_PARTS:  # a fixed order: the camera's chain, RGB565 last
+        if name in parts:
+            x = DOOR_FUNCTIONS[name](x, rng, DOOR_PARTS[name][0])
     return x
 
 
@@ -50,3 +89,90 @@ def light(x: np.ndarray, rng: np.random.Generator, contrast: float, brightness: 
     c = rng.uniform(1 - contrast, 1 + contrast, (n, 1, 1, 1)).astype(np.float32)
     b = rng.uniform(-brightness, brightness, (n, 1, 1, 1)).astype(np.float32)
     return np.clip((x - 0.5) * c + 0.5 + b, 0.0, 1.0)
+
+
+# ---- issue 13's door-camera degradations, per image, every class alike ------------------------------
+
+
+def _chosen(rng: np.random.Generator, n: int, p: float) -> np.ndarray:
+    return np.nonzero(rng.random(n) < p)[0]
+
+
+def small_face(x: np.ndarray, rng: np.random.Generator, p: float) -> np.ndarray:
+    """The board samples 32 points across the window; a face only F < 32 px across in the source
+    gives it a bilinear upscale of F pixels. F is drawn from 16..48 (48 and above change nothing)."""
+    x = x.copy()
+    size = x.shape[1]
+    for i in _chosen(rng, len(x), p):
+        across = int(rng.integers(16, 49))
+        if across >= size:
+            continue
+        image = Image.fromarray(_to_uint8(x[i]))
+        small = image.resize((across, across), Image.Resampling.BOX)
+        x[i] = _from_uint8(np.asarray(small.resize((size, size), Image.Resampling.BILINEAR)))
+    return x
+
+
+def blur(x: np.ndarray, rng: np.random.Generator, p: float) -> np.ndarray:
+    x = x.copy()
+    for i in _chosen(rng, len(x), p):
+        if rng.random() < 0.5:
+            blurred = Image.fromarray(_to_uint8(x[i])).filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
+            x[i] = _from_uint8(np.asarray(blurred))
+        else:
+            from host.make.degrade import box_blur_x  # degrade imports data; only needed here
+
+            x[i] = box_blur_x(x[i], int(rng.integers(2, 5)))
+    return x
+
+
+def white_balance(x: np.ndarray, rng: np.random.Generator, p: float) -> np.ndarray:
+    x = x.copy()
+    idx = _chosen(rng, len(x), p)
+    x[idx] *= rng.uniform(0.8, 1.2, (len(idx), 1, 1, 3)).astype(np.float32)
+    return np.clip(x, 0.0, 1.0)
+
+
+def gamma_light(x: np.ndarray, rng: np.random.Generator, p: float) -> np.ndarray:
+    x = x.copy()
+    idx = _chosen(rng, len(x), p)
+    gamma = rng.uniform(0.6, 2.2, (len(idx), 1, 1, 1)).astype(np.float32)
+    gain = rng.uniform(0.3, 1.1, (len(idx), 1, 1, 1)).astype(np.float32)
+    x[idx] = np.clip(np.power(np.clip(x[idx], 0.0, 1.0), gamma) * gain, 0.0, 1.0)
+    return x
+
+
+def noise(x: np.ndarray, rng: np.random.Generator, p: float) -> np.ndarray:
+    x = x.copy()
+    idx = _chosen(rng, len(x), p)
+    sigma = rng.uniform(0.01, 0.08, (len(idx), 1, 1, 1)).astype(np.float32)
+    x[idx] += rng.normal(0.0, 1.0, x[idx].shape).astype(np.float32) * sigma
+    return np.clip(x, 0.0, 1.0)
+
+
+def jpeg(x: np.ndarray, rng: np.random.Generator, p: float) -> np.ndarray:
+    x = x.copy()
+    for i in _chosen(rng, len(x), p):
+        buffer = io.BytesIO()
+        Image.fromarray(_to_uint8(x[i])).save(buffer, format="JPEG", quality=int(rng.integers(15, 71)))
+        buffer.seek(0)
+        with Image.open(buffer) as decoded:
+            x[i] = _from_uint8(np.asarray(decoded.convert("RGB")))
+    return x
+
+
+def rgb565(x: np.ndarray, rng: np.random.Generator, p: float) -> np.ndarray:
+    """Back onto the levels the camera can deliver (RGB565 expanded by bit replication)."""
+    return _from_uint8(preprocess.rgb565_to_rgb888(preprocess.rgb888_to_rgb565(_to_uint8(x))))
+
+
+DOOR_FUNCTIONS = {"smallface": small_face, "blur": blur, "wb": white_balance, "light": gamma_light,
+                  "noise": noise, "jpeg": jpeg, "rgb565": rgb565}
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    return (np.asarray(image) * 255.0).round().clip(0, 255).astype(np.uint8)
+
+
+def _from_uint8(image: np.ndarray) -> np.ndarray:
+    return image.astype(np.float32) / 255.0

@@ -21,7 +21,7 @@ from pathlib import Path
 from host import tflm
 from host.boards import available_boards, load_board
 from host.errors import UserError, run_cli
-from host.make import bundle, checks, evaluate, memfit, publish, quantize, repro, train
+from host.make import bundle, checks, evaluate, memfit, ood, publish, quantize, repro, train
 from host.make import data as data_mod
 from host.make import model as model_mod
 
@@ -42,9 +42,10 @@ def build_card(name, board, facts, macs, params, results, config, dataset, secon
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model_file": names["model"],
         "labels_file": names["labels"],
-        "labels": data_mod.LABELS,
+        "labels": dataset.labels,
         "positive_label": data_mod.POSITIVE,
-        "output_kind": "sigmoid",
+        "output_kind": "sigmoid" if len(dataset.labels) == 2 else "softmax",
+        **({"none_label": data_mod.NONE} if data_mod.NONE in dataset.labels else {}),
         "threshold": evaluate.THRESHOLD,
         "sha256": None,  # filled in by the caller from the exact bytes written
         "model_bytes": facts.model_bytes,
@@ -78,11 +79,14 @@ def build_card(name, board, facts, macs, params, results, config, dataset, secon
         "training": {**asdict(config), "seconds": round(seconds, 1),
                      "tensorflow": _version("tensorflow"), "python": platform.python_version()},
         "data": {
-            "root": dataset.root.name,  # a folder name and fingerprints, never a path of the build machine
+            "sets": [r.name for r in dataset.roots] or [dataset.root.name],
             "layout": dataset.layout,
             "fingerprint": dataset.fingerprint,
             "counts": dataset.counts(),
-            "skipped": [{"path": publish.portable_path(s.path, dataset.root), "reason": s.reason} for s in dataset.skipped],
+            "trained_on": dataset.sets,  # per set and source: images, synthetic count, licence as stated
+            "near_duplicates_of_test_dropped": len(dataset.dropped_near_duplicates),
+            "near_duplicates_dropped": [asdict(d) for d in dataset.dropped_near_duplicates],
+            "skipped": [{"path": dataset.relative(s.path), "reason": s.reason} for s in dataset.skipped],
         },
     }
 
@@ -130,6 +134,9 @@ def main(argv=None) -> int:
                              " a slightly different model)")
     parser.add_argument("--representative", type=int, default=300, help="representative images for quantization (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    parser.add_argument("--eval-data", type=Path, nargs="*", default=None, metavar="DIR",
+                        help="more out-of-domain sets, measured on their test split and never trained on (default: the"
+                             " shared facemask-extra and scenes-negative when --data does not include them)")
     args = parser.parse_args(argv)
     start = time.time()
     progress = not args.quiet
@@ -143,12 +150,18 @@ def main(argv=None) -> int:
 
     stage_line("data")
     refuse_test_only_set(args.data)
-    root = args.data or data_mod.default_data_dir()
-    dataset = data_mod.load_dataset(root, seed=args.seed, limit=args.limit, progress=progress)
+    root = args.data or data_mod.default_data_dirs()
+    dataset = data_mod.load_dataset(root, seed=args.seed, limit=args.limit, progress=progress,
+                                    hold_out_sources=tuple(args.hold_out_sources))
     counts = dataset.counts()
     for split, c in counts.items():
         print(f"  {split:5} " + "  ".join(f"{label} {n}" for label, n in c.items()))
     print(f"  layout {dataset.layout}; {len(dataset.skipped)} file(s) skipped")
+    if len(dataset.roots) > 1:
+        print(f"  {len(dataset.dropped_near_duplicates)} training image(s) dropped as near-duplicates of a test image"
+              f" (average hash distance <= {data_mod.NEAR_DUPLICATE_DISTANCE}; listed in the model card)")
+        for d in dataset.dropped_near_duplicates[:10]:
+            print(f"    {d.path} ~ {d.test_image} (distance {d.distance})")
     if dataset.skipped:
         print(data_mod.skipped_report(dataset.skipped[:20]))
         if len(dataset.skipped) > 20:
@@ -170,13 +183,18 @@ def main(argv=None) -> int:
     checks.refuse_if_failed(results_checks, f"{args.name} (nothing written to {models_dir})")
 
     stage_line("evaluate on the test split (int8 as the board's TFLM computes it, float32 with Keras)")
-    results = evaluate.evaluate(trained.model, payload, dataset.test, progress)
+    results = evaluate.evaluate(trained.model, payload, dataset.test, progress, dataset.labels)
     for miss in results["misclassified_int8"]:
-        miss["path"] = publish.portable_path(miss["path"], dataset.root)
+        miss["path"] = dataset.relative(Path(miss["path"]))
+
+    stage_line("out-of-domain measure and door threshold (int8 with TFLM)")
+    door = ood.measure(payload, dataset, args.eval_data, progress, args.limit)
+    print(ood.summary(door))
 
     macs = model_mod.count_macs(trained.model)
     params = int(trained.model.count_params())
     card = build_card(args.name, board, facts, macs, params, results, config, dataset, trained.seconds)
+    card.update(ood.card_fields(door))
     card["sha256"] = bundle.sha256_hex(payload)
     card["data"]["test_fingerprint"] = publish.split_fingerprint(dataset.test.paths, dataset.test.labels)
     card["training"]["deterministic"] = args.determinism
@@ -189,7 +207,7 @@ def main(argv=None) -> int:
         print("\n".join(publish.check(models_dir / args.name, card, dataset.test, publish.gate_from_args(args))))
     staging = bundle.stage(models_dir, args.name)
     try:
-        bundle.write_core(staging, args.name, payload, data_mod.LABELS, card)
+        bundle.write_core(staging, args.name, payload, dataset.labels, card)
         evaluate.write_confusion(results["int8"], staging, "int8 (TFLM) on test")
         train.plots.training_curves(trained.history, trained.best_epoch, staging / "training_curves.png")
         (staging / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")

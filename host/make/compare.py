@@ -29,7 +29,8 @@ import numpy as np
 
 from host.boards import BoardProfile, load_board
 from host.errors import UserError, run_cli
-from host.make import checks, degrade, evaluate, prune, quantize, train
+from host.make import augment as augment_mod
+from host.make import checks, degrade, evaluate, ood, prune, quantize, train
 from host.make import data as data_mod
 from host.make import model as model_mod
 
@@ -115,7 +116,7 @@ def check_archs(specs: list[str]) -> list[str]:
         arch, mode = split_spec(spec, train.TrainConfig.augment)
         if arch not in model_mod.ARCHITECTURES:
             raise UserError(f"unknown architecture {arch!r}; choose from {', '.join(model_mod.ARCHITECTURES)}")
-        if mode not in train.AUGMENTATIONS:
+        if not augment_mod.valid_mode(mode):
             raise UserError(f"{spec!r}: unknown augmentation {mode!r}; choose from {', '.join(train.AUGMENTATIONS)}")
     return specs
 
@@ -150,23 +151,27 @@ def float32_tflite(model) -> bytes:
 def degraded_accuracy(payload: bytes, labels: np.ndarray, degraded: dict[str, np.ndarray]) -> dict[str, float]:
     out = {}
     for name, pixels in degraded.items():
-        predicted = evaluate.to_labels(evaluate.int8_scores(payload, pixels, progress=False))
+        predicted = evaluate.predicted_labels(evaluate.int8_outputs(payload, pixels, progress=False))
         out[name] = float((predicted == labels).mean()) if len(labels) else 0.0
     return out
 
 
 def measure(candidate: Candidate, model, dataset: data_mod.Dataset, board: BoardProfile,
-            degraded: dict[str, np.ndarray], representative: np.ndarray, out: Path) -> dict:
+            degraded: dict[str, np.ndarray], representative: np.ndarray, out: Path,
+            ood_splits: dict | None = None) -> dict:
     """Quantize, check and evaluate one trained model; returns its table row (a flat-ish dict)."""
     payload = quantize.quantize(model, representative)
     (out / "models").mkdir(parents=True, exist_ok=True)
     quantize.write_atomic(out / "models" / f"{candidate.name}.tflite", payload)
     facts = checks.inspect_model(payload)
     results = checks.run_checks(facts, board)
-    metrics = evaluate.evaluate(model, payload, dataset.test, progress=False)
+    metrics = evaluate.evaluate(model, payload, dataset.test, progress=False, labels=dataset.labels)
     macs = model_mod.count_macs(model)
     inference_ms, frame_ms = board.inference_ms(macs), board.frame_ms(macs)
     by_degradation = degraded_accuracy(payload, dataset.test.labels, degraded)
+    door = ood.measure(payload, dataset, splits=ood_splits or {},
+                       degraded={n: data_mod.Split(p, dataset.test.labels, dataset.test.groups, dataset.test.paths)
+                                 for n, p in degraded.items()})
     row = {
         **asdict(candidate),
         "params": int(model.count_params()),
@@ -190,6 +195,9 @@ def measure(candidate: Candidate, model, dataset: data_mod.Dataset, board: Board
         "degraded": by_degradation,
         "fits": not checks.failures(results),
         "checks": [asdict(c) for c in results],
+        "door_threshold": door["threshold"],
+        "door_calibration": door["calibration"],
+        "out_of_domain": door["sets"],
     }
     return row
 
@@ -214,6 +222,7 @@ class CompareConfig:
     limit: int | None
     refit: bool = True
     schedule: str = train.TrainConfig.schedule
+    balance: str = train.TrainConfig.balance
 
 
 def plan(config: CompareConfig) -> list[Candidate]:
@@ -240,7 +249,7 @@ def plan(config: CompareConfig) -> list[Candidate]:
     return rows
 
 
-def run(config: CompareConfig, data_dir: Path, out: Path, progress: bool = True) -> dict:
+def run(config: CompareConfig, data_dir: Path | list[Path], out: Path, progress: bool = True) -> dict:
     start = time.time()
     board = load_board(config.board)
     out.mkdir(parents=True, exist_ok=True)
@@ -251,6 +260,8 @@ def run(config: CompareConfig, data_dir: Path, out: Path, progress: bool = True)
     windows = degrade.camera_windows(dataset.test.paths, progress=progress)
     degraded = {name: degrade.degraded_pixels(windows, name) for name in config.degradations}
     say(f"degraded test sets: {', '.join(config.degradations) or 'none'}", flush=True)
+    ood_splits = ood.eval_splits(dataset, limit=config.limit)
+    say(f"out-of-domain sets: {', '.join(ood_splits) or 'none'}", flush=True)
 
     candidates = plan(config)
     sources: dict[str, object] = {}  # trained models that pruned rows start from
@@ -262,7 +273,7 @@ def run(config: CompareConfig, data_dir: Path, out: Path, progress: bool = True)
         say(f"[{i}/{len(candidates)}] {candidate.name}: {what}", flush=True)
         if candidate.kind == "pruned":
             tune = prune.FineTune(epochs=config.fine_tune_epochs, augment=candidate.augment, seed=config.seed,
-                                  verbose=progress, refit=config.refit)
+                                  verbose=progress, refit=config.refit, balance=config.balance)
             if candidate.prune_method == "one-shot":
                 result = prune.one_shot(sources[candidate.prune_source], candidate.prune_rate, dataset, tune)
             else:
@@ -272,13 +283,14 @@ def run(config: CompareConfig, data_dir: Path, out: Path, progress: bool = True)
         else:
             trained = train.train(dataset, train.TrainConfig(arch=candidate.arch, epochs=config.epochs,
                                                              augment=candidate.augment, seed=config.seed,
-                                                             refit=config.refit, schedule=config.schedule),
+                                                             refit=config.refit, schedule=config.schedule,
+                                                             balance=config.balance),
                                   verbose=progress)
             model = trained.model
             if candidate.name in config.prune_sources:
                 sources[candidate.name] = model
         candidate.train_seconds = round(time.time() - t0, 1)
-        row = measure(candidate, model, dataset, board, degraded, representative, out)
+        row = measure(candidate, model, dataset, board, degraded, representative, out, ood_splits)
         rows.append(row)
         say(f"[{i}/{len(candidates)}] {candidate.name}: int8 acc {row['int8_accuracy']:.4f}, degraded {_fmt(row['degraded_int8_accuracy'], '.4f')}, "
             f"{row['int8_bytes']:,} B, {row['macs']:,} MACs, {row['inference_fps']:.0f}/{row['frame_fps']:.0f} FPS, "
@@ -288,7 +300,9 @@ def run(config: CompareConfig, data_dir: Path, out: Path, progress: bool = True)
         "format": 1,
         "board": board.name,
         "config": asdict(config),
-        "data": {"root": str(dataset.root), "fingerprint": dataset.fingerprint, "counts": dataset.counts()},
+        "data": {"sets": [r.name for r in dataset.roots], "fingerprint": dataset.fingerprint, "counts": dataset.counts(),
+                 "near_duplicates_of_test_dropped": len(dataset.dropped_near_duplicates)},
+        "labels": dataset.labels,
         "degradations": {n: degrade.DEGRADATIONS[n].description for n in config.degradations},
         "rows": rows,
         "pareto": {
@@ -356,6 +370,10 @@ def flat_row(row: dict) -> dict:
                 flat[f"{kind}_{label}_{metric}"] = c[metric]
     for name, acc in row["degraded"].items():
         flat[f"int8_{name}_accuracy"] = acc
+    flat["door_threshold"] = row.get("door_threshold")
+    for name, m in (row.get("out_of_domain") or {}).items():
+        for key in ("balanced_accuracy", "unmasked_admitted", "masked_admitted", "no_face_admitted"):
+            flat[f"ood_{name.replace(' ', '_')}_{key}"] = m[key]
     flat["failed_checks"] = "; ".join(c["name"] for c in row["checks"] if not c["ok"])
     return flat
 
@@ -377,7 +395,7 @@ def _fmt(value, spec: str) -> str:
 
 def markdown(report: dict) -> str:
     rows = report["rows"]
-    labels = data_mod.LABELS
+    labels = report.get("labels") or data_mod.LABELS
     head = ["model", "params", "f32 B", "int8 B", "MACs", "arena B", "inf ms", "inf FPS", "loop FPS",
             "f32 acc", "int8 acc (95% CI)"]
     head += [f"{label} P/R/F1 (int8)" for label in labels] + ["degraded int8 acc", f"fits {report['board']}"]
@@ -401,6 +419,19 @@ def markdown(report: dict) -> str:
         for r in rows:
             cells = [r["name"], f"{r['int8_accuracy']:.4f}"] + [f"{r['degraded'][d]:.4f}" for d in degradations]
             lines.append("| " + " | ".join(cells + [_fmt(r["degraded_int8_accuracy"], ".4f")]) + " |")
+    ood_names = list(rows[0].get("out_of_domain") or {}) if rows else []
+    if ood_names:
+        lines += ["", "Out-of-domain door figures (int8, TFLM), each row at its own door threshold, chosen on "
+                  f"{rows[0]['door_calibration']} for <= 1% unmasked admitted: balanced accuracy / unmasked admitted /"
+                  " masked admitted / no-face admitted, in %:", "",
+                  "| model | door threshold | " + " | ".join(ood_names) + " |", "|" + "---|" * (len(ood_names) + 2)]
+        for r in rows:
+            cells = [r["name"], f"{r['door_threshold']:.3f}"]
+            for n in ood_names:
+                m = r["out_of_domain"][n]
+                cells.append(" / ".join(_fmt(None if m[k] is None else m[k] * 100, ".1f") for k in
+                                        ("balanced_accuracy", "unmasked_admitted", "masked_admitted", "no_face_admitted")))
+            lines.append("| " + " | ".join(cells) + " |")
     for r in rows:
         plain = next((p for p in rows if p["arch"] == r["arch"] and p["kind"] == "design"), None)
         if r["kind"] == "robust" and plain and degradations:
@@ -482,7 +513,8 @@ def plot(report: dict, path: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m host.compare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=None, help="image folder (default: $TINYMASK_DATA or facemask-v1)")
+    parser.add_argument("--data", type=Path, nargs="+", default=None, metavar="DIR",
+                        help="image folder(s), combined as host.build does (default: host.build's)")
     parser.add_argument("--out", type=Path, required=True, help="folder for compare.{json,csv,md,png} and models/")
     parser.add_argument("--archs", nargs="+", default=DEFAULT_ARCHS, metavar="ARCH",
                         help=f"designs to train, ARCH or ARCH:AUGMENT to override --augment for that row (the reference"
@@ -500,7 +532,7 @@ def main(argv=None) -> int:
     parser.add_argument("--iterative-steps", type=int, default=3, help="steps of iterative pruning (default: %(default)s)")
     parser.add_argument("--degradations", nargs="*", default=list(degrade.DEGRADATIONS), metavar="NAME",
                         help=f"test-time degradations (default: all: {', '.join(degrade.DEGRADATIONS)})")
-    parser.add_argument("--augment", default=train.TrainConfig.augment, choices=train.AUGMENTATIONS,
+    parser.add_argument("--augment", default=train.TrainConfig.augment, metavar="MODE",
                         help="augmentation of the non-robust rows (default: host.train's, %(default)s)")
     parser.add_argument("--seed", type=int, default=train.TrainConfig.seed, help="seed (default: %(default)s)")
     parser.add_argument("--no-refit", dest="refit", action="store_false",
@@ -508,10 +540,14 @@ def main(argv=None) -> int:
                              " train + validation and keep the last epoch, as host.build does)")
     parser.add_argument("--schedule", default=train.TrainConfig.schedule, choices=train.SCHEDULES,
                         help="learning-rate schedule of every trained row, as host.train's (default: %(default)s)")
+    parser.add_argument("--balance", default=train.TrainConfig.balance, choices=train.BALANCES,
+                        help="what each training epoch draws, as host.train's (default: %(default)s)")
     parser.add_argument("--board", default="openmv_h7", help="board profile (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many images per split and class (quick runs)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     args = parser.parse_args(argv)
+    if not augment_mod.valid_mode(args.augment):
+        raise UserError(f"--augment {args.augment!r}: choose one of {', '.join(train.AUGMENTATIONS)} or a +-joined list")
     if args.epochs < 1 or args.fine_tune_epochs < 0 or args.iterative_steps < 1:
         raise UserError("--epochs and --iterative-steps must be at least 1, --fine-tune-epochs at least 0")
     config = CompareConfig(
@@ -519,14 +555,14 @@ def main(argv=None) -> int:
         robust_archs=check_archs(args.robust_archs), epochs=args.epochs, fine_tune_epochs=args.fine_tune_epochs,
         iterative_steps=args.iterative_steps, degradations=check_degradations(args.degradations),
         augment=args.augment, seed=args.seed, board=args.board, limit=args.limit, refit=args.refit,
-        schedule=args.schedule,
+        schedule=args.schedule, balance=args.balance,
         prune_sources=args.prune_sources if args.prune_sources is not None
         else [s for s in DEFAULT_PRUNE_SOURCES if s == REFERENCE or s.removesuffix("_robust") in args.robust_archs],
     )
     load_board(config.board)  # fail on a bad board or plan before any training
     for arch in {c.arch for c in plan(config) if c.kind == "pruned"}:
         prune.prune_by_rate(model_mod.build(arch), 0.5)  # a UserError now if that design cannot be pruned
-    run(config, args.data or data_mod.default_data_dir(), args.out, progress=not args.quiet)
+    run(config, args.data or data_mod.default_data_dirs(), args.out, progress=not args.quiet)
     return 0
 
 

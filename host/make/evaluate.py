@@ -41,8 +41,9 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[
     }
 
 
-def float_scores(model, pixels: np.ndarray) -> np.ndarray:
-    return model.predict(preprocess.to_float_input(pixels), verbose=0, batch_size=256)[:, 0]
+def float_outputs(model, pixels: np.ndarray) -> np.ndarray:
+    """(n, outputs): one column (sigmoid, P(with_mask)) or one per label (softmax)."""
+    return model.predict(preprocess.to_float_input(pixels), verbose=0, batch_size=256)
 
 
 def int8_outputs(payload: bytes, pixels: np.ndarray, progress: bool = True, interpreter=None) -> np.ndarray:
@@ -56,27 +57,43 @@ def int8_outputs(payload: bytes, pixels: np.ndarray, progress: bool = True, inte
     return np.concatenate(chunks) if chunks else np.zeros((0, model.verified_scores().shape[1]), np.float32)
 
 
+def positive_scores(outputs: np.ndarray) -> np.ndarray:
+    """P(with_mask): the sigmoid's one output, or the softmax's with_mask column (index 1)."""
+    return outputs[:, 0] if outputs.shape[1] == 1 else outputs[:, data_mod.LABELS_WITH_NONE.index(data_mod.POSITIVE)]
+
+
+def predicted_labels(outputs: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
+    """The label the firmware logs: sigmoid at the cut-off, softmax by its largest output."""
+    return to_labels(outputs[:, 0], threshold) if outputs.shape[1] == 1 else outputs.argmax(axis=1)
+
+
+def float_scores(model, pixels: np.ndarray) -> np.ndarray:
+    return positive_scores(float_outputs(model, pixels))
+
+
 def int8_scores(payload: bytes, pixels: np.ndarray, progress: bool = True) -> np.ndarray:
-    return int8_outputs(payload, pixels, progress)[:, 0]
+    return positive_scores(int8_outputs(payload, pixels, progress))
 
 
 def to_labels(scores: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
     return (scores >= threshold).astype(int)
 
 
-def evaluate(model, payload: bytes, split: data_mod.Split, progress: bool = True) -> dict:
-    f_scores = float_scores(model, split.pixels)
-    q_scores = int8_scores(payload, split.pixels, progress)
-    f_pred, q_pred = to_labels(f_scores), to_labels(q_scores)
+def evaluate(model, payload: bytes, split: data_mod.Split, progress: bool = True,
+             labels: list[str] | None = None) -> dict:
+    labels = labels or data_mod.LABELS
+    f_out, q_out = float_outputs(model, split.pixels), int8_outputs(payload, split.pixels, progress)
+    f_scores, q_scores = positive_scores(f_out), positive_scores(q_out)
+    f_pred, q_pred = predicted_labels(f_out), predicted_labels(q_out)
     return {
         "threshold": THRESHOLD,
-        "float32": classification_metrics(split.labels, f_pred, data_mod.LABELS),
-        "int8": classification_metrics(split.labels, q_pred, data_mod.LABELS),
+        "float32": classification_metrics(split.labels, f_pred, labels),
+        "int8": classification_metrics(split.labels, q_pred, labels),
         "agreement": float((f_pred == q_pred).mean()) if len(f_pred) else 0.0,
         "max_score_difference": float(np.abs(f_scores - q_scores).max()) if len(f_scores) else 0.0,
         "board_tflm": asdict(tflm.board_exact(payload, split.pixels).verification),
         "misclassified_int8": [
-            {"path": str(p), "true": data_mod.LABELS[t], "score": float(s)}
+            {"path": str(p), "true": labels[t], "score": float(s)}
             for p, t, s, q in zip(split.paths, split.labels, q_scores, q_pred) if t != q
         ],
     }

@@ -1,7 +1,10 @@
 """The paper's tiny CNN (Mohan, Paul and Chirania, arXiv 2011.14858), in one screen.
 
 Three 3x3 conv blocks and one hidden dense layer, dropout after every layer, one sigmoid output
-(P(with_mask)): 126,181 trainable parameters, about 2.9 M multiply-accumulates per frame.
+(P(with_mask)): 126,181 trainable parameters, about 2.9 M multiply-accumulates per frame. With
+`classes=3` (without_mask, with_mask, none) the output is a 3-way softmax instead.
+
+Every design in ARCHITECTURES takes (dropout, seed, classes); `zoo.output_layer` gives the head.
 """
 
 from __future__ import annotations
@@ -9,10 +12,12 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from host.make.zoo import output_layer
+
 INPUT_SHAPE = (32, 32, 3)
 
 
-def tiny_cnn(dropout: float = 0.2, dense_units: int = 100, seed: int = 1337) -> keras.Model:
+def tiny_cnn(dropout: float = 0.2, dense_units: int = 100, seed: int = 1337, classes: int = 2) -> keras.Model:
     keras.utils.set_random_seed(seed)
     model = keras.Sequential(
         [
@@ -29,7 +34,7 @@ def tiny_cnn(dropout: float = 0.2, dense_units: int = 100, seed: int = 1337) -> 
             layers.Flatten(),
             layers.Dense(dense_units, activation="relu"),
             layers.Dropout(dropout),
-            layers.Dense(1, activation="sigmoid"),
+            output_layer(classes),
         ],
         name="tiny_cnn",
     )

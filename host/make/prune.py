@@ -130,6 +130,7 @@ class FineTune:
     # Tune on train + validation and keep the last epoch, as host.train's refit does. A refit source
     # has already learnt the validation images, so choosing its best epoch on them would choose nothing.
     refit: bool = False
+    balance: str = "none"  # host.train's --balance: what each fine-tuning epoch draws
 
 
 def fine_tune(model: keras.Model, dataset: data_mod.Dataset, config: FineTune) -> tuple[keras.Model, float]:
@@ -142,15 +143,18 @@ def fine_tune(model: keras.Model, dataset: data_mod.Dataset, config: FineTune) -
     from host.make import train
 
     keras.utils.set_random_seed(config.seed)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="binary_crossentropy",
+    classes = int(model.output_shape[-1]) if int(model.output_shape[-1]) > 1 else 2
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                  loss="binary_crossentropy" if classes == 2 else "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     tune_on = data_mod.Split.concat(dataset.train, dataset.val) if config.refit else dataset.train
+    weights = train.sample_weights(tune_on.labels, tune_on.source_list(), config.balance)
     batch_size = min(config.batch_size, len(tune_on))
     rng = np.random.default_rng(config.seed)
     callbacks = [train.EpochLine(config.epochs)] if config.verbose else []
     val, best = None, None
     if not config.refit:
-        val = (preprocess.to_float_input(dataset.val.pixels), dataset.val.labels.astype(np.float32))
+        val = (preprocess.to_float_input(dataset.val.pixels), train.targets(dataset.val.labels, classes))
         best = train.BestWeights()
         # The pruned model before fine-tuning is a candidate too (epoch 0).
         start = model.evaluate(*val, verbose=0, return_dict=True)
@@ -158,7 +162,7 @@ def fine_tune(model: keras.Model, dataset: data_mod.Dataset, config: FineTune) -
         best.epoch, best.weights = 0, model.get_weights()
         callbacks.insert(0, best)
     if config.epochs > 0:
-        model.fit(train.batches(tune_on.pixels, tune_on.labels, batch_size, config.augment, rng),
+        model.fit(train.batches(tune_on.pixels, tune_on.labels, batch_size, config.augment, rng, weights),
                   steps_per_epoch=max(1, len(tune_on) // batch_size), epochs=config.epochs,
                   validation_data=val, callbacks=callbacks, shuffle=False, verbose=0)
     if best is None:

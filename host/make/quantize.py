@@ -34,8 +34,11 @@ def representative_pixels(split: data_mod.Split, count: int = 300, seed: int = 1
     return with_extremes(split.pixels[idx])
 
 
-def quantize(model, pixels: np.ndarray) -> bytes:
-    """Convert a Keras model to a full-int8 TFLite flatbuffer (int8 input and output)."""
+def quantize(model, pixels: np.ndarray, per_channel_dense: bool = False) -> bytes:
+    """Convert a Keras model to a full-int8 TFLite flatbuffer (int8 input and output).
+
+    `per_channel_dense=True` gives the converter's default, one scale per dense output unit: a model
+    the board's TFLM refuses (tests use it to show the refusal; nothing the project ships)."""
     import tensorflow as tf
 
     def representative():
@@ -56,7 +59,7 @@ def quantize(model, pixels: np.ndarray) -> bytes:
     # The board's TFLM (tflite-micro 7a0249686 / a57349f0b, firmware 4.5.6 to 4.8.1) refuses
     # per-channel FULLY_CONNECTED weights at prepare time, and legacy libtf computes them with
     # channel 0's scale (docs/platform.md). Dense layers therefore get one scale per tensor.
-    converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+    converter._experimental_disable_per_channel_quantization_for_dense_layers = not per_channel_dense
     with contextlib.redirect_stdout(io.StringIO()), tflm.quiet_stderr(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return bytes(converter.convert())

@@ -24,8 +24,10 @@ from host.make import augment, plots
 from host.make import data as data_mod
 from host.make import model as model_mod
 
-AUGMENTATIONS = augment.MODES
+AUGMENTATIONS = augment.MODES  # named modes; `+`-joined DOOR_PARTS lists are accepted too
 SCHEDULES = ("plateau", "cosine")
+BALANCES = ("none", "class", "source")
+NONE_SHARE = 0.2  # share of every balanced epoch given to the `none` class when the data has it
 MIN_LEARNING_RATE = 1e-6
 
 
@@ -40,10 +42,14 @@ class TrainConfig:
     seed: int = 1337
     refit: bool = True  # retrain on train+validation replaying the learning-rate schedule found
     schedule: str = "cosine"  # see SCHEDULES; "plateau" with 60 epochs, dropout 0.2 and no refit is the paper's schedule
+    balance: str = "none"  # see BALANCES and sample_weights; "source" is for combined sets (issue 13, unmeasured)
 
     def __post_init__(self):
-        if self.augment not in AUGMENTATIONS:
-            raise UserError(f"--augment {self.augment!r}: choose one of {', '.join(AUGMENTATIONS)}")
+        if not augment.valid_mode(self.augment):
+            raise UserError(f"--augment {self.augment!r}: choose one of {', '.join(AUGMENTATIONS)},"
+                            f" or a +-joined list of jitter and {', '.join(augment.DOOR_PARTS)}")
+        if self.balance not in BALANCES:
+            raise UserError(f"--balance {self.balance!r}: choose one of {', '.join(BALANCES)}")
         if self.schedule not in SCHEDULES:
             raise UserError(f"--schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
         if self.epochs < 1 or self.batch_size < 1:
@@ -105,9 +111,38 @@ def training_arrays(split: data_mod.Split, mode: str) -> tuple[np.ndarray, np.nd
     return np.concatenate([split.pixels, np.stack(extra)]), np.concatenate([split.labels, extra_labels])
 
 
-def batches(pixels, labels, batch_size, mode, rng):
+def sample_weights(labels: np.ndarray, sources: list[str], balance: str) -> np.ndarray | None:
+    """Probability of drawing each image in a balanced epoch (None: every image once, shuffled).
+
+    class: the face classes get equal shares (`none`, when present, NONE_SHARE of the epoch);
+    source: the same, and inside a class each source gets a share proportional to the square root
+    of its size, so a large uniform source (facemask-extra's 4,227 aligned CelebA faces) cannot
+    define a class, and a small one is not repeated to exhaustion."""
+    if balance == "none":
+        return None
+    labels = np.asarray(labels)
+    present = sorted(set(labels.tolist()))
+    face_classes = [c for c in present if c != 2]
+    share = {c: (1.0 - NONE_SHARE) / len(face_classes) if 2 in present else 1.0 / len(face_classes)
+             for c in face_classes}
+    if 2 in present:
+        share[2] = NONE_SHARE
+    keys = [s if balance == "source" else "" for s in sources]
+    weights = np.zeros(len(labels))
+    for c in present:
+        members = np.nonzero(labels == c)[0]
+        sizes: dict[str, int] = {}
+        for i in members:
+            sizes[keys[i]] = sizes.get(keys[i], 0) + 1
+        total = sum(np.sqrt(n) for n in sizes.values())
+        for i in members:
+            weights[i] = share[c] * (np.sqrt(sizes[keys[i]]) / total) / sizes[keys[i]]
+    return weights / weights.sum()
+
+
+def batches(pixels, labels, batch_size, mode, rng, weights=None):
     while True:
-        order = rng.permutation(len(labels))
+        order = rng.permutation(len(labels)) if weights is None else rng.choice(len(labels), len(labels), p=weights)
         for start in range(0, len(order) - batch_size + 1, batch_size):
             idx = order[start:start + batch_size]
             x = augment.augment_batch(preprocess.to_float_input(pixels[idx]), mode, rng)
@@ -139,15 +174,19 @@ def schedule_callback(config: TrainConfig) -> keras.callbacks.Callback:
                                              min_lr=MIN_LEARNING_RATE)
 
 
-def _fresh_model(config: TrainConfig) -> keras.Model:
+def _fresh_model(config: TrainConfig, classes: int = 2) -> keras.Model:
     keras.utils.set_random_seed(config.seed)
-    model = model_mod.build(config.arch, dropout=config.dropout, seed=config.seed)
+    model = model_mod.build(config.arch, dropout=config.dropout, seed=config.seed, classes=classes)
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss="binary_crossentropy",
+        loss="binary_crossentropy" if classes == 2 else "sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
     return model
+
+
+def targets(labels: np.ndarray, classes: int) -> np.ndarray:
+    return labels.astype(np.float32) if classes == 2 else labels.astype(np.int32)
 
 
 def train(dataset: data_mod.Dataset, config: TrainConfig, verbose: bool = True) -> TrainResult:
@@ -155,8 +194,10 @@ def train(dataset: data_mod.Dataset, config: TrainConfig, verbose: bool = True) 
     trained again from the same initial weights on train + validation, replaying the learning rates
     of the first run, and its last epoch kept. The first run's best epoch and validation accuracy
     are reported; the refit adds the validation images (15% more data) to what the model learns."""
-    model = _fresh_model(config)
+    classes = len(dataset.labels)
+    model = _fresh_model(config, classes)
     pixels, labels = training_arrays(dataset.train, config.augment)
+    weights = sample_weights(labels, _sources(dataset.train, len(labels)), config.balance)
     batch_size = min(config.batch_size, len(labels))
     rng = np.random.default_rng(config.seed)
     best, rates = BestWeights(), LearningRates()
@@ -165,10 +206,10 @@ def train(dataset: data_mod.Dataset, config: TrainConfig, verbose: bool = True) 
         callbacks.append(EpochLine(config.epochs))
     start = time.time()
     history = model.fit(
-        batches(pixels, labels, batch_size, config.augment, rng),
+        batches(pixels, labels, batch_size, config.augment, rng, weights),
         steps_per_epoch=max(1, len(labels) // batch_size),
         epochs=config.epochs,
-        validation_data=(preprocess.to_float_input(dataset.val.pixels), dataset.val.labels.astype(np.float32)),
+        validation_data=(preprocess.to_float_input(dataset.val.pixels), targets(dataset.val.labels, classes)),
         callbacks=callbacks,
         shuffle=False,  # the generator shuffles, seeded
         verbose=0,
@@ -184,14 +225,17 @@ def train(dataset: data_mod.Dataset, config: TrainConfig, verbose: bool = True) 
 def refit(dataset: data_mod.Dataset, config: TrainConfig, rates: list[float], verbose: bool):
     if verbose:
         print(f"refit on train + validation ({len(rates)} epochs, the learning rates of the first run)", flush=True)
-    model = _fresh_model(config)
-    pixels, labels = training_arrays(data_mod.Split.concat(dataset.train, dataset.val), config.augment)
+    classes = len(dataset.labels)
+    model = _fresh_model(config, classes)
+    both = data_mod.Split.concat(dataset.train, dataset.val)
+    pixels, labels = training_arrays(both, config.augment)
+    weights = sample_weights(labels, _sources(both, len(labels)), config.balance)
     batch_size = min(config.batch_size, len(labels))
     callbacks = [keras.callbacks.LearningRateScheduler(lambda epoch: rates[epoch])]
     if verbose:
         callbacks.append(EpochLine(len(rates)))
     history = model.fit(
-        batches(pixels, labels, batch_size, config.augment, np.random.default_rng(config.seed)),
+        batches(pixels, labels, batch_size, config.augment, np.random.default_rng(config.seed), weights),
         steps_per_epoch=max(1, len(labels) // batch_size),
         epochs=len(rates),
         callbacks=callbacks,
@@ -199,6 +243,13 @@ def refit(dataset: data_mod.Dataset, config: TrainConfig, rates: list[float], ve
         verbose=0,
     )
     return model, [float(v) for v in history.history["accuracy"]]
+
+
+def _sources(split: data_mod.Split, count: int) -> list[str]:
+    """Per training image its source; `interp` copies (appended after the originals) repeat them."""
+    sources = split.source_list()
+    copies = (count - len(sources)) // max(1, len(sources))
+    return sources + [s for s in sources for _ in range(copies)]
 
 
 def save(result: TrainResult, config: TrainConfig, out: Path) -> None:
@@ -216,13 +267,23 @@ def save(result: TrainResult, config: TrainConfig, out: Path) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = TrainConfig()
-    parser.add_argument("--data", type=Path, default=None, help="image folder (default: $TINYMASK_DATA or ../shared/datasets/facemask-v1)")
+    parser.add_argument("--data", type=Path, nargs="+", default=None, metavar="DIR",
+                        help="image folder(s), combined; the first one's test split is the test split (default:"
+                             " $TINYMASK_DATA, else ../shared/datasets/facemask-v1)")
+    parser.add_argument("--hold-out-source", dest="hold_out_sources", nargs="*", default=[], metavar="SOURCE",
+                        help="train without these sources (a manifest's source column): their images join their set's"
+                             " test split, a leave-one-source-out measure")
     parser.add_argument("--arch", default=d.arch, choices=sorted(model_mod.ARCHITECTURES), help="model design (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=d.epochs, help="training epochs (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=d.batch_size, help="batch size (default: %(default)s)")
     parser.add_argument("--learning-rate", type=float, default=d.learning_rate, help="Adam learning rate (default: %(default)s)")
     parser.add_argument("--dropout", type=float, default=d.dropout, help="dropout after every layer (default: %(default)s)")
-    parser.add_argument("--augment", default=d.augment, choices=AUGMENTATIONS, help="training augmentation (default: %(default)s)")
+    parser.add_argument("--augment", default=d.augment, metavar="MODE",
+                        help=f"training augmentation: {', '.join(AUGMENTATIONS)}, or parts joined by + from jitter,"
+                             f" {', '.join(augment.DOOR_PARTS)} (default: %(default)s)")
+    parser.add_argument("--balance", default=d.balance, choices=BALANCES,
+                        help="what each epoch draws: every image once (none), classes equal (class), and sources"
+                             " inside a class by square root of size (source) (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=d.seed, help="seed for splits, weights and batches (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many images per split and class (quick runs)")
     parser.add_argument("--no-refit", dest="refit", action="store_false",
@@ -236,7 +297,7 @@ def config_from_args(args) -> TrainConfig:
     return TrainConfig(
         arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         dropout=args.dropout, augment=args.augment, seed=args.seed, refit=args.refit,
-        schedule=args.schedule,
+        schedule=args.schedule, balance=args.balance,
     )
 
 
@@ -246,7 +307,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/train"), help="folder for model.keras, history.json, curves (default: %(default)s)")
     args = parser.parse_args(argv)
     config = config_from_args(args)
-    dataset = data_mod.load_dataset(args.data or data_mod.default_data_dir(), seed=args.seed, limit=args.limit)
+    dataset = data_mod.load_dataset(args.data or data_mod.default_data_dirs(), seed=args.seed, limit=args.limit,
+                                    hold_out_sources=tuple(args.hold_out_sources))
     result = train(dataset, config)
     save(result, config, args.out)
     print(f"best epoch {result.best_epoch}: val_accuracy {result.best_val_accuracy:.4f}; wrote {args.out}/model.keras")

@@ -1,0 +1,179 @@
+"""Out-of-domain measures and the door threshold (issues 13 and 16).
+
+Every measure is per frame on the int8 model (TFLM, the board's kernels). The door admits a frame
+when P(with_mask) >= the door threshold (firmware/door.py); for a softmax model P(with_mask) is its
+`with_mask` output, so at any threshold >= 0.5 an admitted frame is also labelled `with_mask`.
+
+- unmasked admitted: share of `without_mask` images admitted (the unsafe error);
+- masked admitted: share of `with_mask` images admitted;
+- no-face admitted: share of `none` images (scenes-negative) admitted;
+- balanced accuracy: the mean recall over the classes present that the model can answer (a
+  two-class model cannot answer `none`, so a negatives-only set has no balanced accuracy).
+
+The door threshold is the lowest int8 output level (k/256, at least 0.5) at which at most
+`MAX_UNMASKED_ADMITTED` of the out-of-domain set's unmasked faces are admitted: the most masked
+faces admitted for that safety target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from host.make import data as data_mod
+from host.make import degrade, evaluate
+
+MAX_UNMASKED_ADMITTED = 0.01
+INT8_LEVELS = np.arange(128, 256) / 256.0  # a softmax/sigmoid int8 output has scale 1/256
+NEGATIVE, POSITIVE, NONE = (data_mod.LABELS_WITH_NONE.index(x) for x in data_mod.LABELS_WITH_NONE)
+
+
+@dataclass
+class Scored:
+    """One evaluation set: true labels, int8 outputs (n, k), where it came from."""
+    name: str
+    labels: np.ndarray
+    outputs: np.ndarray
+    description: str
+
+    @property
+    def scores(self) -> np.ndarray:
+        return evaluate.positive_scores(self.outputs)
+
+
+def door_figures(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
+    """Admitted shares per true class at the threshold; None where the set has no such image."""
+    admitted = scores >= threshold
+    out = {}
+    for key, cls in (("unmasked_admitted", NEGATIVE), ("masked_admitted", POSITIVE), ("no_face_admitted", NONE)):
+        members = labels == cls
+        out[key] = float(admitted[members].mean()) if members.any() else None
+        out[key.replace("admitted", "images")] = int(members.sum())
+    return out
+
+
+def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray, classes: int) -> float | None:
+    recalls = [float((predicted[labels == c] == c).mean()) for c in range(classes) if (labels == c).any()]
+    return float(np.mean(recalls)) if recalls else None
+
+
+def calibrate(scores: np.ndarray, labels: np.ndarray, max_unmasked: float = MAX_UNMASKED_ADMITTED) -> float:
+    """Lowest int8 level >= 0.5 with at most `max_unmasked` of the unmasked faces admitted (the
+    highest level when none reaches it)."""
+    unmasked = scores[labels == NEGATIVE]
+    for level in INT8_LEVELS:
+        if not len(unmasked) or float((unmasked >= level).mean()) <= max_unmasked:
+            return float(level)
+    return float(INT8_LEVELS[-1])
+
+
+def score_split(payload: bytes, split: data_mod.Split, name: str, description: str, progress: bool = False) -> Scored:
+    return Scored(name, np.asarray(split.labels), evaluate.int8_outputs(payload, split.pixels, progress), description)
+
+
+def degraded_splits(test: data_mod.Split, names: list[str] | None = None) -> dict[str, data_mod.Split]:
+    """The test split under each host.make.degrade degradation (board path after each)."""
+    windows = degrade.camera_windows(test.paths)
+    return {n: degrade.degraded_split(test, windows, n) for n in (names or list(degrade.DEGRADATIONS))}
+
+
+def report(sets: list[Scored], threshold: float) -> dict:
+    """Per set: balanced accuracy (the firmware's label rule) and the door figures at the threshold."""
+    out = {}
+    for s in sets:
+        classes = s.outputs.shape[1] if s.outputs.shape[1] > 1 else 2
+        predicted = evaluate.predicted_labels(s.outputs)
+        out[s.name] = {"description": s.description, "images": int(len(s.labels)),
+                       "balanced_accuracy": balanced_accuracy(s.labels, predicted, classes),
+                       "accuracy": float((predicted == s.labels).mean()) if len(s.labels) else None,
+                       **door_figures(s.scores, s.labels, threshold)}
+    return out
+
+
+def table(measures: dict, threshold: float) -> str:
+    def pct(v):
+        return "     -" if v is None else f"{v * 100:6.2f}"
+
+    lines = [f"door threshold {threshold:.4f}: a frame opens the door when P(with_mask) >= it",
+             f"{'set':28}{'images':>7}{'bal.acc':>9}{'unmasked adm.':>15}{'masked adm.':>13}{'no-face adm.':>14}"]
+    for name, m in measures.items():
+        lines.append(f"{name:28}{m['images']:>7}{pct(m['balanced_accuracy']):>9}{pct(m['unmasked_admitted']):>15}"
+                     f"{pct(m['masked_admitted']):>13}{pct(m['no_face_admitted']):>14}")
+    return "\n".join(lines)
+
+
+# ---- what host.build runs and writes ----------------------------------------------------------------
+
+
+def default_eval_dirs(dataset: data_mod.Dataset) -> list:
+    """The shared out-of-domain sets the build did not train on (their test splits)."""
+    used = {r.name for r in dataset.roots} | {dataset.root.name}
+    return [data_mod.SHARED_DATASETS / n for n in data_mod.DEFAULT_SETS[1:]
+            if n not in used and (data_mod.SHARED_DATASETS / n).is_dir()]
+
+
+def eval_splits(dataset: data_mod.Dataset, eval_dirs=None, limit: int | None = None) -> dict[str, tuple[data_mod.Split, str]]:
+    """name -> (split, description) of every out-of-domain set: held-out test splits of the sets
+    trained on, and the test splits of `eval_dirs` (default: `default_eval_dirs`)."""
+    out = {name: (split, f"{name} test split (held out of training)") for name, split in dataset.held_out.items()}
+    for folder in default_eval_dirs(dataset) if eval_dirs is None else eval_dirs:
+        split, _ = data_mod.load_test_split(folder, limit=limit, progress=False)
+        out[folder.name] = (split, f"{folder.name} test split (not a training set)")
+    return out
+
+
+def measure(payload: bytes, dataset: data_mod.Dataset, eval_dirs=None, progress: bool = False,
+            limit: int | None = None, splits: dict | None = None, degraded: dict | None = None) -> dict:
+    """Score every out-of-domain set, calibrate the door threshold, and report at it. `splits`
+    (from eval_splits) and `degraded` (from degraded_splits) may be passed in when measuring many
+    models on the same data (host.compare)."""
+    splits = eval_splits(dataset, eval_dirs, limit) if splits is None else splits
+    sets = [score_split(payload, split, name, description, progress) for name, (split, description) in splits.items()]
+    degraded = degraded_splits(dataset.test) if degraded is None else degraded
+    degraded_scored = [score_split(payload, s, f"degraded:{n}", degrade.DEGRADATIONS[n].description)
+                       for n, s in degraded.items()]
+    combined = Scored("degraded test", np.concatenate([s.labels for s in degraded_scored]),
+                      np.concatenate([s.outputs for s in degraded_scored]),
+                      f"{dataset.root.name} test split under {len(degraded_scored)} degradations (host.make.degrade)")
+    faces = [s for s in sets if (s.labels == NEGATIVE).any() and (s.labels == POSITIVE).any()]
+    calibration = faces[0] if faces else score_split(payload, dataset.test, "test", f"{dataset.root.name} test split")
+    threshold = calibrate(calibration.scores, calibration.labels)
+    measures = report([*sets, combined], threshold)
+    per_degradation = {s.name.split(":", 1)[1]: float((evaluate.predicted_labels(s.outputs) == s.labels).mean())
+                       for s in degraded_scored}
+    return {"threshold": threshold, "calibration": calibration.name, "calibration_description": calibration.description,
+            "sets": measures, "degraded_accuracy": per_degradation,
+            "degraded_mean": float(np.mean(list(per_degradation.values()))) if per_degradation else None}
+
+
+def summary(door: dict) -> str:
+    lines = [table(door["sets"], door["threshold"]),
+             f"threshold chosen on {door['calibration']} for <= {MAX_UNMASKED_ADMITTED:.0%} unmasked admitted"]
+    if door["degraded_mean"] is not None:
+        lines.append("degraded accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in door["degraded_accuracy"].items())
+                     + f"; mean {door['degraded_mean']:.4f}")
+    return "\n".join(lines)
+
+
+def card_fields(door: dict) -> dict:
+    """The model card's door keys: `door_threshold`, `door_expected` (rates at it and the data they
+    were measured on), and `out_of_domain` (every set measured)."""
+    sets = door["sets"]
+    at = sets.get(door["calibration"], {})
+    no_face = next((m for m in sets.values() if m["no_face_images"]), None)
+    expected = {
+        "measured_on": door["calibration_description"],
+        "target_unmasked_admitted": MAX_UNMASKED_ADMITTED,
+        "unmasked_admitted": at.get("unmasked_admitted"),
+        "masked_admitted": at.get("masked_admitted"),
+        "images": {"without_mask": at.get("unmasked_images"), "with_mask": at.get("masked_images")},
+        "no_face_admitted": no_face["no_face_admitted"] if no_face else None,
+        "no_face_measured_on": no_face["description"] if no_face else None,
+        "no_face_images": no_face["no_face_images"] if no_face else 0,
+        "note": "per frame, int8 on TFLM; the threshold was chosen on this same set, so these rates are"
+                " in-sample; the door's debounce (N frames in a row) lowers admissions further",
+    }
+    return {"door_threshold": round(door["threshold"], 6), "door_expected": expected,
+            "out_of_domain": {"sets": sets, "degraded_accuracy": door["degraded_accuracy"],
+                              "degraded_mean": door["degraded_mean"]}}
