@@ -1,12 +1,16 @@
-"""Benchmark: one camera logging every frame at 30 FPS for 24 hours, ingested and reported.
+"""Benchmark: one camera logging every frame at 30 FPS for 24 hours, ingested and reported; and a
+camera in a watchdog reboot loop (thousands of one-boot files).
 
-    .venv/bin/python benchmarks/bench_ingest.py [--hours 24] [--fps 30] [--work /tmp/tinymask-bench]
+    .venv/bin/python benchmarks/bench_ingest.py [--hours 24] [--fps 30] [--boots 1000,3000,10000]
+                                                [--work /tmp/tinymask-bench]
 
 1. writes the card (logs rotated at the firmware's default 1 MiB, with host.field.logread's writers;
    cached in --work so a re-run skips it),
 2. ingests a quarter of the files and then all of them into fresh databases, each in its own
    process, and prints records/s and peak RSS of both (memory must not grow with the records),
 3. builds the report from the full database and prints its time and peak RSS.
+4. for each --boots N: N one-boot files (a boot event and one frame each, 2N records) ingested into a
+   fresh database; the time must grow linearly with N (issue 12: 10,000 files in <= 10 s).
 The target (issue 5): ingest + report of ~2.6 million records in under 60 s on 2 cores.
 """
 
@@ -25,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from host.field.logread import format_event, format_frame, format_header  # noqa: E402
+from host.field.logread import boot_id_for, format_event, format_frame, format_header  # noqa: E402
 
 LOG_MAX_BYTES = 1 << 20
 
@@ -42,7 +46,8 @@ def generate(card: Path, hours: float, fps: int, seed: int = 7) -> int:
     step = 1000 / fps
     scores = [round(rng.random(), 4) for _ in range(4096)]
     part, size, lines, seq = 0, 0, [], 0
-    header = format_header("bench-cam", 1, part, "ab" * 32, "0.1.0", "4.6.0", "openmv_h7")
+    header = format_header("bench-cam", 1, part, "ab" * 32, "0.1.0", "4.6.0", "openmv_h7",
+                           boot_id=boot_id_for("bench-cam", 1))
     lines, size = [header], len(header)
     records = 0
 
@@ -51,7 +56,8 @@ def generate(card: Path, hours: float, fps: int, seed: int = 7) -> int:
         if size + len(line) > LOG_MAX_BYTES:
             (logs / f"b000001-p{part:03d}.log").write_text("".join(lines))
             part += 1
-            head = format_header("bench-cam", 1, part, "ab" * 32, "0.1.0", "4.6.0", "openmv_h7")
+            head = format_header("bench-cam", 1, part, "ab" * 32, "0.1.0", "4.6.0", "openmv_h7",
+                                 boot_id=boot_id_for("bench-cam", 1))
             lines, size = [head], len(head)
         lines.append(line)
         size += len(line)
@@ -70,6 +76,22 @@ def generate(card: Path, hours: float, fps: int, seed: int = 7) -> int:
         seq, records = seq + 1, records + 1
     (logs / f"b000001-p{part:03d}.log").write_text("".join(lines))
     return records
+
+
+def generate_boots(card: Path, boots: int) -> int:
+    """A reboot loop: `boots` files, each one boot with its boot event and a single frame."""
+    logs = card / "logs"
+    if logs.exists():
+        shutil.rmtree(logs)
+    logs.mkdir(parents=True)
+    for boot in range(1, boots + 1):
+        (logs / f"b{boot:06d}-p000.log").write_text(
+            format_header("loop-cam", boot, 0, "ab" * 32, "0.2.0", "4.6.0", "openmv_h7",
+                          boot_id=boot_id_for("loop-cam", boot))
+            + format_event(0, 2000, "boot", "reset=watchdog")
+            + format_frame(1, 2040, "without_mask", 0.1234, 14, 33, "closed"))
+    (card / "tinymask_boot.txt").write_text(str(boots))
+    return 2 * boots
 
 
 def peak_rss_mb() -> float:
@@ -107,6 +129,9 @@ def main() -> None:
     p.add_argument("--hours", type=float, default=24)
     p.add_argument("--fps", type=int, default=30)
     p.add_argument("--work", type=Path, default=Path("/tmp/tinymask-bench"))
+    p.add_argument("--boots", default="1000,3000,10000",
+                   help="one-boot file counts for the reboot-loop benchmark (comma-separated; '' skips it)")
+    p.add_argument("--skip-day", action="store_true", help="only the reboot-loop benchmark")
     p.add_argument("--phase", choices=("ingest", "report"), help=argparse.SUPPRESS)
     p.add_argument("--db", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
@@ -119,6 +144,18 @@ def main() -> None:
         print(json.dumps(phase_report(args.db, args.out)))
         return
 
+    args.work.mkdir(parents=True, exist_ok=True)
+    for n in [int(x) for x in args.boots.split(",") if x.strip()]:
+        loop = args.work / f"loop-{n}"
+        generate_boots(loop, n)
+        database = args.work / f"loop-{n}.duckdb"
+        if database.exists():
+            database.unlink()
+        result = child("--phase", "ingest", "--db", str(database), str(loop))
+        print(f"reboot loop: {n:>6,} one-boot files ({result['records']:,} records) in {result['seconds']:5.1f} s "
+              f"= {1000 * result['seconds'] / n:.2f} ms per boot (target: 10,000 in <= 10 s)")
+    if args.skip_day:
+        return
     card = args.work / f"card-{args.hours:g}h-{args.fps}fps"
     marker = card / "records.txt"
     if marker.is_file():

@@ -145,3 +145,73 @@ def test_no_device_busy_port_and_missing_folder_are_one_line(camera, tmp_path, c
     code, _, err = run(["--from", str(tmp_path / "no-card"), "--to", str(tmp_path / "a")], capsys)
     assert code == 2 and err.count("\n") == 1 and "no such folder" in err
     assert not (tmp_path / "a").exists()
+
+
+def everything_under(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("key, value", [("capture_dir", "../../home/.ssh"), ("capture_dir", "ABSOLUTE"),
+                                        ("log_dir", "../../home/.ssh"), ("log_dir", "logs/../../home/.ssh")])
+def test_card_config_cannot_send_the_pull_off_the_card(tmp_path, capsys, key, value):
+    """Issue 12: a card config.json naming a folder outside the card (`..`, absolute) is ignored with
+    one warning line naming config.json and the key; nothing off the card is copied; the card's own
+    logs and captures still arrive, and config.json is archived."""
+    home = tmp_path / "home" / ".ssh"
+    home.mkdir(parents=True)
+    (home / "id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nsecret\n")
+    card = tmp_path / "media" / "card"
+    write_card(card)
+    value = str(home) if value == "ABSOLUTE" else value
+    (card / "config.json").write_text(json.dumps({key: value, "threshold": 0.8}))
+    archive = tmp_path / "archive"
+    code, out, err = run(["--from", str(card), "--to", str(archive)], capsys)
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "config.json" in warnings[0] and key in warnings[0] and "ignored" in warnings[0]
+    assert "secret" not in "".join(p.read_text(errors="replace") for p in archive.rglob("*") if p.is_file())
+    assert not any("id_rsa" in name for name in everything_under(tmp_path) - {"home/.ssh/id_rsa"})
+    assert archived(archive) == tree(card)  # the card's logs, captures and config.json, nothing else
+    assert "config.json" in archived(archive)
+
+
+def test_card_config_of_the_wrong_types_falls_back_to_the_default_folders(tmp_path, capsys):
+    card = tmp_path / "card"
+    write_card(card)
+    for config in ({"log_dir": 5, "capture_dir": ["captures"]}, ["logs"], {"log_dir": None}):
+        (card / "config.json").write_text(json.dumps(config))
+        archive = tmp_path / f"archive-{type(config).__name__}-{len(config)}"
+        code, out, err = run(["--from", str(card), "--to", str(archive)], capsys)
+        assert code == 0 and "Traceback" not in err, err
+        assert 1 <= err.count("warning:") <= 2 and "config.json" in err
+        assert archived(archive) == tree(card)
+    (card / "config.json").write_bytes(b"\xff{not json")
+    code, _, err = run(["--from", str(card), "--to", str(tmp_path / "archive-garbled")], capsys)
+    assert code == 0 and err.count("warning:") == 1 and "unreadable" in err
+    assert archived(tmp_path / "archive-garbled") == tree(card)
+
+
+def test_a_link_on_the_card_that_leads_off_it_is_not_followed(tmp_path, capsys):
+    outside = tmp_path / "home"
+    outside.mkdir()
+    (outside / "id_rsa").write_text("secret")
+    card = tmp_path / "card"
+    write_card(card, boots=1, frames=1)
+    (card / "captures" / "with_mask" / "key.jpg").symlink_to(outside / "id_rsa")
+    (card / "captures" / "elsewhere").symlink_to(outside, target_is_directory=True)
+    archive = tmp_path / "archive"
+    code, out, err = run(["--from", str(card), "--to", str(archive)], capsys)
+    assert code == 0 and "leads outside the card" in err
+    assert not any("secret" == p.read_text(errors="replace") for p in archive.rglob("*") if p.is_file())
+    assert set(archived(archive)) == {"logs/b000001-p000.log", "captures/with_mask/b000001-s000001.jpg"}
+
+
+def test_pull_archives_the_cameras_config(tmp_path, capsys):
+    root = tmp_path / "camera"
+    write_card(root / "sdcard", boots=1, frames=1)
+    (root / "sdcard" / "config.json").write_text(json.dumps({"threshold": 0.8, "model_sha256": "ab" * 32}))
+    with FakeDevice(root) as device:
+        code, out, err = run(["--port", device.port, "--to", str(tmp_path / "archive")], capsys)
+    assert code == 0, err
+    assert archived(tmp_path / "archive") == tree(root / "sdcard")
+    assert json.loads((tmp_path / "archive" / "door-7" / "config.json").read_text())["threshold"] == 0.8

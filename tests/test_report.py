@@ -120,8 +120,14 @@ def test_report_finds_gaps_and_least_confident_frames(cam1_report, fleet):
     closest = sorted(abs(f["score"] - 0.5) for f in frames)[:24]
     assert [round(f["margin"], 6) for f in report["least_confident"]] == [round(c, 6) for c in closest]
     html = (out / "report.html").read_text()
-    captured = [f for f in report["least_confident"] if f["image"]]
+    # issue 12: the tiles show the captured frames closest to the threshold (none of the 24 closest of
+    # all was captured here, and the page used to show 24 "(no image captured)")
+    captured = sorted((abs(f["score"] - 0.5), f["seq"]) for f in frames if f["image"])
+    assert len(captured) == 15
+    assert [(round(f["margin"], 6), f["seq"]) for f in report["least_confident_captured"]] == [
+        (round(m, 6), seq) for m, seq in captured]
     assert html.count('src="data:image/jpeg;base64,') == len(captured)
+    assert "(no image captured)" not in html
     assert html.count('src="data:image/png;base64,') >= 5 and "http://" not in html and "https://" not in html
     assert {p.name for p in out.glob("*.png")} >= {"per_hour.png", "over_time.png", "distributions.png",
                                                      "scores.png", "coverage.png"}
@@ -206,3 +212,250 @@ def test_report_renders_in_a_real_browser(cam1_report, tmp_path):
     assert 'data-plots-loaded="no"' in dom and any(":CONSOLE" in line and "failed to load" in line
                                                     for line in log.splitlines())
     shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
+
+
+# -- issue 12: paths confined, damage tolerated, one line for every user error ----------------------
+
+def write_captures_card(root: Path, device: str, images: list[str | None], scores: list[float] | None = None,
+                        frame_ms: int = 33, boot: int = 1, model_sha256: str = "ab" * 32) -> None:
+    """One boot whose frames name the given images (None: no capture), every score near 0.5."""
+    scores = scores or [0.5 + 0.001 * (i + 1) for i in range(len(images))]
+    lines = [format_header(device, boot, 0, model_sha256, "0.2.0", "4.6.0", "openmv_h7"),
+             format_event(0, 0, "boot", "reset=normal")]
+    for i, (image, score) in enumerate(zip(images, scores)):
+        label = "with_mask" if score >= 0.5 else "without_mask"
+        lines.append(format_frame(i + 1, 40 * (i + 1), label, score, 12, frame_ms, "closed", image))
+    (root / "logs").mkdir(parents=True, exist_ok=True)
+    (root / "logs" / f"b{boot:06d}-p000.log").write_text("".join(lines))
+    (root / "tinymask_boot.txt").write_text(str(boot))
+
+
+def good_jpeg(path: Path, shade: int = 90) -> bytes:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (200, 200), (shade, 200, 64)).save(path, quality=90)
+    return path.read_bytes()
+
+
+def bomb_png(path: Path, side: int = 60000) -> None:
+    """A tiny PNG whose header claims side x side pixels (3.6 G): a decompression bomb."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+
+
+@pytest.fixture(scope="module")
+def damaged(tmp_path_factory):
+    """A card with one good capture, a truncated JPEG (power cut during the save), a text file named
+    .jpg and a decompression-bomb PNG; and log lines naming a host picture by absolute path and by '..'."""
+    base = tmp_path_factory.mktemp("damaged")
+    card = base / "archive" / "cam1"
+    secret = base / "outside" / "secret.jpg"
+    secret_bytes = good_jpeg(secret, shade=7)
+    cap = card / "captures" / "with_mask"
+    good_jpeg(cap / "good.jpg")
+    whole = good_jpeg(cap / "truncated.jpg")
+    (cap / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
+    (cap / "text.jpg").write_text("this is not a picture\n")
+    bomb_png(cap / "bomb.png")
+    images = ["captures/with_mask/good.jpg", "captures/with_mask/truncated.jpg", "captures/with_mask/text.jpg",
+              "captures/with_mask/bomb.png", str(secret), "../../outside/secret.jpg", "captures/../../../outside/secret.jpg",
+              "captures/with_mask/absent.jpg", None]
+    write_captures_card(card, "cam1", images)
+    database = base / "damaged.duckdb"
+    ingest([base / "archive"], database, progress=False, echo=quiet)
+    return {"base": base, "db": database, "secret": secret_bytes}
+
+
+def _inlined(html_text: str) -> list[bytes]:
+    import base64
+    import re
+    return [base64.b64decode(m) for m in re.findall(r'src="data:image/jpeg;base64,([^"]+)"', html_text)]
+
+
+@pytest.mark.parametrize("host_check", [False, True])
+def test_damaged_captures_are_counted_as_unreadable_and_the_report_is_built(damaged, tmp_path, capsys, host_check):
+    from host.field.report import cli
+    out = tmp_path / "report"
+    argv = ["--db", str(damaged["db"]), "--out", str(out)] + ([] if host_check else ["--no-host-check"])
+    if host_check and not (ROOT / "models" / "tinymask" / "model_card.json").is_file():
+        pytest.skip("needs the reference bundle")
+    code = cli.run_cli(cli.main, argv)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "Traceback" not in captured.err
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["captures"]["unreadable"] == 3 and saved["captures"]["refused"] == 3
+    assert saved["captures"]["missing"] == 1
+    statuses = {e["image"].rsplit("/", 1)[-1] + ("" if e["status"] != "refused" else "@" + e["image"]): e["status"]
+                for e in saved["captures"]["examples"]}
+    assert {k: v for k, v in statuses.items() if v == "unreadable"} == {
+        "truncated.jpg": "unreadable", "text.jpg": "unreadable", "bomb.png": "unreadable"}
+    html_text = (out / "report.html").read_text()
+    assert "unreadable" in html_text and "refused" in html_text
+    assert len(_inlined(html_text)) == 1  # only the good capture is shown
+    assert saved["summary"]["frames"] == 9 and (out / "scores.png").is_file()
+    if host_check:
+        agreement = saved["board_vs_host"]
+        assert agreement["compared"] == 1 and agreement["unreadable_images"] == 6 and agreement["missing_images"] == 1
+
+
+def test_a_log_line_cannot_inline_a_host_picture(damaged, tmp_path):
+    """A capture named by absolute path or with '..' is never opened, however closely its score sits."""
+    report = build_report(damaged["db"], tmp_path / "r", bundle_dir=None, host_check=False, echo=quiet)
+    html_text = (tmp_path / "r" / "report.html").read_text()
+    secret = Image.open(__import__("io").BytesIO(damaged["secret"])).convert("RGB").resize((8, 8)).getpixel((4, 4))
+    for picture in _inlined(html_text):
+        shown = Image.open(__import__("io").BytesIO(picture)).convert("RGB").resize((8, 8)).getpixel((4, 4))
+        assert abs(shown[0] - secret[0]) > 40  # the good capture (red 90), never the host's (red 7)
+    refused = [e for e in report["captures"]["examples"] if e["status"] == "refused"]
+    assert {e["image"] for e in refused} == {str(damaged["base"] / "outside" / "secret.jpg"),
+                                            "../../outside/secret.jpg", "captures/../../../outside/secret.jpg"}
+    assert any("outside the card" in w for w in report["warnings"])
+
+
+def test_capture_paths_are_resolved_inside_the_card(tmp_path):
+    from host.field.report.captures import CaptureError, capture_path
+    card = tmp_path / "card"
+    (card / "captures").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (card / "captures" / "link").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    assert capture_path(str(card), "captures/with_mask/b1-s2.jpg") == card.resolve() / "captures/with_mask/b1-s2.jpg"
+    for bad in ("/etc/passwd", "../x.jpg", "captures/../../x.jpg", "captures\\..\\x.jpg", "captures/link/x.jpg",
+                "C:/x.jpg"):
+        with pytest.raises(CaptureError) as error:
+            capture_path(str(card), bad)
+        assert error.value.status == "refused"
+    with pytest.raises(CaptureError):
+        capture_path(None, "captures/x.jpg")
+
+
+def report_cli(argv, capsys) -> tuple[int, str, str]:
+    from host.field.report import cli
+    code = cli.run_cli(cli.main, argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_error_line(code: int, err: str, *needles: str) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_report_refuses_bad_databases_and_outputs_with_one_line(fleet, tmp_path, capsys):
+    import duckdb
+    old = tmp_path / "old.duckdb"
+    with duckdb.connect(str(old)) as con:  # a database from before the schema had a version
+        con.execute("CREATE TABLE records (device_id VARCHAR, boot BIGINT, seq BIGINT)")
+        con.execute("INSERT INTO records VALUES ('cam1', 1, 1)")
+    code, _, err = report_cli(["--db", str(old), "--out", str(tmp_path / "r1")], capsys)
+    assert_one_error_line(code, err, str(old), "ingest", "new file")
+    empty = tmp_path / "empty.duckdb"
+    empty.write_bytes(b"")
+    code, _, err = report_cli(["--db", str(empty), "--out", str(tmp_path / "r2")], capsys)
+    assert_one_error_line(code, err, str(empty), "empty file")
+    garbage = tmp_path / "garbage.duckdb"
+    garbage.write_bytes(b"not a database at all\n" * 100)
+    code, _, err = report_cli(["--db", str(garbage), "--out", str(tmp_path / "r3")], capsys)
+    assert_one_error_line(code, err, str(garbage))
+    taken = tmp_path / "report.html"
+    taken.write_text("keep me")
+    code, _, err = report_cli(["--db", str(fleet["db"]), "--out", str(taken), "--no-host-check"], capsys)
+    assert_one_error_line(code, err, str(taken), "is a file", "folder")
+    assert taken.read_text() == "keep me"
+    bundle = tmp_path / "evil-bundle"
+    bundle.mkdir()
+    (bundle / "model_card.json").write_text(json.dumps({"model_file": "../boot.py", "labels": ["a", "b"]}))
+    code, _, err = report_cli(["--db", str(fleet["db"]), "--out", str(tmp_path / "r4"), "--bundle", str(bundle)],
+                              capsys)
+    assert_one_error_line(code, err, "model_file", "'../boot.py'")
+
+
+def test_device_names_with_dollars_frame_ms_zero_and_a_twelve_digit_boot(tmp_path, capsys):
+    """'$' in a camera name is plain text (matplotlib would parse 'cam$_$1' as mathtext and fail), frames with frame_ms = 0 give strict JSON
+    (null, never Infinity), and boot 999,999,999,999 after boot 1 neither lists nor allocates every
+    number between them."""
+    archive = tmp_path / "archive"
+    write_captures_card(archive / "cam$_$1", "cam$_$1", [None] * 30, frame_ms=0)
+    write_captures_card(archive / "cam$^$2", "cam$^$2", [None] * 5, boot=1)
+    write_captures_card(archive / "cam$^$2", "cam$^$2", [None] * 5, boot=999_999_999_999)
+    database = tmp_path / "t.duckdb"
+    ingest([archive], database, progress=False, echo=quiet)
+    out = tmp_path / "report"
+    code, stdout, err = report_cli(["--db", str(database), "--out", str(out), "--bundle", str(ROOT / "models" / "tinymask"),
+                                    "--no-host-check"], capsys)
+    assert code == 0 and "Traceback" not in err, err
+    text = (out / "report.json").read_text()
+    saved = json.loads(text, parse_constant=lambda name: pytest.fail(f"report.json holds {name}"))
+    assert saved["distributions"]["stats"]["fps_mean"] is not None  # cam$^$2 has real frame times
+    assert sorted(d["device_id"] for d in saved["summary"]["devices_list"]) == ["cam$^$2", "cam$_$1"]
+    assert saved["gaps"]["missing_boots"] == [{"device_id": "cam$^$2", "count": 999_999_999_997,
+                                               "boots": list(range(2, 102))}]
+    alone = tmp_path / "alone"
+    code, _, err = report_cli(["--db", str(database), "--out", str(alone), "--device", "cam$_$1", "--no-host-check"],
+                              capsys)
+    assert code == 0, err
+    stats = json.loads((alone / "report.json").read_text())["distributions"]["stats"]
+    assert stats["fps_mean"] is None and stats["fps_median"] is None
+    assert "cam$_$1" in (alone / "report.html").read_text()
+
+
+def test_report_for_the_door_operator_uses_the_cameras_config(tmp_path, capsys, monkeypatch):
+    """Issue 12: the door threshold of the archived config.json is drawn on the score plot (not the
+    label cut-off 0.5), the labels keep the model's order everywhere, and a log from another model than
+    the bundle compared is flagged."""
+    from host.field.report import plots
+    from tools import pull
+    reference = ROOT / "models" / "tinymask"
+    if not (reference / "model_card.json").is_file():
+        pytest.skip("needs the reference bundle")
+    card_sha = json.loads((reference / "model_card.json").read_text())["sha256"]
+    card = tmp_path / "card"
+    scores = [0.05, 0.3, 0.55, 0.79, 0.81, 0.95] * 5
+    write_captures_card(card, "door-1", [None] * len(scores), scores=scores, model_sha256="cd" * 32)
+    (card / "config.json").write_text(json.dumps({"threshold": 0.8, "labels": ["without_mask", "with_mask"],
+                                                  "positive_label": "with_mask"}))
+    assert run_cli_quiet(pull.main, ["--from", str(card), "--to", str(tmp_path / "archive")]) == 0
+    assert (tmp_path / "archive" / "door-1" / "config.json").is_file()  # tools.pull archived it
+    database = tmp_path / "t.duckdb"
+    ingest([tmp_path / "archive"], database, progress=False, echo=quiet)
+    drawn = []
+    original = plots.score_histograms
+    monkeypatch.setattr(plots, "score_histograms",
+                        lambda hists, threshold, doors=(): drawn.append((list(hists), threshold, list(doors)))
+                        or original(hists, threshold, doors))
+    out = tmp_path / "report"
+    code, _, err = report_cli(["--db", str(database), "--out", str(out), "--bundle", str(reference)], capsys)
+    assert code == 0, err
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["door_threshold"]["value"] == 0.8 and "config.json" in saved["door_threshold"]["source"]
+    assert drawn == [(["without_mask", "with_mask"], 0.5, [0.8])]
+    assert saved["labels"] == ["without_mask", "with_mask"] == [r["label"] for r in saved["summary"]["labels"]]
+    assert list(saved["score_histograms"]) == saved["labels"]
+    assert any("another model" in w and "cdcdcdcdcdcd" in w for w in saved["warnings"])
+    assert "warning:" in err and "another model" in err
+    assert "another model" in (out / "report.html").read_text()
+    # the same log from the bundle's own model: no warning; without a config: the card's calibrated door threshold, else the firmware default 0.8
+    write_captures_card(card, "door-1", [None] * len(scores), scores=scores, model_sha256=card_sha)
+    (card / "config.json").unlink()
+    shutil.rmtree(tmp_path / "archive")
+    assert run_cli_quiet(pull.main, ["--from", str(card), "--to", str(tmp_path / "archive")]) == 0
+    ingest([tmp_path / "archive"], tmp_path / "t2.duckdb", progress=False, echo=quiet)
+    report = build_report(tmp_path / "t2.duckdb", tmp_path / "r2", bundle_dir=reference, host_check=False, echo=quiet)
+    assert not any("another model" in w for w in report["warnings"])
+    calibrated = json.loads((reference / "model_card.json").read_text()).get("door_threshold")
+    assert report["door_threshold"]["value"] == (calibrated if calibrated is not None else 0.8)
+    assert ("model card" if calibrated is not None else "default") in report["door_threshold"]["source"]
+    assert report["labels"] == ["without_mask", "with_mask"]  # the bundle's order
+
+
+def run_cli_quiet(main, argv) -> int:
+    from host.errors import run_cli
+    return run_cli(main, argv)

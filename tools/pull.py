@@ -3,7 +3,10 @@
     python -m tools.pull [--port PORT | --from MOUNTED_SD_DIR] --to ARCHIVE [--device ID]
 
 The archive mirrors the card: `ARCHIVE/<device_id>/logs/...`, `ARCHIVE/<device_id>/captures/...`,
-plus `pull-state.json` (size and sha256 of every file pulled). Pulling is incremental and resumable:
+the camera's `config.json` (the report reads its door threshold and label order), plus
+`pull-state.json` (size and sha256 of every file pulled). Only the card's own files are copied: a
+`log_dir`/`capture_dir` in its config.json that is absolute, holds `..` or is not a string is ignored
+with a warning (the default folder is pulled), and a link that leads off the card is not followed. Pulling is incremental and resumable:
 unchanged files are skipped, a log that grew is replaced by its longer self (its old bytes must be
 a prefix of the new ones), a file that shrank or changed is kept beside as `<name>.conflict-<n>`.
 Files arrive in a staging folder and are renamed into place, and the state is saved after every
@@ -32,6 +35,7 @@ from tools.remote import Remote
 STATE_FILE = "pull-state.json"
 STAGING = ".incoming"
 DEFAULT_DIRS = ("logs", "captures")
+CONFIG_FILE = "config.json"  # the camera's config, archived beside its logs (the report reads its threshold)
 
 
 def safe_name(text: str) -> str:
@@ -45,10 +49,61 @@ def check_relative(rel: str) -> str:
     return rel
 
 
+def inside(path: Path, root: Path) -> bool:
+    """True when `path` (symbolic links followed) lies inside the folder `root` (already resolved)."""
+    try:
+        path.resolve().relative_to(root)
+        return True
+    except (ValueError, OSError):
+        return False
+
+
+def plain_dir(value) -> bool:
+    """A folder name from the card's config.json that stays on the card: relative, no '..', no '\\'."""
+    return (isinstance(value, str) and bool(value.strip("/")) and not value.startswith("/") and "\\" not in value
+            and ":" not in value and all(p not in ("", ".", "..") for p in value.split("/"))
+            and all(32 <= ord(ch) < 127 for ch in value))
+
+
+def card_dirs(config: Path) -> list[str]:
+    """The log and capture folders named by the card's config.json, confined to the card: a value of
+    the wrong type, an absolute path or one with '..' is ignored with one warning line (the firmware's
+    default folder is used instead). The firmware's own rules give the types (firmware/tmconfig.py)."""
+    dirs = list(DEFAULT_DIRS)
+    if not config.is_file():
+        return dirs
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        print(f"warning: {config}: unreadable ({str(exc).splitlines()[0][:80]}); looking in {dirs[0]}/ and "
+              f"{dirs[1]}/", file=sys.stderr)
+        return dirs
+    if not isinstance(data, dict):
+        print(f"warning: {config}: not a JSON object; looking in {dirs[0]}/ and {dirs[1]}/", file=sys.stderr)
+        return dirs
+    for i, key in enumerate(("log_dir", "capture_dir")):
+        if key not in data:
+            continue
+        value = data[key]
+        if plain_dir(value):
+            dirs[i] = value.strip("/")
+        else:
+            print(f"warning: {config}: {key} {value!r} is not a folder on the card (it must be a relative name "
+                  f"like {DEFAULT_DIRS[i]!r}, without '..'); ignored, pulling {DEFAULT_DIRS[i]}/ instead",
+                  file=sys.stderr)
+    return dirs
+
+
 def device_from_header(data: bytes) -> str | None:
     """device_id of the first valid log header in `data` (docs/log-format.md)."""
     headers = parse_log(data, "header").headers
     return headers[0].device_id if headers else None
+
+
+def config_size(root: str) -> str:
+    """MicroPython snippet: the size of the camera's config.json (None when it has none)."""
+    return (f"import os, json\ntry:\n s = os.stat({(root + '/' + CONFIG_FILE)!r})[6]\nexcept OSError:\n s = None\n"
+            f"print({snippets.RESULT_MARK!r} + json.dumps({{'size': s}}))\n")
 
 
 class FolderSource:
@@ -65,20 +120,24 @@ class FolderSource:
         return str(self.folder)
 
     def scan(self) -> tuple[dict, bytes, str]:
-        dirs = list(DEFAULT_DIRS)
-        config = self.folder / "config.json"
-        if config.is_file():
-            try:
-                data = json.loads(config.read_text())
-                dirs = [data.get("log_dir", dirs[0]), data.get("capture_dir", dirs[1])]
-            except ValueError:
-                pass
+        config = self.folder / CONFIG_FILE
+        dirs = card_dirs(config)
+        root = self.folder.resolve()
         files = {}
+        if config.is_file() and not config.is_symlink():
+            files[CONFIG_FILE] = config.stat().st_size
         for top in dirs:
             base = self.folder / top
+            if base.is_dir() and not inside(base, root):
+                print(f"warning: {base}: leads outside the card ({base.resolve()}); not copied", file=sys.stderr)
+                continue
             for path in sorted(base.rglob("*")) if base.is_dir() else []:
-                if path.is_file():
-                    files[path.relative_to(self.folder).as_posix()] = path.stat().st_size
+                if not path.is_file():
+                    continue
+                if not inside(path, root):  # a symbolic link on the card that leads off it
+                    print(f"warning: {path}: leads outside the card ({path.resolve()}); not copied", file=sys.stderr)
+                    continue
+                files[path.relative_to(self.folder).as_posix()] = path.stat().st_size
         logs = sorted(r for r in files if r.startswith(dirs[0] + "/") and r.endswith(".log"))
         header = (self.folder / logs[0]).read_bytes()[:300] if logs else b""
         return files, header, ""
@@ -108,6 +167,9 @@ class DeviceSource:
             raise UserError(f"the camera on {self.remote.device} shows no storage to pull from")
         self.root = info["root"].rstrip("/")
         files = {check_relative(rel): size for rel, size in info["files"]}
+        config = self.remote.run_snippet("config size", config_size(self.root))
+        if isinstance(config, dict) and isinstance(config.get("size"), int):
+            files[CONFIG_FILE] = config["size"]
         return files, bytes.fromhex(info["header"]), info["board_id"]
 
     def fetch(self, rels: list[str], staging: Path) -> None:
@@ -154,7 +216,9 @@ def conflict_name(path: Path) -> Path:
 
 def install(folder: Path, staged: Path, rel: str, state: dict) -> str:
     """Move one fetched file into the archive; returns new, updated, unchanged or conflict."""
-    local = folder / rel
+    local = folder / check_relative(rel)
+    if not inside(local, folder.resolve()):
+        raise UserError(f"{local}: leads outside the archive folder {folder}; remove that link and pull again")
     size = staged.stat().st_size
     status = "new"
     if local.is_file():

@@ -16,16 +16,16 @@ import datetime
 import decimal
 import io
 import json
+import math
 import sys
 import time
 from pathlib import Path
 
-from PIL import Image
 from tqdm import tqdm
 
 from host.errors import UserError, run_cli
 from host.field import db
-from host.field.report import data, html, plots
+from host.field.report import captures, data, html, plots
 from host.field.report import eval as evaluation
 from tools.payload import DEFAULT_BUNDLE
 
@@ -37,17 +37,22 @@ def build_report(db_path: Path, out_dir: Path, device: str | None = None, since_
                  least_confident: int = 24, max_captures: int = 5000, host_check: bool = True,
                  echo=print) -> dict:
     started = time.perf_counter()
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir}: is a file, not a folder; give a folder for report.html and "
+                        f"report.json (created if needed), for example --out {out_dir.with_suffix('')}-report/")
     bundle = _bundle_or_none(bundle_dir)
     con = db.connect(db_path, create=False, read_only=True)
     try:
         data.select_records(con, device, since_boot)
         echo("report: aggregating in the database ...")
+        configs = data.configs(con)
         report = {
             "generated_at": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "database": str(db_path), "filters": {"device": device, "since_boot": since_boot},
             "threshold": bundle.threshold if bundle else 0.5,
             "summary": data.summary(con),
-            "labels": data.labels(con),
+            "configs": configs,
             "per_hour": data.per_hour(con),
             "over_time": data.series(con),
             "distributions": data.distributions(con),
@@ -55,27 +60,123 @@ def build_report(db_path: Path, out_dir: Path, device: str | None = None, since_
             "doors": data.doors(con),
             "gaps": data.gaps(con),
         }
+        report["labels"] = label_order(data.labels(con), configs, bundle)
+        report["door_threshold"] = door_threshold(configs, bundle)
+        _order_by_labels(report)
         report["least_confident"] = data.least_confident(con, report["threshold"], least_confident)
+        report["least_confident_captured"] = data.least_confident(
+            con, report["threshold"], max(3 * least_confident, least_confident + 50), captured=True)
         if labelled is not None:
             echo(f"report: comparing the camera's decisions with the labels in {labelled} ...")
-            report["on_device"] = evaluation.on_device_accuracy(con, Path(labelled), _positive(bundle, report))
+            report["on_device"] = evaluation.on_device_accuracy(con, Path(labelled), _positive(bundle, report),
+                                                                report["labels"])
         captured = data.captured_frames(con, max_captures) if report["summary"]["captured_frames"] else []
     finally:
         con.close()
-    report["board_vs_host"] = _board_vs_host(captured, bundle, bundle_dir, host_check, report, echo)
+    tally = captures.CaptureTally()
+    report["board_vs_host"] = _board_vs_host(captured, bundle, bundle_dir, host_check, report, echo, tally)
     for frame in report["least_confident"]:
-        frame["thumbnail"] = _thumbnail(frame)
+        frame["thumbnail"] = _thumbnail(frame, tally)
+    shown = []
+    for frame in report["least_confident_captured"]:
+        if len(shown) < least_confident:
+            frame["thumbnail"] = _thumbnail(frame, tally)
+            if frame["thumbnail"] is not None:
+                shown.append(frame)
+    report["least_confident_captured"] = shown
     for frame in (report["board_vs_host"] or {}).get("differing", [])[:60]:
-        frame["thumbnail"] = _thumbnail(frame)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+        frame["thumbnail"] = _thumbnail(frame, tally)
+    report["captures"] = tally.summary()
+    report["warnings"] = _warnings(report, bundle, bundle_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out_dir}: cannot create the folder ({exc.strerror or exc}); choose another") from None
     pictures = _plots(report)
     for name, png in pictures.items():
         (out_dir / f"{name}.png").write_bytes(png)
     (out_dir / "report.html").write_text(render(report, pictures), encoding="utf-8")
     report["seconds"] = round(time.perf_counter() - started, 3)
-    (out_dir / "report.json").write_text(json.dumps(_jsonable(report), indent=1, default=_json_default) + "\n")
+    (out_dir / "report.json").write_text(strict_json(_jsonable(report)) + "\n")
     return report
+
+
+def strict_json(value) -> str:
+    """report.json as strict JSON: NaN and infinities (a frame_ms of 0 gives 1000/0) become null."""
+    return json.dumps(_finite(value), indent=1, allow_nan=False, default=_json_default)
+
+
+def _finite(value):
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, decimal.Decimal):
+        value = float(value)
+    elif hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def label_order(logged: list[str], configs: list[dict], bundle) -> list[str]:
+    """One label order everywhere: the model's output order (the camera's config.json, else the bundle's
+    card), then any other logged label (e.g. the presence gate's none_label) in name order."""
+    order: list[str] = []
+    for config in configs:
+        try:
+            labels = json.loads(config["labels"]) if config.get("labels") else []
+        except ValueError:
+            labels = []
+        order += [str(x) for x in labels if str(x) not in order]
+    if not order and bundle is not None:
+        order = list(bundle.labels)
+    present = set(logged)
+    return [x for x in order if x in present] + sorted(present - set(order))
+
+
+def _order_by_labels(report: dict) -> None:
+    rank = {label: i for i, label in enumerate(report["labels"])}
+    key = lambda label: (rank.get(label, len(rank)), str(label))  # noqa: E731
+    report["summary"]["labels"].sort(key=lambda row: key(row["label"]))
+    report["score_histograms"] = {k: report["score_histograms"][k] for k in sorted(report["score_histograms"], key=key)}
+
+
+def door_threshold(configs: list[dict], bundle) -> dict:
+    """The door's threshold: from the camera's archived config.json (one per camera), else the bundle
+    card's calibrated door_threshold, else the firmware default; with where it came from."""
+    from tools.payload import tmconfig
+
+    per_device = {}
+    for config in configs:
+        if config.get("threshold") is not None and math.isfinite(config["threshold"]):
+            per_device.setdefault(config.get("device_id") or "?", float(config["threshold"]))
+    if per_device:
+        values = sorted(set(per_device.values()))
+        return {"value": values[0] if len(values) == 1 else None, "values": values, "per_device": per_device,
+                "source": "the camera's config.json (archived by tools.pull)"}
+    if bundle is not None and bundle.door_threshold is not None:
+        return {"value": bundle.door_threshold, "values": [bundle.door_threshold], "per_device": {},
+                "source": f"the bundle's model card ({bundle.path}); no camera config.json was ingested"}
+    value = float(tmconfig().defaults()["threshold"])
+    return {"value": value, "values": [value], "per_device": {},
+            "source": "the firmware's default; no camera config.json was ingested (pull with tools.pull)"}
+
+
+def _warnings(report: dict, bundle, bundle_dir) -> list[str]:
+    out = [c["problem"] for c in report["configs"] if c.get("problem")]
+    if bundle is not None and bundle.sha256:
+        other = [m for m in report["summary"]["models"] if m.get("model_sha256") and m["model_sha256"] != bundle.sha256]
+        if other:
+            boots = ", ".join(f"{m['device_id']} b{m['boot']}" for m in other[:5]) + (" ..." if len(other) > 5 else "")
+            out.append(f"{len(other)} boot(s) ran another model than the bundle compared ({bundle_dir}, sha256 "
+                       f"{bundle.sha256[:12]}): {boots} logged {other[0]['model_sha256'][:12]}; scores and the "
+                       f"board-vs-host check do not describe that bundle (pass --bundle with the deployed one)")
+    captured = report.get("captures") or {}
+    if captured.get("refused"):
+        out.append(f"{captured['refused']} capture path(s) named by the logs lead outside the card and were not read")
+    return out
 
 
 def _bundle_or_none(bundle_dir: Path | None) -> evaluation.Bundle | None:
@@ -93,7 +194,7 @@ def _positive(bundle, report) -> str:
     return "with_mask" if "with_mask" in report["labels"] else (report["labels"] or ["with_mask"])[-1]
 
 
-def _board_vs_host(captured, bundle, bundle_dir, host_check, report, echo) -> dict | None:
+def _board_vs_host(captured, bundle, bundle_dir, host_check, report, echo, tally) -> dict | None:
     if not captured:
         return None
     if not host_check:
@@ -102,7 +203,7 @@ def _board_vs_host(captured, bundle, bundle_dir, host_check, report, echo) -> di
         return {"skipped": f"no model bundle at {bundle_dir} (pass --bundle)"}
     echo(f"report: re-running {len(captured)} captured frames through the host int8 model ...")
     with tqdm(total=len(captured), unit="frame", desc="board vs host", file=sys.stderr, disable=None) as bar:
-        result = evaluation.board_vs_host(captured, bundle, progress=bar.update)
+        result = evaluation.board_vs_host(captured, bundle, progress=bar.update, tally=tally)
     if len(captured) >= report["summary"]["captured_frames"]:
         result["limited_to"] = None
     else:
@@ -110,21 +211,14 @@ def _board_vs_host(captured, bundle, bundle_dir, host_check, report, echo) -> di
     return result
 
 
-def _thumbnail(frame: dict) -> bytes | None:
-    if not frame.get("image"):
+def _thumbnail(frame: dict, tally: captures.CaptureTally) -> bytes | None:
+    image = captures.load(frame, tally)
+    if image is None:
         return None
-    path = Path(frame.get("root") or ".") / frame["image"]
-    if not path.is_file():
-        return None
-    try:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            image.thumbnail((THUMBNAIL, THUMBNAIL))
-            buffer = io.BytesIO()
-            image.save(buffer, format="JPEG", quality=85)
-            return buffer.getvalue()
-    except OSError:
-        return None
+    image.thumbnail((THUMBNAIL, THUMBNAIL))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
 
 
 def _plots(report: dict) -> dict[str, bytes]:
@@ -132,7 +226,8 @@ def _plots(report: dict) -> dict[str, bytes]:
         "per_hour": plots.per_hour(report["per_hour"], report["labels"], report["gaps"]["boots"]),
         "over_time": plots.over_time(report["over_time"]),
         "distributions": plots.distributions(report["distributions"]),
-        "scores": plots.score_histograms(report["score_histograms"], report["threshold"]),
+        "scores": plots.score_histograms(report["score_histograms"], report["threshold"],
+                                         report["door_threshold"]["values"]),
         "coverage": plots.coverage(report["gaps"]["boots"], report["gaps"]["silent"]),
     }
     if report["doors"]["reasons"]:
@@ -150,7 +245,9 @@ def render(report: dict, pictures: dict[str, bytes]) -> str:
                 ("Frames and decisions per hour", html.img(pictures["per_hour"], "frames per hour")),
                 ("FPS and inference time", _performance(report, pictures)),
                 ("Door", _doors(report, pictures)),
-                ("Scores", html.img(pictures["scores"], "score histograms")),
+                ("Scores", html.img(pictures["scores"], "score histograms")
+                 + f"<p>Dashed: the door threshold ({html.esc(report['door_threshold']['source'])}); "
+                   f"dotted: the label cut-off {report['threshold']:g}.</p>"),
                 ("Least-confident frames", _least_confident(report)),
                 ("Data gaps", _gaps(report, pictures))]
     if report.get("on_device"):
@@ -162,9 +259,15 @@ def render(report: dict, pictures: dict[str, bytes]) -> str:
 
 def _overview(report: dict) -> str:
     s = report["summary"]
-    out = html.cards([("frames", s["frames"]), ("hours logged", s["hours_logged"]), ("cameras", s["devices"]),
-                      ("boots", s["boots"]), ("door openings", s["door_openings"]),
-                      ("captured frames", s["captured_frames"]), ("lines skipped", s["skipped"])])
+    c = report.get("captures") or {}
+    out = "".join(f'<p class="warn">warning: {html.esc(w)}</p>' for w in report.get("warnings", []))
+    out += html.cards([("frames", s["frames"]), ("hours logged", s["hours_logged"]), ("cameras", s["devices"]),
+                       ("boots", s["boots"]), ("door openings", s["door_openings"]),
+                       ("captured frames", s["captured_frames"]),
+                       ("captures unreadable", c.get("unreadable", 0) + c.get("refused", 0)),
+                       ("lines skipped", s["skipped"]), ("door threshold", report["door_threshold"]["value"])])
+    out += (f"<p>Door threshold {', '.join(f'{v:g}' for v in report['door_threshold']['values'])} from "
+            f"{html.esc(report['door_threshold']['source'])}; label cut-off {report['threshold']:g}.</p>")
     out += "<h3>Frames per decision</h3>" + html.table(s["labels"], [("label", "predicted"), ("frames", "frames")])
     out += "<h3>Cameras</h3>" + html.table(s["devices_list"], [
         ("device_id", "camera"), ("boots", "boots"), ("first_boot", "first boot"), ("last_boot", "last boot"),
@@ -201,10 +304,21 @@ def _doors(report: dict, pictures: dict) -> str:
 
 def _least_confident(report: dict) -> str:
     frames = report["least_confident"]
-    intro = (f"<p>The {len(frames)} frames whose score came closest to the threshold "
-             f"{report['threshold']:g}; images where the camera captured them.</p>")
-    return intro + html.thumbs(frames, lambda f: (
+    shown = report["least_confident_captured"]
+    out = (f"<p>The {len(shown)} captured frames whose score came closest to the label cut-off "
+           f"{report['threshold']:g} (door threshold {_door_values(report)}):</p>")
+    out += html.thumbs(shown, lambda f: (
         f"{html.esc(f['device_id'])} b{f['boot']} s{f['seq']}<br>{html.esc(f['label'])} {f['score']:.4f}"))
+    rows = [{**f, "captured": ("yes" if f.get("thumbnail") else f.get("capture_status") or "unreadable")
+             if f.get("image") else "no"} for f in frames]
+    out += f"<h3>The {len(frames)} least-confident frames of all</h3>" + html.table(rows, [
+        ("device_id", "camera"), ("boot", "boot"), ("seq", "seq"), ("label", "decided"), ("score", "score"),
+        ("margin", "distance to cut-off"), ("captured", "captured")])
+    return out
+
+
+def _door_values(report: dict) -> str:
+    return ", ".join(f"{v:g}" for v in report["door_threshold"]["values"])
 
 
 def _gaps(report: dict, pictures: dict) -> str:
@@ -212,9 +326,12 @@ def _gaps(report: dict, pictures: dict) -> str:
     boots = [{**b, "hours": (b["end_ms"] - b["start_ms"]) / 3.6e6} for b in g["boots"][:100]]
     out = html.img(pictures["coverage"], "data coverage")
     out += "<h3>Boots</h3>" + html.table(boots, [
-        ("device_id", "camera"), ("boot", "boot"), ("parts", "files"), ("records", "records"),
+        ("device_id", "camera"), ("boot", "boot"), ("boot_id", "boot id"), ("parts", "files"), ("records", "records"),
         ("hours", "hours"), ("missing_records", "records lost"), ("faults", "fault events"),
         ("boot_detail", "boot event")])
+    out += ("<h3>Card changes (a boot number used by more than one run: the card was wiped or replaced)</h3>"
+            + html.table(report["summary"].get("runs_per_boot_number", []), [
+                ("device_id", "camera"), ("boot", "boot"), ("runs", "runs")], empty="none"))
     missing = [{"device_id": m["device_id"], "count": m["count"], "boots": ", ".join(map(str, m["boots"][:20]))}
                for m in g["missing_boots"]]
     out += "<h3>Boot numbers never seen (card missing, log off, or logs not pulled)</h3>" + html.table(
@@ -227,6 +344,10 @@ def _gaps(report: dict, pictures: dict) -> str:
                                                  empty="no fault events")
     out += html.table(g["faults"][:20], [("device_id", "camera"), ("boot", "boot"), ("seq", "seq"),
                                          ("event", "event"), ("detail", "detail")], empty="")
+    c = report.get("captures") or {}
+    out += "<h3>Captures not shown (unreadable, refused or missing)</h3>" + html.table(c.get("examples", []), [
+        ("device_id", "camera"), ("boot", "boot"), ("seq", "seq"), ("image", "image"), ("status", "status"),
+        ("reason", "reason")], empty="every capture named by the logs was readable")
     out += "<h3>Lines skipped while ingesting</h3>" + html.table(g["skipped_by_file"][:50], [
         ("path", "file"), ("count", "skipped"), ("first_offset", "first at byte"), ("example", "example reason")],
         empty="nothing skipped")
@@ -260,7 +381,7 @@ def _agreement(report: dict) -> str:
         return f'<p class="none">not compared: {html.esc(a["skipped"])}</p>'
     out = html.cards([("agreement %", _pct(a["agreement"])), ("frames compared", a["compared"]),
                       ("differ", len(a["differing"])), ("mean |score diff|", a["score_abs_diff_mean"]),
-                      ("images missing", a["missing_images"])])
+                      ("images missing", a["missing_images"]), ("images unreadable", a.get("unreadable_images", 0))])
     out += ("<p>Captured JPEGs are lossy, so the host sees slightly different pixels than the board did; "
             "frames near the threshold may flip.</p>")
     out += html.table(a["differing"], [("device_id", "camera"), ("boot", "boot"), ("seq", "seq"),
@@ -322,9 +443,17 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.bundle != DEFAULT_BUNDLE and not (args.bundle / "model_card.json").is_file():
         raise UserError(f"--bundle {args.bundle}: no model_card.json there; pass a folder written by host.build")
+    if args.bundle != DEFAULT_BUNDLE:
+        evaluation.load_bundle(args.bundle)  # a bundle named on the command line must be sound (one line if not)
     report = build_report(args.db, args.out, args.device, args.since, args.labelled, args.bundle,
                           args.least_confident, args.max_captures, not args.no_host_check)
     s = report["summary"]
+    for warning in report["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    unreadable = report["captures"]["unreadable"] + report["captures"]["refused"]
+    if unreadable:
+        print(f"note: {unreadable} capture(s) unreadable or refused; listed under Data gaps in the report",
+              file=sys.stderr)
     print(f"report: {args.out / 'report.html'} ({s['frames']:,} frames, {s['devices']} camera(s), "
           f"{s['boots']} boot(s), {s['door_openings']} door openings) in {report['seconds']:.1f} s")
     if report.get("on_device"):

@@ -56,18 +56,21 @@ def rows(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> list[dict]:
 
 def summary(con) -> dict:
     s = rows(con, """
-        SELECT count(DISTINCT device_id) AS devices, count(DISTINCT (device_id, boot)) AS boots,
+        SELECT count(DISTINCT device_id) AS devices, count(DISTINCT (device_id, boot_id, boot)) AS boots,
                count(*) FILTER (WHERE kind = 'F') AS frames, count(*) FILTER (WHERE kind = 'E') AS events,
                count(image) AS captured_frames,
                count(*) FILTER (WHERE event = 'door_open') AS door_openings,
                min(boot) AS first_boot, max(boot) AS last_boot
         FROM sel""")[0]
     s["hours_logged"] = round(db.one(con, "SELECT coalesce(sum(span), 0) / 3.6e6 FROM "
-                                     "(SELECT max(uptime_ms) - min(uptime_ms) AS span FROM sel GROUP BY device_id, boot)")[0], 3)
+                                     "(SELECT max(uptime_ms) - min(uptime_ms) AS span FROM sel GROUP BY device_id, boot_id, boot)")[0], 3)
     s["labels"] = rows(con, "SELECT label, count(*) AS frames FROM sel WHERE kind = 'F' GROUP BY ALL ORDER BY 1")
     s["devices_list"] = rows(con, """
-        SELECT device_id, count(DISTINCT boot) AS boots, count(*) FILTER (WHERE kind = 'F') AS frames,
+        SELECT device_id, count(DISTINCT (boot_id, boot)) AS boots, count(*) FILTER (WHERE kind = 'F') AS frames,
                min(boot) AS first_boot, max(boot) AS last_boot FROM sel GROUP BY ALL ORDER BY 1""")
+    s["runs_per_boot_number"] = rows(con, """
+        SELECT device_id, boot, count(DISTINCT boot_id) AS runs FROM sel GROUP BY ALL HAVING count(DISTINCT boot_id) > 1
+        ORDER BY 1, 2 LIMIT 100""")  # a wiped or replaced card: its boot counter started again
     s["models"] = rows(con, """
         SELECT DISTINCT h.device_id, h.boot, h.model_sha256, h.firmware_version, h.omv_firmware, h.board
         FROM headers h JOIN (SELECT DISTINCT device_id, boot FROM sel) b USING (device_id, boot)
@@ -111,7 +114,7 @@ def series(con) -> list[dict]:
     out = rows(con, f"""
         SELECT s.device_id, s.boot, (o.offset_h * 3600000 + s.uptime_ms) // {bucket_ms} AS bucket,
                count(*) AS frames,
-               1000.0 / avg(frame_ms) AS loop_fps,
+               1000.0 / nullif(avg(frame_ms), 0) AS loop_fps,
                avg(infer_ms) AS infer_ms_mean,
                approx_quantile(infer_ms, 0.95) AS infer_ms_p95,
                avg(frame_ms) AS frame_ms_mean
@@ -131,7 +134,8 @@ def distributions(con) -> dict:
     stats = rows(con, """
         SELECT avg(infer_ms) AS infer_ms_mean, approx_quantile(infer_ms, 0.5) AS infer_ms_median,
                approx_quantile(infer_ms, 0.95) AS infer_ms_p95, max(infer_ms) AS infer_ms_max,
-               1000.0 / avg(frame_ms) AS fps_mean, 1000.0 / approx_quantile(frame_ms, 0.5) AS fps_median,
+               1000.0 / nullif(avg(frame_ms), 0) AS fps_mean,
+               1000.0 / nullif(approx_quantile(frame_ms, 0.5), 0) AS fps_median,
                avg(frame_ms) AS frame_ms_mean
         FROM sel WHERE kind = 'F'""")[0]
     return {"infer_ms": infer, "fps": fps, "stats": stats}
@@ -190,13 +194,14 @@ def doors(con, listed: int = 500) -> dict:
     return {**totals, **durations, "reasons": reasons, "recent": openings}
 
 
-def least_confident(con, threshold: float, limit: int = 24) -> list[dict]:
-    """Frames whose score sat closest to the decision threshold, with where their image is, if captured."""
+def least_confident(con, threshold: float, limit: int = 24, captured: bool = False) -> list[dict]:
+    """Frames whose score sat closest to the decision threshold, with where their image is, if captured;
+    `captured`: only frames the camera captured."""
     return rows(con, f"""
         SELECT s.device_id, s.boot, s.seq, s.uptime_ms, s.label, s.score, s.door, s.image,
                abs(s.score - {float(threshold)}) AS margin, f.root
         FROM sel s LEFT JOIN files f ON f.path = s.file
-        WHERE s.kind = 'F' AND s.score IS NOT NULL
+        WHERE s.kind = 'F' AND s.score IS NOT NULL {"AND s.image IS NOT NULL" if captured else ""}
         ORDER BY margin, s.device_id, s.boot, s.seq LIMIT {int(limit)}""")
 
 
@@ -210,7 +215,7 @@ def captured_frames(con, limit: int) -> list[dict]:
 def gaps(con) -> dict:
     """Where data is missing: reboots, boot numbers never seen, lost records, silent stretches, faults."""
     boots = rows(con, """
-        SELECT s.device_id, s.boot, count(*) AS records, count(*) FILTER (WHERE kind = 'F') AS frames,
+        SELECT s.device_id, s.boot, s.boot_id, count(*) AS records, count(*) FILTER (WHERE kind = 'F') AS frames,
                min(seq) AS first_seq, max(seq) AS last_seq,
                max(seq) - min(seq) + 1 - count(*) AS missing_records,
                min(uptime_ms) AS start_ms, max(uptime_ms) AS end_ms,
@@ -219,13 +224,13 @@ def gaps(con) -> dict:
                max(detail) FILTER (WHERE event = 'boot') AS boot_detail,
                count(*) FILTER (WHERE event IN ('error', 'camera_error', 'model_error', 'config_error',
                                                 'sd_full', 'capture_error', 'watchdog')) AS faults
-        FROM sel s JOIN boot_offsets o USING (device_id, boot) GROUP BY s.device_id, s.boot ORDER BY 1, 2""")
+        FROM sel s JOIN boot_offsets o USING (device_id, boot) GROUP BY s.device_id, s.boot, s.boot_id
+        ORDER BY 1, 2, min(s.file), 3""")
     missing_boots = []
     for device in sorted({b["device_id"] for b in boots}):
-        seen = sorted(b["boot"] for b in boots if b["device_id"] == device)
-        absent = sorted(set(range(seen[0], seen[-1] + 1)) - set(seen))
-        if absent:
-            missing_boots.append({"device_id": device, "boots": absent[:100], "count": len(absent)})
+        count, listed = _absent(sorted({b["boot"] for b in boots if b["device_id"] == device}))
+        if count:
+            missing_boots.append({"device_id": device, "boots": listed, "count": count})
     silent = _silent_stretches(con)
     faults = rows(con, f"""
         SELECT device_id, boot, seq, uptime_ms, event, detail FROM sel
@@ -241,11 +246,33 @@ def gaps(con) -> dict:
             "fault_counts": fault_counts, "skipped_by_file": skipped, "gap_bucket_s": GAP_BUCKET_MS / 1000}
 
 
+def _absent(seen: list[int], listed: int = 100) -> tuple[int, list[int]]:
+    """Boot numbers between the first and last seen that never appear: how many, and the first `listed`.
+    Counted from the gaps, so a 12-digit boot number after boot 1 costs nothing."""
+    count, numbers = 0, []
+    for before, after in zip(seen[:-1], seen[1:]):
+        count += after - before - 1
+        numbers.extend(range(before + 1, min(after, before + 1 + listed - len(numbers))))
+    return count, numbers
+
+
+def configs(con) -> list[dict]:
+    """The camera config.json archived beside the logs of the selected cameras (host.ingest reads it)."""
+    return rows(con, """
+        SELECT c.root, coalesce(c.device_id, any_value(f.device_id)) AS device_id, c.threshold, c.labels,
+               c.positive_label, c.model_sha256, c.problem
+        FROM configs c LEFT JOIN files f ON f.root = c.root
+        GROUP BY c.root, c.device_id, c.threshold, c.labels, c.positive_label, c.model_sha256, c.problem
+        HAVING coalesce(c.device_id, any_value(f.device_id)) IN (SELECT DISTINCT device_id FROM sel)
+        ORDER BY 2, 1""")
+
+
 def _silent_stretches(con, limit: int = 100) -> list[dict]:
     """Runs of 10 s buckets without a single record inside a boot (log off, card out, camera down)."""
     buckets = con.execute(f"""
         SELECT device_id, boot, list(DISTINCT bucket ORDER BY bucket)
-        FROM (SELECT device_id, boot, uptime_ms // {GAP_BUCKET_MS} AS bucket FROM sel) GROUP BY 1, 2 ORDER BY 1, 2
+        FROM (SELECT device_id, boot, boot_id, uptime_ms // {GAP_BUCKET_MS} AS bucket FROM sel)
+        GROUP BY device_id, boot, boot_id ORDER BY 1, 2
         """).fetchall()
     stretches = []
     for device, boot, present in buckets:

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from PIL import Image
 
 from host.errors import UserError
+from host.field.report import captures
 from host.make.data import IMAGE_SUFFIXES, canonical_label
 
 FRAME_NAME = re.compile(r"^(?:(?P<device>.+)-)?b(?P<boot>\d+)-s(?P<seq>\d+)$")
@@ -69,7 +69,7 @@ def _int(text) -> int | None:
         return None
 
 
-def on_device_accuracy(con, folder: Path, positive: str) -> dict:
+def on_device_accuracy(con, folder: Path, positive: str, order: list[str] | None = None) -> dict:
     """Logged decision vs the label a person gave each captured frame."""
     frames = labelled_frames(folder)
     devices = [d for (d,) in con.execute("SELECT DISTINCT device_id FROM sel").fetchall()]
@@ -89,15 +89,17 @@ def on_device_accuracy(con, folder: Path, positive: str) -> dict:
         con.unregister("labelled")
     pairs = [(f.truth, found[i]) for i, f in enumerate(frames) if i in found]
     unmatched = [str(f.path) for i, f in enumerate(frames) if i not in found]
-    result = classification_metrics(pairs, positive)
+    result = classification_metrics(pairs, positive, order)
     result.update({"images": len(frames), "matched": len(pairs), "unmatched": len(unmatched),
                    "unmatched_examples": unmatched[:20], "folder": str(folder)})
     return result
 
 
-def classification_metrics(pairs: list[tuple[str, str]], positive: str) -> dict:
-    """Accuracy, per-class precision/recall/F1 and the confusion matrix of (truth, predicted) pairs."""
-    labels = sorted({t for t, _ in pairs} | {p for _, p in pairs})
+def classification_metrics(pairs: list[tuple[str, str]], positive: str, order: list[str] | None = None) -> dict:
+    """Accuracy, per-class precision/recall/F1 and the confusion matrix of (truth, predicted) pairs;
+    classes in `order` (the model's output order) first, any other after them."""
+    seen = {t for t, _ in pairs} | {p for _, p in pairs}
+    labels = [label for label in (order or []) if label in seen] + sorted(seen - set(order or []))
     index = {label: i for i, label in enumerate(labels)}
     matrix = np.zeros((len(labels), len(labels)), dtype=int)
     for truth, predicted in pairs:
@@ -128,17 +130,30 @@ class Bundle:
     positive: str
     threshold: float
     output_kind: str
+    sha256: str | None = None
+    door_threshold: float | None = None
 
 
 def load_bundle(path: Path) -> Bundle:
+    from tools.payload import plain_file_name
+
     card_path = Path(path) / "model_card.json"
     if not card_path.is_file():
         raise UserError(f"--bundle {path}: no model_card.json; build one with `python -m host.build` or pass "
                         "--bundle models/tinymask")
-    card = json.loads(card_path.read_text())
-    return Bundle(Path(path), Path(path) / card.get("model_file", "tinymask.tflite"),
-                  list(card.get("labels", ["without_mask", "with_mask"])), card.get("positive_label", "with_mask"),
-                  float(card.get("threshold", 0.5)), card.get("output_kind", "sigmoid"))
+    try:
+        card = json.loads(card_path.read_text())
+    except (ValueError, OSError) as exc:
+        raise UserError(f"{card_path}: not valid JSON ({str(exc)[:80]}); rebuild the bundle") from None
+    if not isinstance(card, dict):
+        raise UserError(f"{card_path}: not a model card (expected a JSON object); rebuild the bundle")
+    model = plain_file_name(card_path, "model_file", card.get("model_file", "tinymask.tflite"), ".tflite")
+    door = card.get("door_threshold")
+    return Bundle(Path(path), Path(path) / model,
+                  [str(x) for x in card.get("labels", ["without_mask", "with_mask"])],
+                  card.get("positive_label", "with_mask"), float(card.get("threshold", 0.5)),
+                  card.get("output_kind", "sigmoid"), card.get("sha256") if isinstance(card.get("sha256"), str) else None,
+                  float(door) if isinstance(door, (int, float)) and not isinstance(door, bool) else None)
 
 
 def decide(outputs: np.ndarray, bundle: Bundle) -> tuple[str, float]:
@@ -152,20 +167,27 @@ def decide(outputs: np.ndarray, bundle: Bundle) -> tuple[str, float]:
     return label, float(outputs[bundle.labels.index(bundle.positive)])
 
 
-def board_vs_host(frames: list[dict], bundle: Bundle, progress=None) -> dict:
-    """Re-run every captured frame through the host int8 model; list each frame where decisions differ."""
+def board_vs_host(frames: list[dict], bundle: Bundle, progress=None, tally: captures.CaptureTally | None = None) -> dict:
+    """Re-run every captured frame through the host int8 model; list each frame where decisions differ.
+    A capture that is missing, unreadable or refused (its path leaves the card) is counted, not compared."""
     from host import preprocess
     from host.tflm import Int8Model
 
+    tally = tally if tally is not None else captures.CaptureTally()
     model = Int8Model(bundle.model_file)
-    compared, missing, differing, score_gaps = 0, [], [], []
+    compared, missing, skipped, differing, score_gaps = 0, [], 0, [], []
     for frame in frames:
-        path = Path(frame["root"] or ".") / frame["image"]
-        if not path.is_file():
-            missing.append(str(path))
+        image = captures.load(frame, tally)
+        if image is None:
+            if frame.get("capture_status") == "missing":
+                missing.append(str(frame["image"]))
+            else:
+                skipped += 1
+            if progress is not None:
+                progress(1)
             continue
-        with Image.open(path) as image:
-            pixels = preprocess.board_pixels(image)
+        path = captures.capture_path(frame["root"], frame["image"])
+        pixels = preprocess.board_pixels(image)
         label, score = decide(model.scores(pixels)[0], bundle)
         compared += 1
         if frame["score"] is not None:
@@ -179,6 +201,6 @@ def board_vs_host(frames: list[dict], bundle: Bundle, progress=None) -> dict:
         "agreement": (compared - len(differing)) / compared if compared else None,
         "score_abs_diff_mean": float(np.mean(score_gaps)) if score_gaps else None,
         "score_abs_diff_max": float(np.max(score_gaps)) if score_gaps else None,
-        "missing_images": len(missing), "missing_examples": missing[:20],
+        "missing_images": len(missing), "missing_examples": missing[:20], "unreadable_images": skipped,
         "differing": differing, "model": str(bundle.model_file), "threshold": bundle.threshold,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 
 import matplotlib
@@ -13,6 +14,18 @@ import numpy as np  # noqa: E402
 MAX_DEVICE_PANELS = 6
 COLORS = {"with_mask": "#2e8b57", "without_mask": "#c0392b"}
 OTHER_COLORS = ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+
+
+PLAIN_TEXT = {"text.parse_math": False}  # device names and labels are plain text: a '$' is not mathtext
+
+
+def plain_text(function):
+    """Draw (and save) the figure with mathtext off, so a camera named 'cam$1' is printed as it is."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context(PLAIN_TEXT):
+            return function(*args, **kwargs)
+    return wrapper
 
 
 def _png(fig) -> bytes:
@@ -31,6 +44,7 @@ def _devices(rows: list[dict]) -> list[str]:
     return sorted({r["device_id"] for r in rows})[:MAX_DEVICE_PANELS]
 
 
+@plain_text
 def per_hour(rows: list[dict], labels: list[str], boots: list[dict]) -> bytes:
     """Frames per hour, stacked by the decision taken, with door openings and reboots marked."""
     devices = _devices(rows)
@@ -57,6 +71,7 @@ def per_hour(rows: list[dict], labels: list[str], boots: list[dict]) -> bytes:
     return _png(fig)
 
 
+@plain_text
 def over_time(series: list[dict]) -> bytes:
     """Board loop FPS and inference time along the timeline."""
     fig, (ax_fps, ax_inf) = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True)
@@ -72,11 +87,13 @@ def over_time(series: list[dict]) -> bytes:
     ax_inf.set_xlabel("hours on the timeline")
     for ax in (ax_fps, ax_inf):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="upper right")
+        if ax.get_legend_handles_labels()[0]:  # no series (no frames logged): no empty legend
+            ax.legend(fontsize=8, loc="upper right")
     ax_fps.set_title("frame rate and inference time over time", fontsize=10)
     return _png(fig)
 
 
+@plain_text
 def distributions(dist: dict) -> bytes:
     fig, (ax_fps, ax_inf) = plt.subplots(1, 2, figsize=(10, 3.4))
     for ax, key, xlabel, color in ((ax_fps, "fps", "FPS per frame (1000 / frame_ms)", "#1f77b4"),
@@ -92,12 +109,18 @@ def distributions(dist: dict) -> bytes:
     return _png(fig)
 
 
-def score_histograms(hists: dict, threshold: float) -> bytes:
+@plain_text
+def score_histograms(hists: dict, threshold: float, door_thresholds: list[float] = ()) -> bytes:
+    """Score histograms per predicted class, with the door threshold (dashed, one line per value the
+    cameras ran at) and the label cut-off (dotted) when it differs."""
     fig, ax = plt.subplots(figsize=(10, 3.4))
     for i, (label, counts) in enumerate(hists.items()):
         edges = np.linspace(0, 1, len(counts) + 1)
         ax.stairs(counts, edges, fill=True, alpha=0.45, color=_color(label, i), label=f"predicted {label}")
-    ax.axvline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:g}")
+    for door in door_thresholds:
+        ax.axvline(door, color="k", ls="--", lw=1.4, label=f"door threshold {door:g}")
+    if threshold not in door_thresholds:
+        ax.axvline(threshold, color="grey", ls=":", lw=1, label=f"label cut-off {threshold:g}")
     ax.set_yscale("symlog", linthresh=10)
     ax.set_xlabel("score (probability of the positive class)")
     ax.set_ylabel("frames")
@@ -107,6 +130,7 @@ def score_histograms(hists: dict, threshold: float) -> bytes:
     return _png(fig)
 
 
+@plain_text
 def door_reasons(reasons: list[dict]) -> bytes:
     fig, ax = plt.subplots(figsize=(10, 2.2 + 0.25 * len(reasons)))
     names = [f"{r['event']}: {r['reason']}" for r in reasons]
@@ -118,6 +142,7 @@ def door_reasons(reasons: list[dict]) -> bytes:
     return _png(fig)
 
 
+@plain_text
 def coverage(boots: list[dict], silent: list[dict]) -> bytes:
     """Each boot as a bar on its device's timeline; red marks where no record was logged for 10 s or more."""
     devices = sorted({b["device_id"] for b in boots})
@@ -139,6 +164,7 @@ def coverage(boots: list[dict], silent: list[dict]) -> bytes:
     return _png(fig)
 
 
+@plain_text
 def confusion(metrics: dict, title: str) -> bytes:
     labels, matrix = metrics["labels"], np.array(metrics["confusion_matrix"])
     fig, ax = plt.subplots(figsize=(4.2, 3.8))
