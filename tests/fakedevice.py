@@ -12,7 +12,10 @@ Python snippets mpremote sends with CPython `exec`, in a namespace whose `os`, `
 
 Knobs for tests: no SD card, legacy layout, raw-paste refused, files corrupted after they are
 written, the connection dropped after N file writes, after N files opened for reading, or at the
-first rename (an interrupted copy), rename refusing to replace an existing file. Every connection's baud rate is recorded.
+first rename (an interrupted copy), rename refusing to replace an existing file, no `machine.RTC`.
+Every connection's baud rate is recorded. `board.rtc` is the tuple last given to
+`machine.RTC().datetime(...)` (None until a tool sets the clock); it survives resets, as the
+stm32 RTC does while the board has power.
 
 Run as a script for manual trials:
     python tests/fakedevice.py --root /tmp/cam [--no-sdcard] [--legacy]
@@ -55,7 +58,7 @@ class FakeBoard:
 
     def __init__(self, root, sdcard=True, legacy=False, firmware="4.6.0", board_id="3A0028001551",
                  corrupt=(), drop_after_writes=None, drop_after_reads=None, drop_on_rename=False, rename_replaces=True,
-                 flash_bytes=FLASH_BYTES):
+                 flash_bytes=FLASH_BYTES, has_rtc=True):
         self.root = Path(root)
         self.sdcard = sdcard
         self.legacy = legacy
@@ -67,6 +70,8 @@ class FakeBoard:
         self.drop_on_rename = drop_on_rename
         self.rename_replaces = rename_replaces
         self.flash_bytes = flash_bytes
+        self.has_rtc = has_rtc
+        self.rtc = None  # the 8-tuple last set through machine.RTC().datetime(), as given
         self.writes = 0
         self.reads = 0  # files opened for reading
         self.events = []  # ("soft_reset",), ("reset",), ("rename", a, b), ("baud", n) ...
@@ -272,7 +277,20 @@ class FakeBoard:
         def reset():
             board.events.append(("reset",))
 
-        return types.SimpleNamespace(reset=reset, soft_reset=lambda: None, unique_id=lambda: bytes.fromhex(board.board_id))
+        class RTC:  # micropython ports/stm32/rtc.c: datetime() gets, datetime(8-tuple) sets
+            def datetime(self, when=None):
+                if when is None:
+                    return tuple(board.rtc) if board.rtc else (2015, 1, 1, 4, 0, 0, 0, 255)  # unset: 2015-01-01
+                when = tuple(when)
+                if len(when) != 8 or not all(isinstance(x, int) for x in when):
+                    raise ValueError("requested length 8 but object has length " + str(len(when)))
+                board.events.append(("rtc", when))
+                board.rtc = when
+
+        machine = types.SimpleNamespace(reset=reset, soft_reset=lambda: None, unique_id=lambda: bytes.fromhex(board.board_id))
+        if board.has_rtc:
+            machine.RTC = RTC
+        return machine
 
     def make_pyb(self):
         board = self  # the card-detect pin (micropython ports/stm32/sdcard.c)

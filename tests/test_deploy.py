@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import shlex
@@ -163,7 +164,8 @@ def test_dry_run_prints_the_exact_mpremote_commands_and_touches_nothing(bundle, 
         if word == "mpremote":
             commands.append([])
         commands[-1].append(word)
-    assert len(commands) == 5  # probe, copy, rename, verify, reset
+    assert len(commands) == 6  # probe, copy, rename, verify, set the clock, reset
+    assert "machine.RTC().datetime((" in commands[4][-1]
     for argv in commands:
         assert argv[:3] == ["mpremote", "connect", camera.port]
         assert not {"921600", "12000000"} & set(argv)
@@ -375,3 +377,75 @@ def test_a_bundle_with_other_plain_names_still_deploys(tmp_path, camera, capsys)
     assert code == 0, err
     on_camera = tree(camera.board.root / "sdcard")
     assert "door-v2.tflite" in on_camera and "boot.py" not in on_camera
+
+
+def rtc_datetime(rtc: tuple) -> datetime.datetime:
+    year, month, day, _weekday, hours, minutes, seconds, _sub = rtc
+    return datetime.datetime(year, month, day, hours, minutes, seconds, tzinfo=datetime.timezone.utc)
+
+
+def test_deploy_sets_the_cameras_clock_to_the_hosts_utc_time(bundle, camera, capsys):
+    """Issue 12: the log header records the RTC, so deploy sets it (UTC, MicroPython's stm32 tuple order
+    with weekday 1-7 from Monday), also when the bundle is already there."""
+    argv = ["--board", "openmv_h7", "--port", camera.port, "--bundle", str(bundle)]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    rtc = camera.board.rtc
+    assert rtc is not None and len(rtc) == 8 and rtc[7] == 0
+    when = rtc_datetime(rtc)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    assert abs((now - when).total_seconds()) < 60
+    assert rtc[3] == when.isoweekday() and 1 <= rtc[3] <= 7
+    lines = [line for line in out.splitlines() if line.startswith("camera clock set to ")]
+    assert lines == [f"camera clock set to {when:%Y-%m-%dT%H:%M:%SZ} (UTC, from this computer): "
+                     f"its logs will carry wall-clock times"]
+    kinds = [e[0] for e in camera.events]
+    assert kinds.index("rtc") < len(kinds) - 1 - kinds[::-1].index("reset")  # set before the camera restarts
+    camera.board.rtc = None
+    code, out, _ = run(argv, capsys)  # nothing to copy: the clock is still set
+    assert code == 0 and "nothing to copy" in out and camera.board.rtc is not None
+
+
+def test_clock_tuple_weekday_and_utc():
+    from tools import snippets
+    tz = datetime.timezone(datetime.timedelta(hours=2))
+    # 2026-03-02 01:30 at +02:00 is Sunday 2026-03-01 23:30 UTC
+    assert snippets.clock_tuple(datetime.datetime(2026, 3, 2, 1, 30, 5, 999999, tzinfo=tz)) == (2026, 3, 1, 7, 23, 30, 5, 0)
+    assert snippets.clock_tuple(datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc))[3] == 1  # a Monday
+    with pytest.raises(ValueError):
+        snippets.clock_tuple(datetime.datetime(2026, 1, 1))
+
+
+def test_no_set_clock_leaves_the_cameras_clock_alone(bundle, camera, capsys):
+    code, out, err = run(["--board", "openmv_h7", "--port", camera.port, "--bundle", str(bundle), "--no-set-clock"],
+                         capsys)
+    assert code == 0, err
+    assert camera.board.rtc is None and not [e for e in camera.events if e[0] == "rtc"]
+    assert "clock" not in out and "clock" not in err
+    assert ("reset",) in camera.events
+
+
+def test_a_camera_without_a_clock_gets_one_warning_and_the_deploy_succeeds(bundle, tmp_path, capsys):
+    with FakeDevice(tmp_path / "camera", has_rtc=False) as device:
+        code, out, err = run(["--board", "openmv_h7", "--port", device.port, "--bundle", str(bundle)], capsys)
+        assert code == 0
+        assert err.count("\n") == 1 and err.startswith("warning: could not set the camera's clock (")
+        assert "RTC" in err and "uptime since boot only" in err
+        assert "camera clock set" not in out
+        assert (device.board.root / "sdcard" / "tinymask.tflite").read_bytes() == (bundle / "tinymask.tflite").read_bytes()
+        assert ("reset",) in device.events
+
+
+def test_a_failed_deploy_does_not_set_the_clock(bundle, tmp_path, capsys):
+    with FakeDevice(tmp_path / "camera", corrupt={"tinymask.tflite"}) as device:
+        code, out, _ = run(["--board", "openmv_h7", "--port", device.port, "--bundle", str(bundle)], capsys)
+        assert code == 2 and device.board.rtc is None and "clock" not in out
+
+
+def test_dry_run_shows_the_clock_command_unless_no_set_clock(bundle, camera, capsys):
+    argv = ["--board", "openmv_h7", "--port", camera.port, "--bundle", str(bundle), "--dry-run"]
+    code, out, _ = run(argv, capsys)
+    assert code == 0 and "machine.RTC().datetime((" in out and "set the camera's clock" in out
+    code, out, _ = run([*argv, "--no-set-clock"], capsys)
+    assert code == 0 and "RTC" not in out
+    assert camera.events == [] and camera.board.rtc is None

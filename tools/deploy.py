@@ -4,13 +4,16 @@
 
 Steps, each one `mpremote` invocation: probe (firmware, storage layout, SD card, hashes of what
 is there), copy every changed file to `<name>.tmp`, rename the copies over the real names, verify
-every file by sha256, reset the camera so the new main.py starts. A deploy cut off at any point
-leaves each real name holding a complete file, old or new; running it again finishes the job.
+every file by sha256, set the camera's clock (RTC) to the host's UTC time (unless --no-set-clock;
+the log header records it, so the report can show wall-clock times), reset the camera so the new
+main.py starts. A deploy cut off at any point leaves each real name holding a complete file, old or
+new; running it again finishes the job.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import shutil
 import sys
@@ -146,6 +149,34 @@ def verify(remote: Remote, files: list[LocalFile], root: str) -> None:
     print(f"verified {len(files)} files on the camera by sha256")
 
 
+def utc_now() -> datetime.datetime:
+    """The host's clock, as UTC."""
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def clock_text(when: datetime.datetime) -> str:
+    return when.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def set_clock(remote: Remote) -> bool:
+    """Set the camera's RTC to the host's UTC time. Never fails the deploy: a camera that cannot take
+    the time gets one warning line, and its logs then carry uptime only."""
+    when = utc_now()
+    try:
+        answer = remote.run_snippet("clock", snippets.set_clock(when))
+    except UserError as exc:
+        reason = str(exc)
+    else:
+        if isinstance(answer, dict) and answer.get("set") is not None:
+            print(f"camera clock set to {clock_text(when)} (UTC, from this computer): "
+                  f"its logs will carry wall-clock times")
+            return True
+        reason = (answer or {}).get("error") if isinstance(answer, dict) else repr(answer)
+    print(f"warning: could not set the camera's clock ({reason}); the bundle is installed, "
+          f"and its logs will carry uptime since boot only", file=sys.stderr)
+    return False
+
+
 def dry_run(remote: Remote, files: list[LocalFile], args, board: BoardProfile) -> int:
     root = assumed_root(args.target, board)
     print(f"# dry run: nothing is sent. config.json is staged at {files[2].path}")
@@ -155,6 +186,10 @@ def dry_run(remote: Remote, files: list[LocalFile], args, board: BoardProfile) -
     pairs = [(board_path(root, f.name) + ".tmp", board_path(root, f.name)) for f in files]
     remote.run("install", ["exec", snippets.install(pairs, [])])
     remote.run("verify", ["exec", snippets.hashes([board_path(root, f.name) for f in files])])
+    if not args.no_set_clock:
+        when = utc_now()
+        print(f"# set the camera's clock to the host's UTC time (a real run sends the time it runs at; here {clock_text(when)})")
+        remote.run("clock", ["exec", snippets.set_clock(when)])
     if not args.no_reset:
         remote.run("reset", ["exec", "--no-follow", snippets.reset()])
     return 0
@@ -204,6 +239,8 @@ def parse_args(argv):
                         help="storage to deploy to (default: the SD card if inserted, else the flash)")
     parser.add_argument("--dry-run", action="store_true", help="print the mpremote commands; touch nothing")
     parser.add_argument("--no-reset", action="store_true", help="leave the camera at the REPL afterwards")
+    parser.add_argument("--no-set-clock", action="store_true",
+                        help="leave the camera's clock (RTC) as it is; by default it is set to this computer's UTC time")
     parser.add_argument("--verbose", action="store_true", help="show every mpremote command and its output")
     return parser.parse_args(argv)
 
@@ -223,6 +260,8 @@ def main(argv=None) -> int:
     remote.check_port()
     try:
         deploy(remote, files, args, board, config)
+        if not args.no_set_clock:
+            set_clock(remote)
     finally:
         reset = not args.no_reset and remote.reset_quietly()
         shutil.rmtree(staging, ignore_errors=True)

@@ -8,6 +8,8 @@ MicroPython and CPython read the same way. The tests run the read-only ones on a
 
 from __future__ import annotations
 
+import datetime
+
 from tools.remote import RESET, RESULT_MARK
 
 _SHA = """\
@@ -196,6 +198,34 @@ if R['root']:
   f = open(d + '/' + logs[0], 'rb')
   R['header'] = binascii.hexlify(f.read(300)).decode()
   f.close()
+print({RESULT_MARK!r} + json.dumps(R))
+"""
+
+
+def clock_tuple(when) -> tuple:
+    """An aware datetime as the 8-tuple of MicroPython's RTC.datetime() on the stm32 port: (year, month,
+    day, weekday 1-7 with Monday 1, hours, minutes, seconds, subseconds). micropython docs/library/
+    pyb.RTC.rst (machine.RTC is the same object on stm32, ports/stm32/rtc.c pyb_rtc_datetime): setting
+    ignores subseconds (they restart at 255), so 0 is sent. The camera keeps UTC: the firmware logs it
+    with a 'Z' (firmware/tmlog.py rtc_text)."""
+    if when.tzinfo is None:
+        raise ValueError("clock_tuple needs an aware datetime (UTC)")
+    t = when.astimezone(datetime.timezone.utc)
+    return (t.year, t.month, t.day, t.isoweekday(), t.hour, t.minute, t.second, 0)
+
+
+def set_clock(when) -> str:
+    """Set the camera's RTC to `when` (an aware datetime, sent as UTC); answers {'set': the RTC's
+    datetime() read back, 'error': None} or {'set': None, 'error': why} on a port without machine.RTC."""
+    return f"""\
+import json
+R = {{'set': None, 'error': None}}
+try:
+ import machine
+ machine.RTC().datetime({clock_tuple(when)!r})
+ R['set'] = list(machine.RTC().datetime())
+except Exception as e:
+ R['error'] = repr(e)
 print({RESULT_MARK!r} + json.dumps(R))
 """
 

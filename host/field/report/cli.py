@@ -60,6 +60,7 @@ def build_report(db_path: Path, out_dir: Path, device: str | None = None, since_
             "doors": data.doors(con),
             "gaps": data.gaps(con),
         }
+        report["clock"] = data.clock_summary(report["gaps"]["boots"])
         report["labels"] = label_order(data.labels(con), configs, bundle)
         report["door_threshold"] = door_threshold(configs, bundle)
         _order_by_labels(report)
@@ -268,6 +269,7 @@ def _overview(report: dict) -> str:
                        ("lines skipped", s["skipped"]), ("door threshold", report["door_threshold"]["value"])])
     out += (f"<p>Door threshold {', '.join(f'{v:g}' for v in report['door_threshold']['values'])} from "
             f"{html.esc(report['door_threshold']['source'])}; label cut-off {report['threshold']:g}.</p>")
+    out += _clock_line(report)
     out += "<h3>Frames per decision</h3>" + html.table(s["labels"], [("label", "predicted"), ("frames", "frames")])
     out += "<h3>Cameras</h3>" + html.table(s["devices_list"], [
         ("device_id", "camera"), ("boots", "boots"), ("first_boot", "first boot"), ("last_boot", "last boot"),
@@ -276,6 +278,18 @@ def _overview(report: dict) -> str:
         ("device_id", "camera"), ("boot", "boot"), ("model_sha256", "model sha256"),
         ("firmware_version", "tinymask"), ("omv_firmware", "OpenMV"), ("board", "board")])
     return out
+
+
+def _clock_line(report: dict) -> str:
+    """Which boots have wall-clock times; the others are shown in uptime, and the report says so."""
+    c = report.get("clock") or {}
+    if not c.get("boots_without_clock"):
+        return ("<p>Boot starts are shown in UTC, from the camera's clock (set by tools.deploy); other times "
+                "are since each boot.</p>") if c.get("boots_with_clock") else ""
+    total = c["boots_with_clock"] + c["boots_without_clock"]
+    which = "every boot" if not c["boots_with_clock"] else f"{c['boots_without_clock']} of {total} boots"
+    return (f'<p class="note">{html.esc(c["note"])} ({which}; tools.deploy sets it from the host\'s UTC '
+            f"clock). Boots whose log carried the clock show their start in UTC under Data gaps.</p>")
 
 
 def _performance(report: dict, pictures: dict) -> str:
@@ -323,10 +337,12 @@ def _door_values(report: dict) -> str:
 
 def _gaps(report: dict, pictures: dict) -> str:
     g = report["gaps"]
-    boots = [{**b, "hours": (b["end_ms"] - b["start_ms"]) / 3.6e6} for b in g["boots"][:100]]
+    boots = [{**b, "hours": (b["end_ms"] - b["start_ms"]) / 3.6e6,
+              "started": b.get("started_utc") or "clock not set"} for b in g["boots"][:100]]
     out = html.img(pictures["coverage"], "data coverage")
-    out += "<h3>Boots</h3>" + html.table(boots, [
-        ("device_id", "camera"), ("boot", "boot"), ("boot_id", "boot id"), ("parts", "files"), ("records", "records"),
+    out += "<h3>Boots</h3>" + _clock_line(report) + html.table(boots, [
+        ("device_id", "camera"), ("boot", "boot"), ("boot_id", "boot id"), ("started", "started (UTC)"),
+        ("parts", "files"), ("records", "records"),
         ("hours", "hours"), ("missing_records", "records lost"), ("faults", "fault events"),
         ("boot_detail", "boot event")])
     out += ("<h3>Card changes (a boot number used by more than one run: the card was wiped or replaced)</h3>"

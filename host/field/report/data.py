@@ -4,20 +4,27 @@ Every function takes a connection on which `select_records` made the temporary v
 records the report covers) and returns plain JSON-able data. Nothing here grows with the number of
 records except through DuckDB, whose memory is capped (host.field.db).
 
-Time axis: the camera has no trustworthy clock, only `ticks_ms` since boot, so the report's time
-is "hours since boot" and, across boots, a per-device timeline that puts boots back to back.
+Time axis: the camera's clock is not trustworthy unless something set it, and the records carry only
+`ticks_ms` since boot, so the report's time is "hours since boot" and, across boots, a per-device
+timeline that puts boots back to back. When a boot's log header carried the RTC (tools.deploy sets
+it from the host's UTC clock), that boot's wall-clock start is known too (`boot_clocks`).
 """
 
 from __future__ import annotations
+
+import datetime
 
 import duckdb
 
 from host.errors import UserError
 from host.field import db
+from host.field.logread import ticks_diff
 
 HOUR_MS = 3_600_000
 GAP_BUCKET_MS = 10_000  # a stretch of 10 s without any record counts as a gap in the data
 MAX_SERIES_POINTS = 400
+RTC_SET_FROM_YEAR = 2024  # as firmware/tmlog.py: an earlier year is the RTC's reset value (never set)
+UNSET_CLOCK_NOTE = "times are uptime since boot: the camera's clock was not set"
 TROUBLE_EVENTS = ("error", "camera_error", "model_error", "config_error", "sd_full", "capture_error", "watchdog")
 
 
@@ -226,6 +233,9 @@ def gaps(con) -> dict:
                                                 'sd_full', 'capture_error', 'watchdog')) AS faults
         FROM sel s JOIN boot_offsets o USING (device_id, boot) GROUP BY s.device_id, s.boot, s.boot_id
         ORDER BY 1, 2, min(s.file), 3""")
+    clocks = boot_clocks(con)
+    for b in boots:
+        b["started_utc"] = clocks.get((b["device_id"], b["boot_id"], b["boot"]))
     missing_boots = []
     for device in sorted({b["device_id"] for b in boots}):
         count, listed = _absent(sorted({b["boot"] for b in boots if b["device_id"] == device}))
@@ -244,6 +254,54 @@ def gaps(con) -> dict:
         GROUP BY 1 ORDER BY 1 LIMIT 200""")
     return {"boots": boots, "missing_boots": missing_boots, "silent": silent, "faults": faults,
             "fault_counts": fault_counts, "skipped_by_file": skipped, "gap_bucket_s": GAP_BUCKET_MS / 1000}
+
+
+def boot_clocks(con) -> dict[tuple, str]:
+    """{(device_id, boot_id, boot): UTC wall clock of the boot's first record, 'YYYY-MM-DDTHH:MM:SSZ'}
+    for the selected boots whose log header carried the RTC (the lowest such part).
+
+    The header's rtc was read together with ticks_ms = rtc_ticks; the first record of that part has
+    ticks t0 and uptime u0, so its wall clock is rtc + ticks_diff(t0, rtc_ticks) (ticks wrap at 2**30),
+    and the boot's first record (uptime start_ms) is (u0 - start_ms) earlier. Boots without an RTC,
+    or with one before 2024 (never set) or an impossible date, are left out: their times are uptime."""
+    found = con.execute("""
+        WITH h AS (
+            SELECT device_id, boot_id, boot, part, rtc, rtc_ticks FROM headers
+            WHERE rtc IS NOT NULL AND rtc_ticks IS NOT NULL
+              AND (device_id, boot_id, boot) IN (SELECT DISTINCT device_id, boot_id, boot FROM sel)
+            QUALIFY row_number() OVER (PARTITION BY device_id, boot_id, boot ORDER BY part) = 1),
+        firsts AS (
+            SELECT device_id, boot_id, boot, part, arg_min(ticks_ms, seq) AS ticks, arg_min(uptime_ms, seq) AS uptime
+            FROM sel WHERE (device_id, boot_id, boot, part) IN (SELECT device_id, boot_id, boot, part FROM h)
+            GROUP BY ALL),
+        starts AS (SELECT device_id, boot_id, boot, min(uptime_ms) AS start_ms FROM sel GROUP BY ALL)
+        SELECT h.device_id, h.boot_id, h.boot, h.rtc, h.rtc_ticks, f.ticks, f.uptime, s.start_ms
+        FROM h JOIN firsts f USING (device_id, boot_id, boot, part) JOIN starts s USING (device_id, boot_id, boot)
+        """).fetchall()
+    out = {}
+    for device, boot_id, boot, rtc, rtc_ticks, ticks, uptime, start_ms in found:
+        try:
+            clock = datetime.datetime.strptime(rtc, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+        except ValueError:
+            continue  # e.g. month 13: the parser checked only the shape
+        if clock.year < RTC_SET_FROM_YEAR:
+            continue
+        first_ms = ticks_diff(int(ticks), int(rtc_ticks)) - (int(uptime) - int(start_ms))
+        try:
+            started = clock + datetime.timedelta(milliseconds=first_ms)
+        except OverflowError:
+            continue
+        started = (started + datetime.timedelta(milliseconds=500)).replace(microsecond=0)  # to the nearest second
+        out[(device, boot_id, boot)] = started.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return out
+
+
+def clock_summary(boots: list[dict]) -> dict:
+    """How many boots have a wall-clock start; the note the report shows for the others."""
+    with_clock = sum(b.get("started_utc") is not None for b in boots)
+    without = len(boots) - with_clock
+    return {"boots_with_clock": with_clock, "boots_without_clock": without,
+            "note": UNSET_CLOCK_NOTE if without else None}
 
 
 def _absent(seen: list[int], listed: int = 100) -> tuple[int, list[int]]:

@@ -152,7 +152,9 @@ def coverage(boots: list[dict], silent: list[dict]) -> bytes:
             start = boot["timeline_start_h"] + boot["start_ms"] / 3.6e6
             length = max((boot["end_ms"] - boot["start_ms"]) / 3.6e6, 0.01)
             ax.broken_barh([(start, length)], (y - 0.35, 0.7), color="#4c72b0")
-            ax.text(start, y + 0.38, f"b{boot['boot']}", fontsize=7, va="bottom")
+            started = boot.get("started_utc")  # wall clock when the camera's RTC was set
+            label = f"b{boot['boot']}" + (f" {started[:10]} {started[11:16]} UTC" if started else "")
+            ax.text(start, y + 0.38, label, fontsize=7, va="bottom")
             for gap in (g for g in silent if g["device_id"] == device and g["boot"] == boot["boot"]):
                 ax.broken_barh([(boot["timeline_start_h"] + gap["from_ms"] / 3.6e6, gap["seconds"] / 3600)],
                                (y - 0.35, 0.7), color="#d62728")
