@@ -88,6 +88,12 @@ def test_report_counts_what_was_fed_and_logged(pipeline):
     assert report["doors"]["openings"] == report["summary"]["door_openings"] == openings
     assert report["summary"]["captured_frames"] == 2 * PER_CLASS
     assert f"{len(pipeline['log'].records)} new records" in pipeline["ingest_out"]
+    # the firmware logs the frame that opened the door just before its door_open event (format 2)
+    by_seq = {r.seq: r for r in pipeline["log"].records}
+    assert report["doors"]["recent"]
+    for opening in report["doors"]["recent"]:
+        trigger = by_seq[opening["seq"] - 1]
+        assert trigger.kind == "F" and trigger.score == pytest.approx(opening["trigger_score"])
 
 
 def test_on_device_accuracy_matches_the_truth_of_the_frames(pipeline):

@@ -171,19 +171,22 @@ def score_histograms(con, bins: int = 50) -> dict:
 
 def doors(con, listed: int = 500) -> dict:
     """Door openings, what triggered them (the event's reason and the frame that opened), and closings."""
+    # The frame that opened the door: format 2 logs it just before its door event (seq - 1), format 1
+    # (no boot id, "-") just after it (seq + 1). Runs are (device, boot id, boot): a wiped card repeats
+    # boot numbers but never boot ids.
     openings = rows(con, f"""
         WITH d AS (
-            SELECT device_id, boot, seq, uptime_ms, event, detail,
+            SELECT device_id, boot_id, boot, seq, uptime_ms, event, detail,
                    lead(event) OVER w AS next_event, lead(uptime_ms) OVER w AS next_ms,
                    lead(detail) OVER w AS next_detail
             FROM sel WHERE event IN ('door_open', 'door_close')
-            WINDOW w AS (PARTITION BY device_id, boot ORDER BY seq))
+            WINDOW w AS (PARTITION BY device_id, boot_id, boot ORDER BY seq))
         SELECT d.device_id, d.boot, d.seq, d.uptime_ms, d.detail AS reason,
                f.label AS trigger_label, f.score AS trigger_score,
                CASE WHEN d.next_event = 'door_close' THEN d.next_ms - d.uptime_ms END AS open_ms,
                CASE WHEN d.next_event = 'door_close' THEN d.next_detail END AS closed_by
-        FROM d LEFT JOIN sel f ON f.device_id = d.device_id AND f.boot = d.boot AND f.seq = d.seq + 1
-                              AND f.kind = 'F'
+        FROM d LEFT JOIN sel f ON f.device_id = d.device_id AND f.boot_id = d.boot_id AND f.boot = d.boot
+                              AND f.seq = d.seq + CASE WHEN d.boot_id = '-' THEN 1 ELSE -1 END AND f.kind = 'F'
         WHERE d.event = 'door_open'
         ORDER BY d.device_id, d.boot, d.seq DESC LIMIT {listed}""")
     totals = rows(con, """
@@ -197,7 +200,7 @@ def doors(con, listed: int = 500) -> dict:
             SELECT CASE WHEN lead(event) OVER w = 'door_close' THEN lead(uptime_ms) OVER w - uptime_ms END AS open_ms,
                    event
             FROM sel WHERE event IN ('door_open', 'door_close')
-            WINDOW w AS (PARTITION BY device_id, boot ORDER BY seq)) WHERE event = 'door_open'""")[0]
+            WINDOW w AS (PARTITION BY device_id, boot_id, boot ORDER BY seq)) WHERE event = 'door_open'""")[0]
     return {**totals, **durations, "reasons": reasons, "recent": openings}
 
 
