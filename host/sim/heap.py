@@ -23,6 +23,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from host.interp.firmware import parse_version
+
 MODEL_OVERHEAD = 31  # py_ml.c (4.7/4.8): m_malloc(size + 31), aligned inside the block
 GC_BLOCK = 16  # MicroPython GC allocation unit (bytes per block on 32-bit ports)
 ERROR_SURVIVOR_BYTES = 512  # exception + traceback + message + the firmware's last-error string
@@ -202,16 +204,12 @@ def inference_failed(memory: BoardMemory | None) -> None:
         memory.survivor = None
 
 
-def _version(text: str) -> tuple:
-    return tuple(int(p) for p in text.split("."))
-
-
 def ranges(profile_data: dict) -> list[MemoryRange]:
     memory = profile_data.get("memory") or {}
     out = []
     for r in memory.get("ranges", []):
         out.append(MemoryRange(
-            board=profile_data.get("name", "?"), first=_version(r["from"]), last=_version(r["to"]),
+            board=profile_data.get("name", "?"), first=parse_version(r["from"]), last=parse_version(r["to"]),
             heap_blocks=[int(b) for b in r["heap_blocks"]], framebuffer_bytes=int(r["framebuffer_bytes"]),
             fb_alloc_bytes=int(r["fb_alloc_bytes"]), arena_on=r.get("arena_on", "heap"),
             leaks_fb_alloc=bool(r.get("fb_alloc_leak_on_failed_load")), source=r.get("source", "")))
