@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from host import gate, preprocess  # noqa: E402
 from host.boards import load_board  # noqa: E402
-from host.framing import door_frame, manifest_paths  # noqa: E402
+from host.framing import door_frame, manifest_paths, real_test_scenes  # noqa: E402
 from host.sim import SimOptions, simulate  # noqa: E402
 from host.sim import camera as sim_camera  # noqa: E402
 from host.sim.bundle import load, render  # noqa: E402
@@ -101,8 +101,7 @@ def main(argv=None) -> int:
 
     model = Int8Model(bundle.model)
     rng = np.random.default_rng(args.seed)
-    scenes = [open_rgb(p) for p in manifest_paths(args.data / "scenes-negative", "test",
-                                                  sources=("rwmfd", "rxkt", "openmv"))]
+    scenes = [open_rgb(p) for p in real_test_scenes(args.data / "scenes-negative")]
     print("\n2. admitted as masked by the door logic (host/gate.py), with / without the gate")
 
     def line(name, windows):

@@ -35,6 +35,14 @@ def door_frame(face: Image.Image, scene: Image.Image, fraction: float, rng: np.r
     return preprocess.rgb888_to_rgb565(np.asarray(canvas, dtype=np.uint8))
 
 
+REAL_SCENE_SOURCES = ("rwmfd", "rxkt", "openmv")  # scenes-negative sources that are photos, not procedural fields
+
+
+def real_test_scenes(scenes_root: Path | str) -> list[Path]:
+    """The photo scenes of scenes-negative's test split: backgrounds no training image comes from."""
+    return manifest_paths(scenes_root, "test", sources=REAL_SCENE_SOURCES)
+
+
 def manifest_paths(root: Path | str, split: str, label: str | None = None,
                    sources: tuple[str, ...] | None = None) -> list[Path]:
     """Files of one split (and label, and source) listed in a dataset's manifest.csv."""

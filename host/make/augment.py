@@ -7,9 +7,13 @@ Modes (TrainConfig.augment):
 - interp: flips, plus the paper's 5-interpolation copies of every training image (see host.train);
 - robust: jitter, plus the door camera's degradations at random strengths: blur, motion blur,
   sensor noise, low light and distance (zoom-out); see host.make.degrade.robust_batch;
-- door (issue 13): jitter, plus every degradation in `DOOR_PARTS`, each drawn per image with its own
+- door (issue 13): jitter, plus every part in `DOOR_PARTS`, each drawn per image with its own
   probability and strength, for every class alike (so "little detail" stops meaning "masked"),
-  and the board's RGB565 quantization last.
+  and the board's RGB565 quantization last. `doorframe` comes first: the face shrunk to part of
+  the window in front of a scene, as a door camera frames a person a step or two away (the
+  training sets frame faces close up; docs/presence.md measured 19-29% of unmasked faces admitted
+  at door framing without it). Its scenes are the training split's `none` images when it has them
+  (scenes-negative train), else smooth random colour fields.
 A mode may also be a `+`-joined list of parts, e.g. `jitter+smallface+blur`, to measure one
 ingredient at a time (benchmarks/bench_ingredients.py; docs/model.md).
 """
@@ -26,6 +30,7 @@ from host import preprocess
 BASE_MODES = ("none", "flip", "jitter", "interp", "robust", "door")
 # name -> (probability per image, what it simulates)
 DOOR_PARTS = {
+    "doorframe": (0.5, "the face shrunk to 40-100% of the window's side, pasted near the centre of a scene"),
     "smallface": (0.3, "a face 16-48 px across in the source, scaled up to the window (area down, bilinear up)"),
     "blur": (0.25, "defocus (Gaussian, sigma 0.3-1.2 board px) or motion (2-4 px horizontal streak)"),
     "wb": (0.3, "white-balance cast: per-channel gains 0.8-1.2"),
@@ -51,7 +56,9 @@ def valid_mode(mode: str) -> bool:
     return all(p in DOOR_PARTS or p in ("flip", "jitter") for p in parts) and len(set(parts)) == len(parts)
 
 
-def augment_batch(x: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:
+def augment_batch(x: np.ndarray, mode: str, rng: np.random.Generator,
+                  scenes: np.ndarray | None = None) -> np.ndarray:
+    """`scenes`: uint8 (n, 32, 32, 3) backgrounds for `doorframe` (None: random colour fields)."""
     if mode == "none":
         return x
     parts = parts_of(mode)
@@ -64,7 +71,9 @@ def augment_batch(x: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndar
 
         x = degrade.robust_batch(x, rng)
     for name in DOOR_PARTS:  # a fixed order: the camera's chain, RGB565 last
-        if name in parts:
+        if name == "doorframe" and name in parts:
+            x = door_framing(x, rng, DOOR_PARTS[name][0], scenes)
+        elif name in parts:
             x = DOOR_FUNCTIONS[name](x, rng, DOOR_PARTS[name][0])
     return x
 
@@ -96,6 +105,34 @@ def light(x: np.ndarray, rng: np.random.Generator, contrast: float, brightness: 
 
 def _chosen(rng: np.random.Generator, n: int, p: float) -> np.ndarray:
     return np.nonzero(rng.random(n) < p)[0]
+
+
+def door_framing(x: np.ndarray, rng: np.random.Generator, p: float, scenes: np.ndarray | None) -> np.ndarray:
+    """host.framing.door_frame at the model's resolution: the 32x32 picture shrunk (area) to
+    40-100% of the side and pasted into a scene within a quarter of the slack of the centre. A
+    `none` picture pasted into a scene still holds no face, so every class is treated alike."""
+    x = x.copy()
+    size = x.shape[1]
+    for i in _chosen(rng, len(x), p):
+        side = int(round(size * rng.uniform(0.4, 1.0)))
+        if side >= size:
+            continue
+        canvas = _from_uint8(scenes[int(rng.integers(len(scenes)))]) if scenes is not None and len(scenes) \
+            else colour_field(rng, size)
+        patch = Image.fromarray(_to_uint8(x[i])).resize((side, side), Image.Resampling.BOX)
+        slack = size - side
+        ox, oy = (slack // 2 + int(rng.integers(-(slack // 4), slack // 4 + 1)) for _ in range(2))
+        canvas[oy:oy + side, ox:ox + side] = _from_uint8(np.asarray(patch))
+        x[i] = canvas
+    return x
+
+
+def colour_field(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A smooth random scene: a 2x2 to 6x6 grid of colours upscaled bilinearly, with a little noise."""
+    cells = int(rng.integers(2, 7))
+    grid = Image.fromarray(rng.integers(0, 256, (cells, cells, 3), dtype=np.uint8))
+    field = _from_uint8(np.asarray(grid.resize((size, size), Image.Resampling.BILINEAR)))
+    return np.clip(field + rng.normal(0.0, 0.02, field.shape).astype(np.float32), 0.0, 1.0)
 
 
 def small_face(x: np.ndarray, rng: np.random.Generator, p: float) -> np.ndarray:

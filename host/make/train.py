@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +30,26 @@ SCHEDULES = ("plateau", "cosine")
 BALANCES = ("none", "class", "source")
 NONE_SHARE = 0.2  # share of every balanced epoch given to the `none` class when the data has it
 MIN_LEARNING_RATE = 1e-6
+
+
+# What `host.build` and `host.train` do without flags (--recipe door), or to reproduce the paper
+# (--recipe paper, the issue 2 model: 2 classes from facemask-v1). Any flag given overrides its
+# recipe's value. Measured in docs/model.md (issue 13): door framing and source balance are what
+# move the out-of-domain door figures.
+RECIPES = {
+    "door": {"arch": "door_cnn", "epochs": 30, "augment": "door", "balance": "source", "refit": False,
+             "data": "shared sets (facemask-v1, facemask-extra, scenes-negative), or $TINYMASK_DATA"},
+    "paper": {"arch": "tiny_cnn", "epochs": 120, "augment": "jitter", "balance": "none", "refit": True,
+              "data": "facemask-v1, or $TINYMASK_DATA"},
+}
+DEFAULT_RECIPE = "door"
+
+
+def recipe_data(recipe: str) -> list[Path]:
+    """The folders a recipe trains on without --data ($TINYMASK_DATA, when set, is the one folder)."""
+    if recipe == "door" and "TINYMASK_DATA" not in os.environ:
+        return data_mod.shared_sets()
+    return data_mod.default_data_dirs()
 
 
 @dataclass
@@ -140,12 +161,19 @@ def sample_weights(labels: np.ndarray, sources: list[str], balance: str) -> np.n
     return weights / weights.sum()
 
 
+def scene_pixels(pixels: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
+    """The training split's no-face pictures, the backgrounds of the `doorframe` augmentation."""
+    scenes = pixels[np.asarray(labels) == 2]
+    return scenes if len(scenes) else None
+
+
 def batches(pixels, labels, batch_size, mode, rng, weights=None):
+    scenes = scene_pixels(pixels, labels)
     while True:
         order = rng.permutation(len(labels)) if weights is None else rng.choice(len(labels), len(labels), p=weights)
         for start in range(0, len(order) - batch_size + 1, batch_size):
             idx = order[start:start + batch_size]
-            x = augment.augment_batch(preprocess.to_float_input(pixels[idx]), mode, rng)
+            x = augment.augment_batch(preprocess.to_float_input(pixels[idx]), mode, rng, scenes)
             yield x, labels[idx].astype(np.float32)
 
 
@@ -267,37 +295,49 @@ def save(result: TrainResult, config: TrainConfig, out: Path) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = TrainConfig()
+    parser.add_argument("--recipe", default=DEFAULT_RECIPE, choices=sorted(RECIPES),
+                        help="defaults for data, --arch, --epochs, --augment, --balance and --refit: "
+                             + "; ".join(f"{n}: {r['arch']}, {r['epochs']} epochs, augment {r['augment']}, balance"
+                                         f" {r['balance']}, {'refit' if r['refit'] else 'no refit'}, on {r['data']}"
+                                         for n, r in RECIPES.items()) + " (default: %(default)s)")
     parser.add_argument("--data", type=Path, nargs="+", default=None, metavar="DIR",
                         help="image folder(s), combined; the first one's test split is the test split (default:"
-                             " $TINYMASK_DATA, else ../shared/datasets/facemask-v1)")
+                             " the recipe's)")
     parser.add_argument("--hold-out-source", dest="hold_out_sources", nargs="*", default=[], metavar="SOURCE",
                         help="train without these sources (a manifest's source column): their images join their set's"
                              " test split, a leave-one-source-out measure")
-    parser.add_argument("--arch", default=d.arch, choices=sorted(model_mod.ARCHITECTURES), help="model design (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=d.epochs, help="training epochs (default: %(default)s)")
+    parser.add_argument("--arch", default=None, choices=sorted(model_mod.ARCHITECTURES), help="model design (default: the recipe's)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the recipe's)")
     parser.add_argument("--batch-size", type=int, default=d.batch_size, help="batch size (default: %(default)s)")
     parser.add_argument("--learning-rate", type=float, default=d.learning_rate, help="Adam learning rate (default: %(default)s)")
     parser.add_argument("--dropout", type=float, default=d.dropout, help="dropout after every layer (default: %(default)s)")
-    parser.add_argument("--augment", default=d.augment, metavar="MODE",
+    parser.add_argument("--augment", default=None, metavar="MODE",
                         help=f"training augmentation: {', '.join(AUGMENTATIONS)}, or parts joined by + from jitter,"
-                             f" {', '.join(augment.DOOR_PARTS)} (default: %(default)s)")
-    parser.add_argument("--balance", default=d.balance, choices=BALANCES,
+                             f" {', '.join(augment.DOOR_PARTS)} (default: the recipe's)")
+    parser.add_argument("--balance", default=None, choices=BALANCES,
                         help="what each epoch draws: every image once (none), classes equal (class), and sources"
-                             " inside a class by square root of size (source) (default: %(default)s)")
+                             " inside a class by square root of size (source) (default: the recipe's)")
     parser.add_argument("--seed", type=int, default=d.seed, help="seed for splits, weights and batches (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many images per split and class (quick runs)")
-    parser.add_argument("--no-refit", dest="refit", action="store_false",
-                        help="keep the best validation checkpoint instead of refitting on train + validation")
+    parser.add_argument("--refit", action=argparse.BooleanOptionalAction, default=None,
+                        help="--no-refit keeps the best validation checkpoint instead of refitting on train +"
+                             " validation (default: the recipe's)")
     parser.add_argument("--schedule", default=d.schedule, choices=SCHEDULES,
                         help="learning rate: plateau (the paper's ReduceLROnPlateau) or cosine (a half cosine over"
                              " --epochs) (default: %(default)s)")
 
 
 def config_from_args(args) -> TrainConfig:
+    recipe = RECIPES[args.recipe]
+
+    def pick(name):
+        value = getattr(args, name)
+        return recipe[name] if value is None else value
+
     return TrainConfig(
-        arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        dropout=args.dropout, augment=args.augment, seed=args.seed, refit=args.refit,
-        schedule=args.schedule, balance=args.balance,
+        arch=pick("arch"), epochs=pick("epochs"), batch_size=args.batch_size, learning_rate=args.learning_rate,
+        dropout=args.dropout, augment=pick("augment"), seed=args.seed, refit=pick("refit"),
+        schedule=args.schedule, balance=pick("balance"),
     )
 
 
@@ -307,7 +347,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/train"), help="folder for model.keras, history.json, curves (default: %(default)s)")
     args = parser.parse_args(argv)
     config = config_from_args(args)
-    dataset = data_mod.load_dataset(args.data or data_mod.default_data_dirs(), seed=args.seed, limit=args.limit,
+    dataset = data_mod.load_dataset(args.data or recipe_data(args.recipe), seed=args.seed, limit=args.limit,
                                     hold_out_sources=tuple(args.hold_out_sources))
     result = train(dataset, config)
     save(result, config, args.out)

@@ -1,0 +1,111 @@
+"""Issue 13's door-camera augmentation parts: in range, seeded, and each one does what it says."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from host import preprocess
+from host.make import augment, ood
+from host.make import data as data_mod
+
+
+def batch(seed: int = 0, n: int = 16) -> np.ndarray:
+    return np.random.default_rng(seed).random((n, 32, 32, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize("part", list(augment.DOOR_PARTS))
+def test_every_door_part_is_seeded_in_range_and_changes_something(part):
+    x = batch()
+    mode = f"jitter+{part}" if part != "rgb565" else "rgb565+noise"
+    a = augment.augment_batch(x, mode, np.random.default_rng(5))
+    b = augment.augment_batch(x, mode, np.random.default_rng(5))
+    assert a.shape == x.shape and a.dtype == np.float32
+    assert np.array_equal(a, b) and a.min() >= 0.0 and a.max() <= 1.0
+    only = augment.DOOR_FUNCTIONS.get(part, augment.door_framing)
+    args = (None,) if part == "doorframe" else ()
+    assert not np.array_equal(only(x, np.random.default_rng(5), 1.0, *args), x)
+
+
+def test_door_mode_starts_with_door_framing_and_ends_with_rgb565():
+    parts = augment.parts_of("door")
+    assert parts[0] == "jitter" and parts[1] == "doorframe" and parts[-1] == "rgb565"
+    assert augment.valid_mode("jitter+doorframe+rgb565") and not augment.valid_mode("jitter+doorframe+doorframe")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_door_framing_puts_a_shrunken_face_inside_a_scene(seed):
+    """With probability 1 every picture either stays whole (side drawn as the full window) or
+    becomes the scene with a square face of 40-100% of the side pasted within a quarter of the
+    slack of the centre, and nothing but scene around it."""
+    face = np.full((4, 32, 32, 3), 0.9, np.float32)
+    scenes = np.zeros((3, 32, 32, 3), np.uint8)  # black scenes
+    out = augment.door_framing(face, np.random.default_rng(seed), 1.0, scenes)
+    for image in out:
+        if np.array_equal(image, face[0]):
+            continue
+        bright = image.mean(axis=-1) > 0.5
+        rows, cols = np.nonzero(bright)
+        top, left, side = rows.min(), cols.min(), rows.max() - rows.min() + 1
+        assert 12 <= side < 32 and cols.max() - left + 1 == side  # a square, 40-100% of 32
+        assert bright[top:top + side, left:left + side].all() and bright.sum() == side * side  # scene around it
+        slack = 32 - side
+        assert abs(top - slack // 2) <= slack // 4 and abs(left - slack // 2) <= slack // 4
+
+
+def test_door_framing_without_scenes_uses_smooth_colour_fields():
+    face = np.full((32, 32, 32, 3), 0.5, np.float32)
+    out = augment.door_framing(face, np.random.default_rng(1), 1.0, None)
+    changed = [i for i in range(len(out)) if not np.array_equal(out[i], face[i])]
+    assert changed, "p=1 frames at least some pictures"
+    corners = np.stack([out[i, 0, 0] for i in changed])
+    assert corners.std() > 0.05  # the fields differ from picture to picture
+
+
+def test_training_batches_take_their_scenes_from_the_none_class():
+    pixels = np.zeros((6, 32, 32, 3), np.uint8)
+    pixels[3:] = 200
+    labels = np.array([0, 1, 0, 2, 2, 2])
+    from host.make import train
+
+    scenes = train.scene_pixels(pixels, labels)
+    assert scenes.shape == (3, 32, 32, 3) and (scenes == 200).all()
+    assert train.scene_pixels(pixels[:3], labels[:3]) is None
+
+
+def test_door_framed_split_keeps_faces_only_and_uses_the_board_path(tmp_path):
+    paths = []
+    for i, colour in enumerate([(250, 10, 10), (10, 250, 10), (10, 10, 250)]):
+        path = tmp_path / f"face{i}.png"
+        Image.new("RGB", (64, 64), colour).save(path)
+        paths.append(path)
+    scene = tmp_path / "scene.png"
+    Image.new("RGB", (300, 300), (0, 0, 0)).save(scene)
+    split = data_mod.Split(np.zeros((3, 32, 32, 3), np.uint8), np.array([0, 1, 2]), ["a", "b", "c"], paths,
+                           ["s", "s", "s"])
+    framed = ood.door_framed_split(split, [scene], seed=3)
+    assert list(framed.labels) == [0, 1] and framed.paths == paths[:2]
+    assert framed.pixels.shape == (2, 32, 32, 3)
+    assert framed.pixels[0, 0, 0].max() == 0  # the scene shows at the corner: the face fills 40-70%
+    centre = framed.pixels[0, 16, 16].astype(int)
+    assert centre[0] > 200 and centre[1] < 40  # the red face in the middle
+    levels = preprocess.rgb565_to_rgb888(preprocess.rgb888_to_rgb565(framed.pixels))
+    assert np.array_equal(levels, framed.pixels)  # RGB565 levels: the camera's own
+
+
+def test_door_threshold_holds_one_percent_for_close_ups_and_door_framed_faces():
+    rng = np.random.default_rng(0)
+    labels = np.array([0] * 200 + [1] * 200)
+
+    def scored(unmasked_high):
+        p = np.concatenate([rng.uniform(0.0, unmasked_high, 200), rng.uniform(0.7, 1.0, 200)])
+        return ood.Scored("x", labels, p[:, None], "")
+
+    close, framed = scored(0.55), scored(0.9)
+    t_close, t_both = ood.door_threshold(close), ood.door_threshold(close, framed)
+    assert t_both > t_close
+    for s in (close, framed):
+        assert ood.door_figures(s.scores, s.labels, t_both)["unmasked_admitted"] <= ood.MAX_UNMASKED_ADMITTED
+    assert ood.door_figures(framed.scores, framed.labels, t_close)["unmasked_admitted"] > ood.MAX_UNMASKED_ADMITTED
