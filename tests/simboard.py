@@ -36,28 +36,53 @@ def dataset_test_images() -> list[Path]:
 
 
 @functools.lru_cache(maxsize=2)
-def host_scores(bundle: Path) -> dict[Path, float]:
-    """P(with_mask) of every test image by the host's int8 path: board_pixels + real TFLM."""
+def host_rows(bundle: Path) -> dict[Path, list[float]]:
+    """The dequantized outputs of every test image by the host's int8 path: board_pixels + real TFLM."""
     import json
 
     from host.tflm import Int8Model
 
     card = json.loads((bundle / "model_card.json").read_text())
     model = Int8Model(bundle / card["model_file"])
-    scores = {}
+    rows = {}
     for path in dataset_test_images():
         with Image.open(path) as picture:
-            scores[path] = float(model.scores(preprocess.board_pixels(picture))[0][0])
-    return scores
+            rows[path] = [float(v) for v in model.scores(preprocess.board_pixels(picture))[0]]
+    return rows
+
+
+def host_label(row: list[float]) -> str:
+    """The label the firmware logs for these outputs (firmware/infer.py: sigmoid at 0.5, softmax
+    by its first largest output)."""
+    from host.make.data import LABELS, LABELS_WITH_NONE
+
+    if len(row) == 1:
+        return LABELS[1] if row[0] >= 0.5 else LABELS[0]
+    return LABELS_WITH_NONE[max(range(len(row)), key=lambda i: (row[i], -i))]
+
+
+def host_outputs(bundle: Path) -> dict[Path, tuple[float, float]]:
+    """(P(with_mask), P(none)) of every test image; P(none) is 0 for a two-class (sigmoid) bundle."""
+    from host.make.data import LABELS_WITH_NONE
+
+    positive, none = LABELS_WITH_NONE.index("with_mask"), LABELS_WITH_NONE.index("none")
+    return {path: (row[0], 0.0) if len(row) == 1 else (row[positive], row[none])
+            for path, row in host_rows(bundle).items()}
+
+
+def host_scores(bundle: Path) -> dict[Path, float]:
+    """P(with_mask) of every test image (see host_outputs)."""
+    return {path: score for path, (score, _) in host_outputs(bundle).items()}
 
 
 def frames_of(kind: str, n: int, bundle: Path | None = None) -> list[Path]:
     """n frames (cycled) the model is sure show a mask (>= 0.9), no mask (<= 0.1), or is unsure of
-    (0.3..0.7): with THRESHOLD = 0.8 these are 'mask', 'no_mask' and 'unsure' to the door."""
-    scores = host_scores(bundle or bundle_dir())
+    (0.3..0.7): with THRESHOLD = 0.8 these are 'mask', 'no_mask' and 'unsure' to the door. With a
+    none class, only frames it gives P(none) < 0.05 (so the label is with_mask or without_mask)."""
+    outputs = host_outputs(bundle or bundle_dir())
     bands = {MASK: (0.9, 1.0), NO_MASK: (0.0, 0.1), UNSURE: (0.3, 0.7)}
     lo, hi = bands[kind]
-    chosen = [p for p, s in sorted(scores.items()) if lo <= s <= hi]
+    chosen = [p for p, (s, none) in sorted(outputs.items()) if lo <= s <= hi and none < 0.05]
     if not chosen:
         pytest.fail(f"the reference model has no test image with a score in [{lo}, {hi}]")
     return [chosen[i % len(chosen)] for i in range(n)]

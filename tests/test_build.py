@@ -15,7 +15,7 @@ from host.errors import UserError
 from host.make import build, bundle, plots, publish
 from host.make import data as data_mod
 
-SMALL = ["--limit", "40", "--epochs", "2", "--quiet", "--representative", "40"]
+SMALL = ["--recipe", "paper", "--limit", "40", "--epochs", "2", "--quiet", "--representative", "40"]
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_each_stage_runs_alone(tmp_path, data_dir):
 
 # ---- where bundles go, the publish gate, the card's paths ------------------------------------------
 
-TINY = ["--limit", "20", "--epochs", "1", "--quiet", "--representative", "20"]
+TINY = ["--recipe", "paper", "--limit", "20", "--epochs", "1", "--quiet", "--representative", "20"]
 
 
 def run_build(*args, cwd=None):
@@ -177,6 +177,27 @@ def test_gate_keeps_a_bundle_that_measures_better_on_the_same_images(built, tmp_
                       publish.Gate(min_accuracy=1.01, min_test_images=0, force=True))
 
 
+def test_gate_compares_door_figures_on_out_of_domain_faces_across_label_sets(built, tmp_path, data_dir):
+    """With out-of-domain calibration faces the gate keeps the bundle that admits more masked faces
+    at <= 1% unmasked, whatever its classes: the committed 2-class reference against a build."""
+    from host.make import quantize, zoo
+
+    reference = REPO / "models" / "tinymask"
+    shutil.copytree(reference, tmp_path / "tinymask")
+    faces, _ = data_mod.load_test_split(data_dir, limit=60, progress=False)
+    untrained = quantize.quantize(zoo.door_cnn(classes=3), quantize.representative_pixels(faces, 20, 1))
+    card = bundle.load_card(built)
+    anything = publish.Gate(min_accuracy=0, min_test_images=0)
+    with pytest.raises(UserError, match="admits more masked faces"):
+        publish.check(tmp_path / "tinymask", card, faces, anything, untrained, [faces, faces])
+    forced = publish.Gate(min_accuracy=0, min_test_images=0, force=True)
+    lines = publish.check(tmp_path / "tinymask", card, faces, forced, untrained, [faces, faces])
+    assert len(lines) == 3 and "door threshold" in lines[1] and "door-framed" in lines[2]
+    good = (reference / "tinymask.tflite").read_bytes()
+    assert publish.door_standing("ref", good, [faces]).figure > publish.door_standing("u", untrained, [faces]).figure
+    assert len(publish.check(tmp_path / "tinymask", card, faces, anything, good, [faces])) == 3  # a tie in bytes and figure
+
+
 def test_same_seed_gives_the_same_bundle(tmp_path, data_dir):
     for out in ("a", "b"):
         result = run_build("--data", str(data_dir), "--out", str(tmp_path / out), *TINY)
@@ -230,3 +251,34 @@ def test_evaluate_takes_a_bundle_alone_without_keras(built, tmp_path, data_dir):
 def test_curves_mark_the_shipped_epoch():
     assert plots.shipped_epoch({"loss": [1, 2, 3], "refit_accuracy": [0.5] * 7}, best_epoch=2)[0] == 7
     assert plots.shipped_epoch({"loss": [1, 2, 3]}, best_epoch=2)[0] == 2
+
+
+# ---- issue 13: the default recipe is the small door model ------------------------------------------
+
+
+def test_the_default_recipe_builds_a_small_door_model(tmp_path, data_dir):
+    result = run_build("--data", str(data_dir), "--out", str(tmp_path), "--limit", "20", "--epochs", "1", "--quiet",
+                       "--representative", "20")
+    assert result.returncode == 0, result.stderr[-2000:]
+    card = bundle.load_card(tmp_path / "tinymask")
+    training = card["training"]
+    assert training["recipe"] == "door" and training["arch"] == "door_cnn" and training["augment"] == "door"
+    assert training["balance"] == "source" and training["refit"] is False
+    assert card["model_bytes"] <= 64 * 1024 and card["estimate"]["inference_ms"] <= 5.0  # fits the H7's /flash
+
+
+def test_recipes_choose_their_data_and_flags_override_them(monkeypatch):
+    from host.make import train
+
+    parser = argparse.ArgumentParser()
+    train.add_arguments(parser)
+    door = train.config_from_args(parser.parse_args([]))
+    paper = train.config_from_args(parser.parse_args(["--recipe", "paper"]))
+    mixed = train.config_from_args(parser.parse_args(["--recipe", "paper", "--arch", "door_cnn", "--no-refit"]))
+    assert (door.arch, door.epochs, door.augment, door.refit) == ("door_cnn", train.RECIPES["door"]["epochs"], "door", False)
+    assert (paper.arch, paper.epochs, paper.augment, paper.refit) == ("tiny_cnn", 120, "jitter", True)
+    assert (mixed.arch, mixed.refit, mixed.epochs) == ("door_cnn", False, 120)
+    monkeypatch.delenv("TINYMASK_DATA", raising=False)
+    assert train.recipe_data("door") == data_mod.shared_sets() and train.recipe_data("paper") == data_mod.default_data_dirs()
+    monkeypatch.setenv("TINYMASK_DATA", "/somewhere/mine")
+    assert train.recipe_data("door") == [Path("/somewhere/mine")]

@@ -150,7 +150,7 @@ def main(argv=None) -> int:
 
     stage_line("data")
     refuse_test_only_set(args.data)
-    root = args.data or data_mod.default_data_dirs()
+    root = args.data or train.recipe_data(args.recipe)
     dataset = data_mod.load_dataset(root, seed=args.seed, limit=args.limit, progress=progress,
                                     hold_out_sources=tuple(args.hold_out_sources))
     counts = dataset.counts()
@@ -188,7 +188,8 @@ def main(argv=None) -> int:
         miss["path"] = dataset.relative(Path(miss["path"]))
 
     stage_line("out-of-domain measure and door threshold (int8 with TFLM)")
-    door = ood.measure(payload, dataset, args.eval_data, progress, args.limit)
+    ood_splits = ood.eval_splits(dataset, args.eval_data, args.limit)
+    door = ood.measure(payload, dataset, progress=progress, splits=ood_splits)
     print(ood.summary(door))
 
     macs = model_mod.count_macs(trained.model)
@@ -198,13 +199,16 @@ def main(argv=None) -> int:
     card["sha256"] = bundle.sha256_hex(payload)
     card["data"]["test_fingerprint"] = publish.split_fingerprint(dataset.test.paths, dataset.test.labels)
     card["training"]["deterministic"] = args.determinism
+    card["training"]["recipe"] = args.recipe
     if args.prune is not None:
         card["training"]["prune"] = {"rate": args.prune, "method": args.prune_method,
                                      "fine_tune_epochs": args.fine_tune_epochs, "filters": trained.filters}
 
     if publishing:
         stage_line(f"publish to {models_dir / args.name} (the gate: host/make/publish.py)")
-        print("\n".join(publish.check(models_dir / args.name, card, dataset.test, publish.gate_from_args(args))))
+        door_splits = [ood_splits[n][0] for n in (door["calibration"], door.get("calibration_framed")) if n in ood_splits]
+        print("\n".join(publish.check(models_dir / args.name, card, dataset.test, publish.gate_from_args(args),
+                                      payload, door_splits)))
     staging = bundle.stage(models_dir, args.name)
     try:
         bundle.write_core(staging, args.name, payload, dataset.labels, card)

@@ -8,9 +8,14 @@
      at 98.9% +- 0.35 over seeds, so only a broken or truncated build falls below it);
   2. the test split must hold at least `--min-test-images` (default 200: one error then moves the
      accuracy by at most half a point; facemask-v1's test split has 599);
-  3. the bundle it would replace is run on this build's test split (TFLM, the board's kernels), so
-     both are measured on the same images; a bundle with more correct answers, or as many in fewer
-     bytes, is kept unless `--force`. Each bundle's own card figure and split are printed too.
+  3. the bundle it would replace is run on the same images as this build, and the better one stays
+     unless `--force`. When the build has an out-of-domain calibration set (issue 13: the door is
+     chosen on faces from elsewhere, never on the test split alone), "better" is the door figure:
+     each bundle's threshold calibrated on those faces, close up and door-framed, for at most 1%
+     unmasked admitted, and then the masked faces admitted at it (the mean of the two framings;
+     fewer bytes break a tie). This compares two-class and three-class bundles alike. Without such a
+     set, it is the test split: more correct answers, or as many in fewer bytes. Each bundle's own
+     card figure and split are printed too.
 """
 
 from __future__ import annotations
@@ -138,8 +143,61 @@ def measure_existing(bundle_dir: Path, labels: list[str], split, this_split: str
     return Standing(_shown(bundle_dir), correct, len(split), len(payload), card_split_note(card, this_split))
 
 
-def check(final: Path, card: dict, split, gate: Gate) -> list[str]:
-    """Lines to print before publishing `card` to `final`; raises UserError when the gate refuses."""
+@dataclass
+class DoorStanding:
+    """One bundle's door figure on the build's out-of-domain faces (see the module's point 3)."""
+
+    where: str
+    threshold: float
+    masked_admitted: list[float]  # close up, then door-framed when measured
+    model_bytes: int
+
+    @property
+    def figure(self) -> float:
+        return float(np.mean(self.masked_admitted))
+
+    def line(self) -> str:
+        shares = " / ".join(f"{m:.2%}" for m in self.masked_admitted)
+        return (f"  {self.where:28} door threshold {self.threshold:.4f}: masked admitted {shares}"
+                f" (close up{' / door-framed' if len(self.masked_admitted) > 1 else ''}), {self.model_bytes:,} bytes")
+
+
+def door_standing(where: str, payload: bytes, door_splits: list) -> DoorStanding:
+    """`payload` run on the calibration faces (close up first, then door-framed) with its own threshold."""
+    from host.make import evaluate, ood
+
+    scored = [ood.Scored(str(i), np.asarray(s.labels), evaluate.int8_outputs(payload, s.pixels, progress=False), "")
+              for i, s in enumerate(door_splits)]
+    threshold = ood.door_threshold(scored[0], scored[1] if len(scored) > 1 else None)
+    masked = [ood.door_figures(s.scores, s.labels, threshold)["masked_admitted"] for s in scored]
+    return DoorStanding(where, threshold, masked, len(payload))
+
+
+def check_door(final: Path, payload: bytes, card: dict, door_splits: list, gate: Gate) -> list[str]:
+    mine = door_standing("this build", payload, door_splits)
+    lines = [mine.line()]
+    try:
+        old_card = json.loads((final / "model_card.json").read_text())
+        existing = door_standing(_shown(final), (final / old_card["model_file"]).read_bytes(), door_splits)
+    except Exception as exc:  # unreadable, or a model the interpreter refuses: the user's to replace knowingly
+        if not gate.force:
+            raise UserError(f"not published: {_shown(final)} cannot be measured ({exc}); pass --force to replace it")
+        return lines + [f"  {_shown(final)} cannot be measured ({exc}); replaced (--force)"]
+    lines.append(existing.line())
+    better = existing.figure > mine.figure or (existing.figure == mine.figure and existing.model_bytes < mine.model_bytes)
+    if better and not gate.force:
+        raise UserError(
+            f"not published: {_shown(final)} admits more masked faces at <= 1% unmasked on this build's"
+            f" out-of-domain faces ({existing.figure:.2%} against {mine.figure:.2%}); nothing written."
+            " Pass --force to replace it anyway")
+    return lines
+
+
+def check(final: Path, card: dict, split, gate: Gate, payload: bytes | None = None,
+          door_splits: list | None = None) -> list[str]:
+    """Lines to print before publishing `card` to `final`; raises UserError when the gate refuses.
+    With `door_splits` (the out-of-domain calibration faces, close up then door-framed) and the
+    build's `payload`, the bundles are compared on the door figure; else on `split`."""
     int8 = card["metrics"]["int8"]
     this_split = card["data"].get("test_fingerprint", "")
     mine = Standing("this build", int(np.trace(int8["confusion_matrix"])), int8["count"], card["model_bytes"])
@@ -150,6 +208,8 @@ def check(final: Path, card: dict, split, gate: Gate) -> list[str]:
                         f" stays an experiment (drop --publish: it goes to runs/), or lower the floor knowingly")
     if not final.exists():
         return lines + [f"  {_shown(final)}: no bundle yet"]
+    if door_splits and payload is not None:
+        return lines + check_door(final, payload, card, door_splits, gate)
     existing = measure_existing(final, card["labels"], split, this_split)
     if isinstance(existing, str):
         if not gate.force:
