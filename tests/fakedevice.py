@@ -11,8 +11,16 @@ Python snippets mpremote sends with CPython `exec`, in a namespace whose `os`, `
 - legacy firmware (< 4.6): `ROOT` is the single filesystem `/` (the card if inserted, else flash).
 
 Knobs for tests: no SD card, legacy layout, raw-paste refused, files corrupted after they are
-written, the connection dropped after N file writes, after N files opened for reading, or at the
-first rename (an interrupted copy), rename refusing to replace an existing file, no `machine.RTC`.
+written, the connection dropped after N file writes, after N files opened for reading, at the
+first rename (an interrupted copy) or before the N+1th change to the filesystem (`drop_after_ops`),
+rename refusing to replace an existing file, a read-only card, the card's size, no `machine.RTC`.
+
+`door=True`: the board runs the card's main.py at every boot (tests/fakedoor.py: the set loader's
+choice, then that set's real firmware main.py), its `machine.WDT` keeps running through Ctrl-C,
+the raw REPL and soft resets, and when it is not fed in time, or on `machine.reset()`, the board
+reboots: the connection drops and the port comes back under the same name (`device.port` is then a
+symbolic link, like /dev/ttyACM0 after USB re-enumeration). `time_scale` makes the board's clock run
+faster than the host's, so a 5 s watchdog passes in 2.5 s of a test at 2.
 Every connection's baud rate is recorded. `board.rtc` is the tuple last given to
 `machine.RTC().datetime(...)` (None until a tool sets the clock); it survives resets, as the
 stm32 RTC does while the board has power.
@@ -53,12 +61,20 @@ class Dropped(Exception):
     """The fake pulled its USB cable: the serial connection is gone."""
 
 
+class HardReset(Dropped):
+    """The board resets (machine.reset() or the watchdog): the connection drops, the board boots again."""
+
+
+WDT_RESET, SOFT_RESET = 3, 5  # machine.reset_cause() values of the stm32 port (NVIC reset: SOFT_RESET)
+
+
 class FakeBoard:
     """The board's files and MicroPython runtime, without any serial I/O."""
 
     def __init__(self, root, sdcard=True, legacy=False, firmware="4.6.0", board_id="3A0028001551",
                  corrupt=(), drop_after_writes=None, drop_after_reads=None, drop_on_rename=False, rename_replaces=True,
-                 flash_bytes=FLASH_BYTES, has_rtc=True):
+                 flash_bytes=FLASH_BYTES, has_rtc=True, door=False, time_scale=1.0, drop_after_ops=None,
+                 read_only=False, sdcard_bytes=SDCARD_BYTES):
         self.root = Path(root)
         self.sdcard = sdcard
         self.legacy = legacy
@@ -70,12 +86,29 @@ class FakeBoard:
         self.drop_on_rename = drop_on_rename
         self.rename_replaces = rename_replaces
         self.flash_bytes = flash_bytes
+        self.sdcard_bytes = sdcard_bytes
         self.has_rtc = has_rtc
+        self.drop_after_ops = drop_after_ops  # the cable is pulled before the next change to the filesystem
+        self.read_only = read_only  # the card's write-protect: every change is EROFS
+        self.ops = 0  # changes to the filesystem: files opened for writing, renames, removes, mkdir, rmdir
         self.rtc = None  # the 8-tuple last set through machine.RTC().datetime(), as given
         self.writes = 0
         self.reads = 0  # files opened for reading
         self.events = []  # ("soft_reset",), ("reset",), ("rename", a, b), ("baud", n) ...
         self.open_files = []
+        # the watchdog and the door program (tests/fakedoor.py). time_scale: board milliseconds per
+        # host millisecond, so a 5 s watchdog passes in 0.5 s of a test at 10
+        self.door = door
+        self.time_scale = float(time_scale)
+        self.HardReset = HardReset
+        self._t0 = time.monotonic()
+        self.wdt_timeout = None  # ms, once machine.WDT() has started the watchdog; only a reset stops it
+        self.wdt_fed = 0.0
+        self.wdt_feeds = 0
+        self.reset_cause = 1  # PWRON_RESET
+        self.reset_request = False
+        self.boots = 1
+        self.file_times = {}  # board path -> (ms opened, ms closed) of each file written, on the board clock
         self.root.mkdir(parents=True, exist_ok=True)
         if not legacy:
             (self.root / "flash").mkdir(exist_ok=True)
@@ -87,10 +120,10 @@ class FakeBoard:
 
     def mounts(self):
         if self.legacy:
-            return {"": (self.root, SDCARD_BYTES if self.sdcard else self.flash_bytes)}
+            return {"": (self.root, self.sdcard_bytes if self.sdcard else self.flash_bytes)}
         found = {"flash": (self.root / "flash", self.flash_bytes)}
         if self.sdcard:
-            found["sdcard"] = (self.root / "sdcard", SDCARD_BYTES)
+            found["sdcard"] = (self.root / "sdcard", self.sdcard_bytes)
         return found
 
     def resolve(self, path):
@@ -127,6 +160,39 @@ class FakeBoard:
         self.close_files()
         self.globals = {"__name__": "__main__", "__builtins__": self.make_builtins()}
 
+    def now_ms(self):
+        return (time.monotonic() - self._t0) * 1000.0 * self.time_scale
+
+    def watchdog_expired(self):
+        return self.wdt_timeout is not None and self.now_ms() - self.wdt_fed > self.wdt_timeout
+
+    def check(self):
+        """Called on every board call of a snippet: the board resets under it when the watchdog fires."""
+        if self.door and self.watchdog_expired():
+            raise HardReset("watchdog")
+
+    def machine_reset(self):
+        self.events.append(("reset",))
+        if self.door:  # a board that reboots for real: the connection drops here
+            self.reset_request = True
+            raise HardReset("machine.reset")
+
+    def hard_reset(self, cause):
+        """What a reset does to the board: watchdog stopped, files closed, runtime new."""
+        self.wdt_timeout = None
+        self.reset_cause = cause
+        self.reset_request = False
+        self.boots += 1
+        self.soft_reset()
+
+    def change(self):
+        """Before each change to the filesystem: count it, maybe pull the cable, refuse a locked card."""
+        self.ops += 1
+        if self.drop_after_ops is not None and self.ops > self.drop_after_ops:
+            raise Dropped("dropped before change " + str(self.ops))
+        if self.read_only:
+            raise OSError(errno.EROFS, "EROFS")
+
     def close_files(self):
         for f in self.open_files:
             f.close()
@@ -156,6 +222,7 @@ class FakeBoard:
         self.out.append((sep.join(str(a) for a in args) + end).replace("\n", "\r\n"))
 
     def open(self, path, mode="r"):
+        self.check()
         host = self.host_path(path)
         if host.is_dir():
             raise OSError(errno.EISDIR, "EISDIR")
@@ -163,6 +230,8 @@ class FakeBoard:
             raise OSError(errno.ENOENT, "ENOENT")
         if not host.parent.is_dir():
             raise OSError(errno.ENOENT, "ENOENT")
+        if "w" in mode or "a" in mode or "+" in mode:
+            self.change()
         if "w" not in mode and "a" not in mode:
             self.reads += 1
             if self.drop_after_reads is not None and self.reads > self.drop_after_reads:
@@ -207,6 +276,7 @@ class FakeBoard:
 
         def mkdir(path):
             host = board.host_path(path)
+            board.change()
             if host.exists():
                 raise OSError(errno.EEXIST, "EEXIST")
             if not host.parent.is_dir():
@@ -215,12 +285,14 @@ class FakeBoard:
 
         def remove(path):
             host = board.host_path(path)
+            board.change()
             if not host.is_file():
                 raise OSError(errno.ENOENT, "ENOENT")
             host.unlink()
 
         def rmdir(path):
             host = board.host_path(path)
+            board.change()
             if not host.is_dir():
                 raise OSError(errno.ENOENT, "ENOENT")
             if any(host.iterdir()):
@@ -231,6 +303,7 @@ class FakeBoard:
             board.events.append(("rename", old, new))
             if board.drop_on_rename:
                 raise Dropped("dropped at rename")
+            board.change()
             a, b = board.host_path(old), board.host_path(new)
             if not a.exists():
                 raise OSError(errno.ENOENT, "ENOENT")
@@ -273,9 +346,31 @@ class FakeBoard:
 
     def make_machine(self):
         board = self
+        reset = board.machine_reset
 
-        def reset():
-            board.events.append(("reset",))
+        class WDT:  # micropython ports/stm32/machine_wdt.c: one watchdog; the constructor reprograms it
+            def __new__(cls, id=0, timeout=5000):
+                if id != 0:
+                    raise ValueError("WDT(%d) doesn't exist" % id)
+                ticks, prescaler = int(timeout), 0
+                while prescaler < 6 and ticks >= 512:
+                    prescaler, ticks = prescaler + 1, ticks // 2
+                if ticks * 8 <= 0:
+                    raise ValueError("WDT timeout too short")
+                if ticks * 8 > 0xFFF:
+                    raise ValueError("WDT timeout too long")
+                board.events.append(("wdt", int(timeout)))
+                board.wdt_timeout = int(timeout)
+                board.wdt_fed = board.now_ms()
+                return _WDT
+
+            @staticmethod
+            def feed():
+                board.check()
+                board.wdt_fed = board.now_ms()
+                board.wdt_feeds += 1
+
+        _WDT = object.__new__(WDT)
 
         class RTC:  # micropython ports/stm32/rtc.c: datetime() gets, datetime(8-tuple) sets
             def datetime(self, when=None):
@@ -287,7 +382,8 @@ class FakeBoard:
                 board.events.append(("rtc", when))
                 board.rtc = when
 
-        machine = types.SimpleNamespace(reset=reset, soft_reset=lambda: None, unique_id=lambda: bytes.fromhex(board.board_id))
+        machine = types.SimpleNamespace(reset=reset, soft_reset=lambda: None, unique_id=lambda: bytes.fromhex(board.board_id),
+                                        WDT=WDT, WDT_RESET=WDT_RESET, reset_cause=lambda: board.reset_cause)
         if board.has_rtc:
             machine.RTC = RTC
         return machine
@@ -341,9 +437,11 @@ class _BoardFile:
         self.mount = board.resolve(board_path)[1]
         self.f = open(host, mode if "b" in mode else mode + "b")  # noqa: SIM115
         self.text = "b" not in mode
+        self.opened_ms = board.now_ms()
 
     def write(self, data):
         board = self.board
+        board.check()
         board.writes += 1
         if board.drop_after_writes is not None and board.writes > board.drop_after_writes:
             raise Dropped("dropped after writes")
@@ -362,6 +460,7 @@ class _BoardFile:
         if self.f.closed:
             return
         self.f.close()
+        self.board.file_times[self.board_path] = (self.opened_ms, self.board.now_ms())
         name = posixpath.basename(self.board_path)
         name = name.removesuffix(".tmp")
         if name in self.board.corrupt:
@@ -383,10 +482,18 @@ class FakeDevice:
     def __init__(self, root, raw_paste=True, **board_options):
         self.board = FakeBoard(root, **board_options)
         self.raw_paste = raw_paste
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
+        self._open_pty()
         self.port = os.ttyname(self.slave)
+        self.program = None  # the door program (tests/fakedoor.py) while main.py runs
+        self.resets = []  # (cause, board ms) of every reboot: "watchdog" or "machine.reset"
+        if self.board.door:
+            # a board that reboots re-enumerates on USB; the port's name stays (like /dev/ttyACM0)
+            import tempfile
+            self._links = tempfile.mkdtemp(prefix="fakecam-")
+            self.port = os.path.join(self._links, "ttyACM0")
+            os.symlink(os.ttyname(self.slave), self.port)
         self.bauds = []
+        self.received = 0  # bytes that came over the serial line
         self.dropped = False
         self.mode = "friendly"
         self.line = bytearray()
@@ -398,9 +505,53 @@ class FakeDevice:
     def events(self):
         return self.board.events
 
+    def _open_pty(self):
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+
     def __enter__(self):
+        if self.board.door:
+            self._boot()
         self._thread.start()
         return self
+
+    # -- the door program and resets -----------------------------------------------------------
+
+    def _boot(self):
+        """Cold boot: main.py (when the storage root has one) runs until Ctrl-C or a reset."""
+        from fakedoor import Door, write_frames
+
+        self.mode = "friendly"
+        host = self.board.host_path(self.board.cwd)
+        if not (host / "main.py").is_file():
+            return
+        frames = getattr(self, "_frames", None) or write_frames(Path(self._links) / "frames")
+        self._frames = frames
+        self.program = Door(self.board, frames).start()
+        self.mode = "running"
+
+    def _reboot(self, cause):
+        """The board resets: the door program dies, the USB port vanishes and comes back, main.py runs."""
+        if self.program is not None:
+            self.program.kill()
+            self.program = None
+        self.resets.append((cause, self.board.now_ms()))
+        self.events.append(("watchdog_reset",) if cause == "watchdog" else ("rebooted",))
+        self.board.close_files()
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.board.hard_reset(WDT_RESET if cause == "watchdog" else SOFT_RESET)
+        self._open_pty()
+        os.remove(self.port)
+        os.symlink(os.ttyname(self.slave), self.port)
+        self._boot()
+
+    def console(self):
+        """What the door program printed in its current run."""
+        return list(self.program.console) if self.program is not None else []
 
     def __exit__(self, *exc):
         self.close()
@@ -411,6 +562,9 @@ class FakeDevice:
         self._close_port()
 
     def _close_port(self):
+        if self.program is not None:
+            self.program.kill()
+            self.program = None
         self.board.close_files()
         for fd in (self.master, self.slave):
             try:
@@ -428,16 +582,25 @@ class FakeDevice:
 
     def _serve(self):
         while not self._stop.is_set():
-            ready, _, _ = select.select([self.master], [], [], 0.05)
+            if self.board.door and (self.board.watchdog_expired() or self.board.reset_request):
+                self._reboot("watchdog" if self.board.watchdog_expired() else "machine.reset")
+                continue
+            ready, _, _ = select.select([self.master], [], [], 0.02)
             if not ready:
                 continue
             try:
                 chunk = os.read(self.master, 4096)
             except OSError:
                 continue
+            self.received += len(chunk)
             try:
                 for byte in chunk:
                     self._handle(byte)
+            except HardReset as reset:
+                if not self.board.door:
+                    self._drop()
+                    return
+                self._reboot("watchdog" if str(reset) == "watchdog" else "machine.reset")
             except Dropped:
                 self._drop()
                 return
@@ -454,6 +617,14 @@ class FakeDevice:
         self.bauds.append(names.get(speed, speed))
 
     def _handle(self, byte):
+        if self.mode == "running" and not self.program.running:  # main.py ended (a crash): the REPL
+            self.mode = "friendly"
+        if self.mode == "running":  # main.py runs: only Ctrl-C reaches it (KeyboardInterrupt)
+            if byte == 0x03:
+                self.program.interrupt()
+                self.mode = "friendly"
+                self._send(b"Traceback (most recent call last):\r\nKeyboardInterrupt: \r\n" + BANNER + b">>> ")
+            return
         if self.mode == "paste":
             return self._handle_paste(byte)
         if self.mode == "raw":

@@ -15,7 +15,7 @@ from fakedevice import FakeDevice, tree
 
 from host.errors import run_cli
 from tools import deploy
-from tools.payload import FIRMWARE_DIR, tmconfig
+from tools.payload import FIRMWARE_DIR, LOADER, firmware_module, tmconfig
 from tools.remote import Remote
 
 REFERENCE = Path(__file__).resolve().parents[1] / "models" / "tinymask"
@@ -43,9 +43,22 @@ def make_bundle(folder: Path, model: bytes | None = None, **card_changes) -> Pat
 
 
 def expected_files(bundle: Path) -> dict:
+    """The files of the set a deploy of `bundle` installs (config.json aside)."""
     files = {name: (bundle / name).read_bytes() for name in ("tinymask.tflite", "tinymask.txt")}
-    files.update({p.name: p.read_bytes() for p in FIRMWARE_DIR.glob("*.py")})
+    files.update({p.name: p.read_bytes() for p in FIRMWARE_DIR.glob("*.py") if p.name != LOADER})
     return files
+
+
+def active_set(card: Path) -> Path:
+    """The set the camera starts: the card's main.py (firmware/tmboot.py) choose(), run on the card's files."""
+    folder = firmware_module("tmboot").choose(str(card))
+    assert folder is not None, f"no complete set on {card}: {sorted(tree(card))}"
+    return Path(folder)
+
+
+def running(card: Path) -> dict:
+    """{name: bytes} of the set the camera starts, its manifest aside."""
+    return {k: v for k, v in tree(active_set(card)).items() if k != "set.json"}
 
 
 def run(argv, capsys):
@@ -68,17 +81,21 @@ def camera(tmp_path):
 def test_clean_deploy_copies_and_verifies_every_file(bundle, camera, capsys):
     code, out, err = run(["--board", "openmv_h7", "--port", camera.port, "--bundle", str(bundle)], capsys)
     assert code == 0, err
-    on_card = tree(camera.board.root / "sdcard")
+    card = camera.board.root / "sdcard"
+    on_card = running(card)
+    assert active_set(card).parent == card / "tmset"
     for name, data in expected_files(bundle).items():
         assert on_card[name] == data, name
-    assert not [n for n in on_card if n.endswith((".tmp", ".old"))]
+    assert (card / "main.py").read_bytes() == (FIRMWARE_DIR / LOADER).read_bytes()  # the set loader
+    assert not [n for n in tree(card) if n.endswith((".tmp", ".old"))]
+    assert sorted(tree(card)) == sorted(["main.py"] + [f"tmset/000001/{n}" for n in [*on_card, "set.json"]])
     config = json.loads(on_card["config.json"])
     card = json.loads((bundle / "model_card.json").read_text())
     assert config["model_sha256"] == card["sha256"]
     assert config["model_path"] == "tinymask.tflite" and config["labels_path"] == "tinymask.txt"
     assert config["labels"] == card["labels"] and config["board"] == "openmv_h7"
     assert tmconfig().validate(config)[1] == []
-    assert f"verified {len(expected_files(bundle)) + 1} files on the camera by sha256" in out
+    assert f"verified {len(expected_files(bundle)) + 2} files on the camera by sha256" in out  # + config, loader
     assert "0 updated, 0 unchanged" in out
     assert ("reset",) in camera.events  # the new main.py is started
     # mpremote opened the port at its default rate; never the OpenMV IDE's magic rates
@@ -88,13 +105,16 @@ def test_clean_deploy_copies_and_verifies_every_file(bundle, camera, capsys):
 def test_redeploy_copies_only_what_changed(bundle, camera, capsys):
     argv = ["--board", "openmv_h7", "--port", camera.port, "--bundle", str(bundle)]
     assert run(argv, capsys)[0] == 0
-    writes = camera.board.writes
+    first = camera.received
     code, out, _ = run([*argv, "--set", "threshold=0.7", "--set", "use_leds=false"], capsys)
     assert code == 0
-    config = json.loads((camera.board.root / "sdcard" / "config.json").read_text())
+    card = camera.board.root / "sdcard"
+    config = json.loads(running(card)["config.json"])
     assert config["threshold"] == 0.7 and config["use_leds"] is False
-    assert "config.json" in out and "1 updated" in out
-    assert camera.board.writes - writes < 20  # only the small config went over the wire
+    assert active_set(card).name == "000002" and not (card / "tmset" / "000001").exists()  # the old set is gone
+    assert "config.json" in out and "1 updated" in out and "13 unchanged file(s) copied on the camera" in out
+    # only the small config (and the snippets) went over the wire; the model was copied on the camera
+    assert camera.received - first < first / 10
 
 
 def test_interrupted_between_copy_and_rename_keeps_old_files_whole(tmp_path, capsys):
@@ -103,17 +123,18 @@ def test_interrupted_between_copy_and_rename_keeps_old_files_whole(tmp_path, cap
     root = tmp_path / "camera"
     with FakeDevice(root) as device:
         assert run(["--board", "openmv_h7", "--port", device.port, "--bundle", str(old)], capsys)[0] == 0
-    with FakeDevice(root, drop_on_rename=True) as device:
+    with FakeDevice(root, drop_on_rename=True) as device:  # the commit's first rename
         code, _, err = run(["--board", "openmv_h7", "--port", device.port, "--bundle", str(new)], capsys)
     assert code == 2 and err.count("\n") == 1 and "lost the connection" in err
     card = root / "sdcard"
-    assert (card / "tinymask.tflite").read_bytes() == b"old model " * 9000  # the real name: old, whole
-    assert (card / "tinymask.tflite.tmp").read_bytes() == b"new model!" * 9000
+    assert running(card)["tinymask.tflite"] == b"old model " * 9000  # the camera starts the old set, whole
+    assert (card / "tmset" / "000002" / "tinymask.tflite").read_bytes() == b"new model!" * 9000  # not committed
     with FakeDevice(root) as device:  # plugged back in: deploying again finishes the job
         code, out, _ = run(["--board", "openmv_h7", "--port", device.port, "--bundle", str(new)], capsys)
-    assert code == 0
-    assert (card / "tinymask.tflite").read_bytes() == b"new model!" * 9000
-    assert not list(card.glob("*.tmp"))
+    assert code == 0 and "removing 1 leftover(s)" in out
+    assert running(card)["tinymask.tflite"] == b"new model!" * 9000
+    assert sorted(p.name for p in (card / "tmset").iterdir()) == ["000003"]
+    assert not list(card.rglob("*.tmp"))
 
 
 def test_interrupted_mid_copy_never_leaves_half_a_model(tmp_path, capsys):
@@ -126,8 +147,8 @@ def test_interrupted_mid_copy_never_leaves_half_a_model(tmp_path, capsys):
         code, _, err = run(["--board", "openmv_h7", "--port", device.port, "--bundle", str(new)], capsys)
     assert code == 2 and "lost the connection" in err
     card = root / "sdcard"
-    assert (card / "tinymask.tflite").read_bytes() == b"old model " * 9000
-    assert 0 < (card / "tinymask.tflite.tmp").stat().st_size < 90000
+    assert running(card)["tinymask.tflite"] == b"old model " * 9000
+    assert 0 < (card / "tmset" / "000002" / "tinymask.tflite").stat().st_size < 90000
 
 
 def test_file_that_differs_after_copy_fails_verification_loudly(bundle, tmp_path, capsys):
@@ -164,23 +185,22 @@ def test_dry_run_prints_the_exact_mpremote_commands_and_touches_nothing(bundle, 
         if word == "mpremote":
             commands.append([])
         commands[-1].append(word)
-    assert len(commands) == 6  # probe, copy, rename, verify, set the clock, reset
-    assert "machine.RTC().datetime((" in commands[4][-1]
+    assert len(commands) == 7  # probe, prepare, copy, verify, commit, set the clock, reset
+    assert "machine.RTC().datetime((" in commands[5][-1]
     for argv in commands:
         assert argv[:3] == ["mpremote", "connect", camera.port]
         assert not {"921600", "12000000"} & set(argv)
-    copy = commands[1]
+    copy = commands[2]
     sources = [copy[i + 2] for i, word in enumerate(copy) if word == "cp"]  # fs cp -f SRC :DEST
-    assert {Path(s).name for s in sources} == set(expected_files(bundle)) | {"config.json"}
-    assert sources[-1].endswith("main.py")  # main.py goes last
+    assert {Path(s).name for s in sources} == set(expected_files(bundle)) | {"config.json", LOADER}
+    assert sources[-2].endswith("main.py") and sources[-1].endswith(LOADER)  # the door's main.py, then the loader
     assert all(Path(s).is_file() for s in sources)  # the staged config.json is kept for the user
     # the printed commands really work: run them by hand against the camera
     import subprocess
     import sys
     for argv in commands[:-1]:
         subprocess.run([sys.executable, "-m", "mpremote", *argv[1:]], check=True, capture_output=True)
-    on_card = tree(camera.board.root / "sdcard")
-    assert on_card["tinymask.tflite"] == (bundle / "tinymask.tflite").read_bytes()
+    assert running(camera.board.root / "sdcard")["tinymask.tflite"] == (bundle / "tinymask.tflite").read_bytes()
 
 
 def test_remote_refuses_the_ide_baud_rates():
@@ -204,7 +224,7 @@ def test_without_logging_a_small_bundle_goes_to_flash_and_a_large_one_is_refused
         code, _, err = run([*argv, "--bundle", str(large)], capsys)
         assert code == 2 and "not enough space on the camera's /flash" in err and "insert an SD card" in err
         assert run([*argv, "--bundle", str(small)], capsys)[0] == 0
-        assert (device.board.root / "flash" / "tinymask.tflite").read_bytes() == b"m" * 20000
+        assert running(device.board.root / "flash")["tinymask.tflite"] == b"m" * 20000
 
 
 def test_legacy_firmware_single_filesystem_and_rename_without_replace(bundle, tmp_path, capsys):
@@ -214,8 +234,8 @@ def test_legacy_firmware_single_filesystem_and_rename_without_replace(bundle, tm
         assert run(argv, capsys)[0] == 0
         code, out, _ = run([*argv, "--set", "open_ms=5000"], capsys)  # rename over an existing file
     assert code == 0 and "firmware 4.5.5" in out and "deploying to /" in out
-    assert json.loads((root / "config.json").read_text())["open_ms"] == 5000
-    assert not list(root.glob("*.old")) and not list(root.glob("*.tmp"))
+    assert json.loads(running(root)["config.json"])["open_ms"] == 5000
+    assert not list(root.rglob("*.old")) and not list(root.rglob("*.tmp"))
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -375,8 +395,8 @@ def test_a_bundle_with_other_plain_names_still_deploys(tmp_path, camera, capsys)
     make_bundle(folder, model_file="door-v2.tflite", labels_file="door-v2.txt")
     code, out, err = run(["--board", "openmv_h7", "--port", camera.port, "--bundle", str(folder)], capsys)
     assert code == 0, err
-    on_camera = tree(camera.board.root / "sdcard")
-    assert "door-v2.tflite" in on_camera and "boot.py" not in on_camera
+    on_camera = running(camera.board.root / "sdcard")
+    assert "door-v2.tflite" in on_camera and "boot.py" not in tree(camera.board.root / "sdcard")
 
 
 def rtc_datetime(rtc: tuple) -> datetime.datetime:
@@ -432,7 +452,7 @@ def test_a_camera_without_a_clock_gets_one_warning_and_the_deploy_succeeds(bundl
         assert err.count("\n") == 1 and err.startswith("warning: could not set the camera's clock (")
         assert "RTC" in err and "uptime since boot only" in err
         assert "camera clock set" not in out
-        assert (device.board.root / "sdcard" / "tinymask.tflite").read_bytes() == (bundle / "tinymask.tflite").read_bytes()
+        assert running(device.board.root / "sdcard")["tinymask.tflite"] == (bundle / "tinymask.tflite").read_bytes()
         assert ("reset",) in device.events
 
 

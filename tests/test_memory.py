@@ -124,3 +124,22 @@ def test_mem_free_is_what_the_firmware_model_and_arena_leave(tmp_path):
     heap.load_model(memory, 137_312, "ml", "tinymask.tflite")
     after = memory.heap.free_bytes()
     assert 90_000 < after < 150_000 and before - after >= 137_312 + 25_088
+
+
+def test_simulated_watchdog_constructor_reprograms_the_one_watchdog(tmp_path):
+    """stm32 machine_wdt.c (openmv/micropython 827c2b859): WDT() again returns the same watchdog
+    with the new timeout, reloaded; an id other than 0 or a timeout above ~32.7 s is refused."""
+    from host.sim.board import Board, Costs
+    from host.sim.frames import FrameSource
+    from host.sim.hardware import make_machine
+
+    board = Board(frames=FrameSource([object()]), storage_dirs=(None, tmp_path), firmware_version="4.6.0", camera_api="csi",
+                  faults=Faults(), costs=Costs(), frames_count=0, time_limit_ms=1e9)
+    machine = make_machine(board)
+    first = machine.WDT(timeout=5000)
+    again = machine.WDT(timeout=30000)
+    assert again is first and board.watchdog.timeout_ms == 30000 and board.watchdog.feeds == 1
+    with pytest.raises(ValueError, match="too long"):
+        machine.WDT(timeout=40000)
+    with pytest.raises(ValueError, match="doesn't exist"):
+        machine.WDT(id=1)

@@ -215,3 +215,24 @@ def test_pull_archives_the_cameras_config(tmp_path, capsys):
     assert code == 0, err
     assert archived(tmp_path / "archive") == tree(root / "sdcard")
     assert json.loads((tmp_path / "archive" / "door-7" / "config.json").read_text())["threshold"] == 0.8
+
+
+def test_a_mounted_card_with_sets_is_read_by_the_running_sets_config(tmp_path, capsys):
+    """Deploys put config.json in tmset/<n>/ (firmware/tmboot.py): the log folder it names is pulled,
+    and it is archived as the device's config.json."""
+    card = tmp_path / "card"
+    write_card(card)
+    (card / "logs").rename(card / "journal")
+    for number, log_dir in ((1, "logs"), (2, "journal"), (3, "nowhere")):
+        folder = card / "tmset" / f"{number:06d}"
+        folder.mkdir(parents=True)
+        config = json.dumps({"log_dir": log_dir})
+        (folder / "config.json").write_text(config)
+        if number < 3:  # set 3 was cut off before its manifest: not the running one
+            (folder / "set.json").write_text(json.dumps({"files": {"config.json": [len(config), "-"]}}))
+    archive = tmp_path / "archive"
+    code, out, err = run(["--from", str(card), "--to", str(archive)], capsys)
+    assert code == 0, err
+    pulled = archived(archive)
+    assert json.loads(pulled["config.json"]) == {"log_dir": "journal"}
+    assert sum(name.startswith("journal/") for name in pulled) == 2

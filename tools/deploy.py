@@ -2,12 +2,15 @@
 
     python -m tools.deploy --board openmv_h7 [--port PORT] [--set key=value ...] [--dry-run]
 
-Steps, each one `mpremote` invocation: probe (firmware, storage layout, SD card, hashes of what
-is there), copy every changed file to `<name>.tmp`, rename the copies over the real names, verify
-every file by sha256, set the camera's clock (RTC) to the host's UTC time (unless --no-set-clock;
-the log header records it, so the report can show wall-clock times), reset the camera so the new
-main.py starts. A deploy cut off at any point leaves each real name holding a complete file, old or
-new; running it again finishes the job.
+Model, labels, config.json and firmware go on the camera as one set, in a folder of their own
+(`tmset/<n>/`), and the card's main.py is the set loader (firmware/tmboot.py), which starts the
+newest complete set. Steps, each one `mpremote` invocation: probe (firmware, storage layout, SD
+card, the running set), prepare (remove leftovers, make the new folder, copy unchanged files on the
+camera), copy the changed files, verify every file by sha256, commit (the manifest set.json, written
+last, makes the set complete; then the old set is removed), set the camera's clock (RTC) to the
+host's UTC time (unless --no-set-clock), reset the camera so the new set starts. A deploy cut off at
+any point leaves the previous set the newest complete one; running it again finishes the job.
+Every invocation keeps a running door's watchdog fed (tools.remote.KEEP_FED).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from host.errors import UserError, run_cli
 from tools import snippets
 from tools.payload import (
     DEFAULT_BUNDLE,
+    FIRMWARE_DIR,
+    LOADER,
     firmware_files,
     firmware_module,
     load_bundle,
@@ -35,6 +40,9 @@ from tools.payload import (
     sha256_file,
 )
 from tools.remote import Remote
+
+SETS_DIR = "tmset"  # firmware/tmboot.py SETS_DIR
+MANIFEST = "set.json"  # firmware/tmboot.py MANIFEST
 
 
 @dataclass
@@ -113,16 +121,95 @@ def local_files(bundle, config: dict, staging: Path) -> list[LocalFile]:
     return [LocalFile(p.name, p, p.stat().st_size, sha256_file(p)) for p in paths]
 
 
-def copy_commands(files: list[LocalFile], root: str) -> list[list[str]]:
-    return [["fs", "cp", "-f", str(f.path), ":" + board_path(root, f.name) + ".tmp"] for f in files]
+def loader_file() -> LocalFile:
+    path = FIRMWARE_DIR / LOADER
+    return LocalFile("main.py", path, path.stat().st_size, sha256_file(path))
 
 
-def plan_changes(files: list[LocalFile], on_board: dict) -> list[LocalFile]:
-    """Mark each file new/updated/unchanged from the probe's hashes; return the ones to copy."""
+def set_path(root: str, number: int) -> str:
+    return board_path(root, f"{SETS_DIR}/{number:06d}")
+
+
+def on_disk(size: int, block: int) -> int:
+    return -(-size // block) * block
+
+
+def set_manifest(files: list[LocalFile], number: int) -> dict:
+    return {"format": 1, "set": number, "deployed": clock_text(utc_now()),
+            "files": {f.name: [f.size, f.sha256] for f in files}}
+
+
+@dataclass
+class Plan:
+    root: str
+    number: int  # the new set: tmset/<number>
+    folder: str
+    source: str  # where unchanged files are copied from on the camera (the running set, or the root)
+    changed: list[LocalFile]
+    unchanged: list[LocalFile]
+    loader: LocalFile | None  # None: the card's main.py is already this loader
+    leftovers: list[str]  # removed before copying: unfinished or older sets, .tmp/.old files
+    leftover_bytes: int
+    old: list[str]  # removed once the new set is committed: the previous set, files of the layout before sets
+    block: int
+
+    def nothing_to_do(self, files: list[LocalFile], manifest: dict | None) -> bool:
+        return (not self.changed and self.loader is None and manifest is not None
+                and set(manifest["files"]) == {f.name for f in files})
+
+
+def plan_set(files: list[LocalFile], loader: LocalFile, on_board: dict, root: str) -> Plan:
+    """Mark each file new/updated/unchanged against the running set (or, before sets, the files at the
+    root), and list what goes before and after the copy."""
+    active, manifest = on_board.get("active"), on_board.get("manifest")
+    at_root = {name: v for name, v in on_board["files"].items() if v}
+    there = manifest["files"] if active and manifest else at_root
     for f in files:
-        there = on_board.get(f.name)
-        f.status = "new" if there is None else ("unchanged" if there[1] == f.sha256 else "updated")
-    return [f for f in files if f.status != "unchanged"]
+        old = there.get(f.name)
+        f.status = "new" if old is None else ("unchanged" if old[1] == f.sha256 else "updated")
+    numbers = [int(n) for n in on_board.get("sets", {}) if n.isdigit()]
+    if active:
+        numbers.append(int(active.rsplit("/", 1)[1]))
+    number = max(numbers, default=0) + 1
+    vfs = on_board.get("vfs") or [0, 0]
+    block = max(int(vfs[2]) if len(vfs) > 2 else 512, 512)  # statvfs f_bsize: the FAT cluster (extmod/vfs_fat.c)
+    leftovers = [board_path(root, name) for name in on_board["stale"]]
+    leftovers += [board_path(root, f"{SETS_DIR}/{name}") for name in sorted(on_board.get("sets", {}))]
+    leftover_bytes = on_board.get("stale_bytes", 0) + sum(on_disk(size, block) for tree in on_board.get("sets", {}).values()
+                                                          for size in tree.values())
+    root_main = at_root.get("main.py")
+    loader_runs = bool(active and root_main and root_main[1] == loader.sha256)
+    # files of the layout before sets: the door until the loader takes over, garbage after that
+    flat = [board_path(root, name) for name in sorted(at_root) if name != "main.py"]
+    if loader_runs:
+        leftovers += flat
+        leftover_bytes += sum(on_disk(v[0], block) for name, v in at_root.items() if name != "main.py")
+    old = ([active] if active else []) + ([] if loader_runs else flat)
+    return Plan(root, number, set_path(root, number), active or root,
+                [f for f in files if f.status != "unchanged"], [f for f in files if f.status == "unchanged"],
+                None if loader_runs else loader, leftovers, leftover_bytes, old, block)
+
+
+def check_space(plan: Plan, files: list[LocalFile], on_board: dict) -> None:
+    """Refuse, before anything is copied, a set that does not fit beside the running one (which stays
+    until the new one is complete). Leftovers of earlier deploys are removed first, so they count as free."""
+    manifest_bytes = len(json.dumps(set_manifest(files, plan.number), sort_keys=True))
+    need = (sum(on_disk(f.size, plan.block) for f in files) + on_disk(manifest_bytes, plan.block)
+            + (on_disk(plan.loader.size, plan.block) if plan.loader else 0) + 2 * plan.block)  # + the folders
+    free = (on_board.get("vfs") or [0, 0])[1] + plan.leftover_bytes
+    if need > free:
+        hint = "insert an SD card" if plan.root == "/flash" else "free some space on the card"
+        counted = f" (counting {plan.leftover_bytes} bytes of leftovers that would be removed)" if plan.leftover_bytes else ""
+        raise UserError(f"not enough space on the camera's {plan.root} for the new set: {need} bytes needed "
+                        f"({len(files)} files, in {plan.block}-byte blocks, beside the running set), {free} free"
+                        f"{counted}; nothing was copied and the running door is unchanged: {hint}")
+
+
+def copy_commands(files: list[LocalFile], folder: str, loader: LocalFile | None, root: str) -> list[list[str]]:
+    commands = [["fs", "cp", "-f", str(f.path), ":" + board_path(folder, f.name)] for f in files]
+    if loader is not None:
+        commands.append(["fs", "cp", "-f", str(loader.path), ":" + board_path(root, "main.py") + ".tmp"])
+    return commands
 
 
 def report(files: list[LocalFile], root: str) -> None:
@@ -134,19 +221,24 @@ def report(files: list[LocalFile], root: str) -> None:
     print(f"{counts['new']} new, {counts['updated']} updated, {counts['unchanged']} unchanged")
 
 
-def verify(remote: Remote, files: list[LocalFile], root: str) -> None:
-    found = remote.run_snippet("verify", snippets.hashes([board_path(root, f.name) for f in files]))
+def verify(remote: Remote, files: list[LocalFile], folder: str, loader_tmp: tuple[str, LocalFile] | None = None) -> None:
+    """Every file of the new set (and the loader's .tmp copy) by size and sha256, before the commit."""
+    where = {board_path(folder, f.name): f for f in files}
+    if loader_tmp is not None:
+        where[loader_tmp[0]] = loader_tmp[1]
+    found = remote.run_snippet("verify", snippets.hashes(list(where)))
     bad = []
-    for f in files:
-        there = found.get(board_path(root, f.name))
+    for path, f in where.items():
+        there = found.get(path)
         if there is None:
             bad.append(f"{f.name} is missing")
         elif there[1] != f.sha256 or there[0] != f.size:
             bad.append(f"{f.name} has sha256 {there[1][:12]} ({there[0]} bytes), expected {f.sha256[:12]} ({f.size} bytes)")
     if bad:
-        raise UserError(f"verification FAILED on the camera ({root}): " + "; ".join(bad)
-                        + ". The storage may be failing: deploy again, and replace the SD card if it repeats")
-    print(f"verified {len(files)} files on the camera by sha256")
+        raise UserError(f"verification FAILED on the camera ({folder}): " + "; ".join(bad)
+                        + ". The running set is unchanged. The storage may be failing: deploy again, and replace "
+                          "the SD card if it repeats")
+    print(f"verified {len(where)} files on the camera by sha256")
 
 
 def utc_now() -> datetime.datetime:
@@ -179,13 +271,18 @@ def set_clock(remote: Remote) -> bool:
 
 def dry_run(remote: Remote, files: list[LocalFile], args, board: BoardProfile) -> int:
     root = assumed_root(args.target, board)
+    folder = set_path(root, 1)
+    loader = loader_file()
     print(f"# dry run: nothing is sent. config.json is staged at {files[2].path}")
-    print(f"# storage root assumed {root} (the real run probes the camera and skips unchanged files)")
+    print(f"# storage root assumed {root}, a card without sets (the real run probes the camera, numbers the "
+          f"set after the running one and copies unchanged files on the camera)")
     remote.run("probe", ["exec", snippets.probe([f.name for f in files])])
-    remote.run("copy", *copy_commands(files, root))
-    pairs = [(board_path(root, f.name) + ".tmp", board_path(root, f.name)) for f in files]
-    remote.run("install", ["exec", snippets.install(pairs, [])])
-    remote.run("verify", ["exec", snippets.hashes([board_path(root, f.name) for f in files])])
+    remote.run("prepare", ["exec", snippets.prepare([], [board_path(root, SETS_DIR), folder], [])])
+    remote.run("copy", *copy_commands(files, folder, loader, root))
+    remote.run("verify", ["exec", snippets.hashes([board_path(folder, f.name) for f in files]
+                                                  + [board_path(root, "main.py.tmp")])])
+    remote.run("commit", ["exec", snippets.commit(folder, set_manifest(files, 1),
+                                                  [(board_path(root, "main.py.tmp"), board_path(root, "main.py"))], [])])
     if not args.no_set_clock:
         when = utc_now()
         print(f"# set the camera's clock to the host's UTC time (a real run sends the time it runs at; here {clock_text(when)})")
@@ -201,29 +298,39 @@ def deploy(remote: Remote, files: list[LocalFile], args, board: BoardProfile, co
     print(f"camera on {remote.device}: OpenMV firmware {info['firmware'] or 'unknown'}, "
           f"board id {info['board_id'] or 'unknown'}, SD card {'yes' if has_sd else 'no'}; deploying to {root}")
     on_board = info["roots"][root]
-    changed = plan_changes(files, on_board["files"])
-    stale = [board_path(root, name) for name in on_board["stale"]
-             if name.removesuffix(".tmp").removesuffix(".old") not in {f.name for f in changed}]
-    if stale:
-        print(f"removing {len(stale)} leftover file(s) of an interrupted deploy: {', '.join(stale)}")
-    if not changed and not stale:
-        report(files, root)
+    plan = plan_set(files, loader_file(), on_board, root)
+    if plan.leftovers:
+        print(f"removing {len(plan.leftovers)} leftover(s) of an interrupted or earlier deploy: {', '.join(plan.leftovers)}")
+    if plan.nothing_to_do(files, on_board.get("manifest")):
+        if plan.leftovers:
+            remote.run_snippet("clean", snippets.prepare(plan.leftovers, [], []))
+        report(files, on_board["active"])
         print("the camera already holds this exact bundle; nothing to copy")
         return
-    need, free = sum(f.size for f in changed), (on_board.get("vfs") or [0, 0])[1]
-    if need > free:
-        hint = "insert an SD card" if root == "/flash" else "free some space on the card"
-        raise UserError(f"not enough space on the camera's {root}: {need} bytes to copy, {free} free; {hint}")
-    print(f"copying {len(changed)} file(s), {need} bytes, to {root} as .tmp: {', '.join(f.name for f in changed)}")
-    pairs = [(board_path(root, f.name) + ".tmp", board_path(root, f.name)) for f in changed]
+    check_space(plan, files, on_board)
+    sent = plan.changed + ([plan.loader] if plan.loader else [])
+    print(f"copying {len(sent)} file(s), {sum(f.size for f in sent)} bytes, to {plan.folder}: "
+          f"{', '.join(f.name for f in sent)}")
+    if plan.unchanged:
+        print(f"{len(plan.unchanged)} unchanged file(s) copied on the camera from {plan.source}")
+    copies = [(board_path(plan.source, f.name), board_path(plan.folder, f.name)) for f in plan.unchanged]
     try:
-        remote.run("copy", *copy_commands(changed, root))
-        print(f"renaming {len(changed)} file(s) into place")
-        remote.run_snippet("rename", snippets.install(pairs, stale))
+        remote.run_snippet("prepare", snippets.prepare(plan.leftovers, [board_path(root, SETS_DIR), plan.folder], copies))
+        remote.run("copy", *copy_commands(plan.changed, plan.folder, plan.loader, root))
     except UserError as exc:
-        raise UserError(f"{exc}; each file on the camera is still whole (old or new): deploy again to finish") from None
-    verify(remote, files, root)
-    report(files, root)
+        if "EROFS" in str(exc):  # MicroPython's FAT on a locked card (FatFs FR_WRITE_PROTECTED)
+            raise UserError(f"the camera's {root} is read-only (is the SD card's lock switch on?): nothing was "
+                            f"changed and the running door is unchanged; unlock the card and deploy again") from None
+        raise UserError(f"{exc}; the running set is untouched: deploy again to finish") from None
+    verify(remote, files, plan.folder, (board_path(root, "main.py.tmp"), plan.loader) if plan.loader else None)
+    pairs = [(board_path(root, "main.py.tmp"), board_path(root, "main.py"))] if plan.loader else []
+    print(f"committing set {plan.number}: its manifest makes it the one the camera starts")
+    try:
+        remote.run_snippet("commit", snippets.commit(plan.folder, set_manifest(files, plan.number), pairs, plan.old))
+    except UserError as exc:
+        raise UserError(f"{exc}; the camera starts the new set if its manifest arrived, else the previous one: "
+                        f"deploy again to finish") from None
+    report(files, plan.folder)
 
 
 def parse_args(argv):

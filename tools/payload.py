@@ -228,9 +228,13 @@ def render_config(bundle: Bundle, board: BoardProfile, overrides: dict) -> dict:
     return config
 
 
+LOADER = "tmboot.py"  # installed as the card's main.py: it starts the newest complete set (tmset/<n>/)
+
+
 def firmware_files() -> list[Path]:
-    """firmware/*.py, main.py last (so a half-done deploy never starts a new main with old modules)."""
-    files = sorted(FIRMWARE_DIR.glob("*.py"), key=lambda p: (p.name == "main.py", p.name))
+    """firmware/*.py of a set (the set loader is not one of them), main.py last."""
+    files = sorted((p for p in FIRMWARE_DIR.glob("*.py") if p.name != LOADER),
+                   key=lambda p: (p.name == "main.py", p.name))
     if not files:
         raise UserError(f"{FIRMWARE_DIR}: no firmware files found")
     return files

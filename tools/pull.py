@@ -29,7 +29,7 @@ from tqdm import tqdm
 from host.errors import UserError, run_cli
 from host.field.logread import parse_log
 from tools import snippets
-from tools.payload import sha256_file
+from tools.payload import firmware_module, sha256_file
 from tools.remote import Remote
 
 STATE_FILE = "pull-state.json"
@@ -100,10 +100,11 @@ def device_from_header(data: bytes) -> str | None:
     return headers[0].device_id if headers else None
 
 
-def config_size(root: str) -> str:
-    """MicroPython snippet: the size of the camera's config.json (None when it has none)."""
-    return (f"import os, json\ntry:\n s = os.stat({(root + '/' + CONFIG_FILE)!r})[6]\nexcept OSError:\n s = None\n"
-            f"print({snippets.RESULT_MARK!r} + json.dumps({{'size': s}}))\n")
+def card_config(folder: Path) -> Path:
+    """The running config.json of a card: the active set's (firmware/tmboot.py choose, the rule the
+    camera boots by), else the one at the root (the layout before sets)."""
+    active = firmware_module("tmboot").choose(str(folder))
+    return Path(active) / CONFIG_FILE if active else Path(folder) / CONFIG_FILE
 
 
 class FolderSource:
@@ -120,7 +121,8 @@ class FolderSource:
         return str(self.folder)
 
     def scan(self) -> tuple[dict, bytes, str]:
-        config = self.folder / CONFIG_FILE
+        config = card_config(self.folder)
+        self.config = config
         dirs = card_dirs(config)
         root = self.folder.resolve()
         files = {}
@@ -146,7 +148,7 @@ class FolderSource:
         for rel in rels:
             target = staging / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.folder / rel, target)
+            shutil.copyfile(self.config if rel == CONFIG_FILE else self.folder / rel, target)
 
 
 class DeviceSource:
@@ -157,6 +159,7 @@ class DeviceSource:
     def __init__(self, remote: Remote):
         self.remote = remote
         self.root = None
+        self.config = None
 
     def describe(self) -> str:
         return f"camera on {self.remote.device}"
@@ -167,9 +170,9 @@ class DeviceSource:
             raise UserError(f"the camera on {self.remote.device} shows no storage to pull from")
         self.root = info["root"].rstrip("/")
         files = {check_relative(rel): size for rel, size in info["files"]}
-        config = self.remote.run_snippet("config size", config_size(self.root))
-        if isinstance(config, dict) and isinstance(config.get("size"), int):
-            files[CONFIG_FILE] = config["size"]
+        self.config = info.get("config")  # the active set's config.json (board path), else the root's
+        if self.config and isinstance(info.get("config_size"), int):
+            files[CONFIG_FILE] = info["config_size"]
         return files, bytes.fromhex(info["header"]), info["board_id"]
 
     def fetch(self, rels: list[str], staging: Path) -> None:
@@ -177,7 +180,8 @@ class DeviceSource:
         for rel in rels:
             target = staging / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            commands.append(["fs", "cp", f":{self.root}/{rel}", str(target)])
+            source = self.config if rel == CONFIG_FILE else f"{self.root}/{rel}"
+            commands.append(["fs", "cp", f":{source}", str(target)])
         self.remote.run(f"copy of {len(rels)} file(s)", *commands)
 
 

@@ -21,6 +21,55 @@ IDE_MAGIC_BAUDS = ("921600", "12000000")
 RESULT_MARK = "@@tinymask@@"  # snippets print their one result line after this mark
 RESET = "import time, machine\ntime.sleep_ms(100)\nmachine.reset()"  # what `mpremote reset` runs
 
+# A door's machine.WDT keeps running through Ctrl-C, the raw REPL and soft resets (docs/openmv-platform.md
+# item 11), and a deploy or pull talks to the board for longer than its timeout. So every mpremote
+# invocation starts by re-arming the watchdog for WATCHDOG_MS and feeding it on every binary file read
+# and write, which covers mpremote's own `fs cp` chunks (mpremote/transport.py fs_writefile and
+# fs_readfile run `f=open(...)` in the board's __main__ globals, where this `open` shadows the builtin).
+# machine.WDT(timeout=...) returns the one watchdog and reprograms its timeout (stm32: reload and
+# prescaler rewritten, default 5000 ms; mimxrt: WDOG_Init again; openmv/micropython 827c2b859, the
+# src/micropython of openmv v4.6.0: ports/stm32/machine_wdt.c, ports/mimxrt/machine_wdt.c,
+# extmod/machine_wdt.c). 30 s is under the stm32 maximum of 32767 ms and a multiple of mimxrt's 500 ms
+# step. If the host goes away mid-deploy nothing feeds it, and the board resets into its door within 30 s.
+WATCHDOG_MS = 30000
+KEEP_FED = f"""\
+try:
+ import machine
+ _tmW = machine.WDT(timeout={WATCHDOG_MS})
+ _tmW.feed()
+except Exception:
+ _tmW = None
+if _tmW:
+ _tmO = open
+ class _tmF:
+  def __init__(s, f):
+   s.f = f
+  def read(s, *a):
+   _tmW.feed()
+   return s.f.read(*a)
+  def readinto(s, *a):
+   _tmW.feed()
+   return s.f.readinto(*a)
+  def write(s, b):
+   _tmW.feed()
+   return s.f.write(b)
+  def seek(s, *a):
+   return s.f.seek(*a)
+  def tell(s):
+   return s.f.tell()
+  def flush(s):
+   return s.f.flush()
+  def close(s):
+   return s.f.close()
+  def __enter__(s):
+   return s
+  def __exit__(s, *a):
+   s.f.close()
+ def open(p, m='r'):
+  f = _tmO(p, m)
+  return _tmF(f) if 'b' in m else f
+"""
+
 
 @dataclass
 class Remote:
@@ -29,6 +78,7 @@ class Remote:
     dry_run: bool = False
     printed: list[str] = field(default_factory=list)  # command lines shown by a dry run
     connected: bool = False  # an invocation has reached the camera's REPL at least once
+    keep_fed: bool = True  # start every invocation with KEEP_FED (a running door's watchdog)
 
     @property
     def device(self) -> str:
@@ -37,6 +87,8 @@ class Remote:
     def argv(self, *commands: list[str]) -> list[str]:
         """`mpremote connect PORT cmd1 + cmd2 ...` as an argv (mpremote run through this Python)."""
         args = ["connect", self.device]
+        if self.keep_fed:
+            commands = (["exec", KEEP_FED], *commands)
         for i, command in enumerate(commands):
             if i:
                 args.append("+")

@@ -9,7 +9,9 @@ MicroPython and CPython read the same way. The tests run the read-only ones on a
 from __future__ import annotations
 
 import datetime
+import json
 
+from tools.payload import FIRMWARE_DIR, LOADER
 from tools.remote import RESET, RESULT_MARK
 
 _SHA = """\
@@ -36,9 +38,33 @@ _VFS = """\
 def vfs(p):
  try:
   s = os.statvfs(p)
-  return [s[0] * s[2], s[0] * s[3]]
+  return [s[0] * s[2], s[0] * s[3], s[0]]
  except Exception:
   return None
+"""
+
+
+def _loader() -> str:
+    """firmware/tmboot.py without its start call: the board's own rule for the active set (choose)."""
+    text = (FIRMWARE_DIR / LOADER).read_text()
+    return text[:text.index('if __name__ == "__main__":')]
+
+
+_SIZES = """\
+def sizes(d):
+ out = {}
+ try:
+  items = list(os.ilistdir(d))
+ except OSError:
+  return out
+ for it in items:
+  q = d + '/' + it[0]
+  if it[1] & 0x4000:
+   for k, v in sizes(q).items():
+    out[it[0] + '/' + k] = v
+  else:
+   out[it[0]] = os.stat(q)[6]
+ return out
 """
 
 
@@ -48,11 +74,13 @@ def _join(root: str, name: str) -> str:
 
 def probe(names: list[str]) -> str:
     """Firmware version, board id, filesystem layout, the card-detect pin (`card`: True/False, None
-    when the port cannot say; the firmware's storage.card_present), and size+sha256 of `names` (and
-    their .tmp) under every storage root: /flash and /sdcard on firmware >= 4.6, else the single root /."""
+    when the port cannot say; the firmware's storage.card_present), and for every storage root
+    (/flash and /sdcard on firmware >= 4.6, else the single root /): free space, the active set
+    (tmboot.choose: the folder, its manifest), every other set folder with its files' sizes, the
+    size+sha256 of `names` and main.py at the root (the layout before sets), and leftover .tmp/.old."""
     return f"""\
 import os, json, hashlib, binascii
-{_SHA}{_VFS}R = {{'firmware': '', 'board_id': ''}}
+{_SHA}{_VFS}{_SIZES}{_loader()}R = {{'firmware': '', 'board_id': ''}}
 try:
  import omv
  R['firmware'] = omv.version_string()
@@ -83,10 +111,17 @@ for r in roots:
  except Exception:
   here = []
  files = {{}}
- for x in {names!r}:
-  files[x] = sha(d + x)
+ for x in {sorted(set(names) | {"main.py"})!r}:
+  files[x] = sha(d + x) if x in here else None
  tmp = [x for x in here if x.endswith('.tmp') or x.endswith('.old')]
- R['roots'][r] = {{'vfs': vfs(r), 'files': files, 'stale': tmp}}
+ active = choose(r)
+ sets = {{}}
+ for x in (os.listdir(d + SETS_DIR) if SETS_DIR in here else []):
+  if d + SETS_DIR + '/' + x != active:
+   sets[x] = sizes(d + SETS_DIR + '/' + x)
+ R['roots'][r] = {{'vfs': vfs(r), 'files': files, 'stale': tmp, 'active': active,
+  'manifest': manifest(active) if active else None, 'sets': sets,
+  'stale_bytes': sum([os.stat(d + x)[6] for x in tmp])}}
 print({RESULT_MARK!r} + json.dumps(R))
 """
 
@@ -143,15 +178,133 @@ print({RESULT_MARK!r} + json.dumps(done))
 """
 
 
+def prepare(remove: list[str], folders: list[str], board_copies: list[tuple[str, str]]) -> str:
+    """Before a set is copied: remove leftovers (files, and folders with everything in them), make the
+    new set's folders, and copy the files that did not change from the running set on the camera
+    itself (nothing crosses the cable)."""
+    return f"""\
+import os, json
+def rm(p):
+ try:
+  items = list(os.ilistdir(p))
+ except OSError:
+  items = None
+ if items is None:
+  try:
+   os.remove(p)
+  except OSError:
+   pass
+  return
+ for it in items:
+  if it[0] not in ('.', '..'):
+   rm(p + '/' + it[0])
+ try:
+  os.rmdir(p)
+ except OSError:
+  pass
+for p in {remove!r}:
+ rm(p)
+for p in {folders!r}:
+ try:
+  os.mkdir(p)
+ except OSError as e:
+  if e.errno != 17:
+   raise
+b = bytearray(4096)
+m = memoryview(b)
+for a, c in {[list(p) for p in board_copies]!r}:
+ f = open(a, 'rb')
+ g = open(c, 'wb')
+ while True:
+  k = f.readinto(b)
+  if not k:
+   break
+  g.write(m[:k])
+ g.close()
+ f.close()
+try:
+ os.sync()
+except Exception:
+ pass
+print({RESULT_MARK!r} + json.dumps(len({[list(p) for p in board_copies]!r})))
+"""
+
+
+def commit(folder: str, manifest: dict, pairs: list[tuple[str, str]], remove: list[str]) -> str:
+    """Make the new set the active one: write its manifest (set.json, via a temporary name, last of
+    its files), then move each copied `.tmp` (the loader as main.py) over its final name, then remove
+    what the old set leaves behind. os.sync() after the manifest, so the commit is on the card
+    before anything old goes."""
+    text = json.dumps(manifest, sort_keys=True)
+    return f"""\
+import os, json
+def mv(a, b):
+ os.stat(a)
+ try:
+  os.rename(a, b)
+  return
+ except OSError:
+  pass
+ try:
+  os.rename(b, b + '.old')
+ except OSError:
+  pass
+ os.rename(a, b)
+ try:
+  os.remove(b + '.old')
+ except OSError:
+  pass
+def rm(p):
+ try:
+  items = list(os.ilistdir(p))
+ except OSError:
+  items = None
+ if items is None:
+  try:
+   os.remove(p)
+  except OSError:
+   pass
+  return
+ for it in items:
+  if it[0] not in ('.', '..'):
+   rm(p + '/' + it[0])
+ try:
+  os.rmdir(p)
+ except OSError:
+  pass
+m = {folder!r} + '/set.json'
+f = open(m + '.tmp', 'w')
+f.write({text!r})
+f.close()
+mv(m + '.tmp', m)
+try:
+ os.sync()
+except Exception:
+ pass
+done = [m]
+for a, b in {[list(p) for p in pairs]!r}:
+ mv(a, b)
+ done.append(b)
+for p in {remove!r}:
+ rm(p)
+try:
+ os.sync()
+except Exception:
+ pass
+print({RESULT_MARK!r} + json.dumps(done))
+"""
+
+
 def listing(roots: list[str] | None = None) -> str:
     """Every file under the log and capture folders of the storage root, with sizes, plus the
-    first 300 bytes (hex) of the first log file (its header names the device) and the board id.
+    first 300 bytes (hex) of the first log file (its header names the device), the board id, and
+    the path and size of the running config.json (the active set's, else the one at the root).
 
     The root is /sdcard (firmware >= 4.6), else / (older firmware); `roots` overrides the search.
     The folder names come from the camera's config.json when it has one."""
     return f"""\
 import os, json, binascii
-R = {{'board_id': '', 'root': None, 'files': [], 'header': ''}}
+{_loader()}R = {{'board_id': '', 'root': None, 'files': [], 'header': '', 'config': None, 'config_size': None}}
 try:
  import omv
  R['board_id'] = omv.board_id()
@@ -185,8 +338,14 @@ def walk(p, rel):
    R['files'].append([rel + it[0], os.stat(q)[6]])
 if R['root']:
  d = R['root'].rstrip('/')
+ active = choose(R['root'])
+ R['config'] = (active if active else d) + '/config.json'
  try:
-  with open(d + '/config.json') as f:
+  R['config_size'] = os.stat(R['config'])[6]
+ except OSError:
+  R['config'] = None
+ try:
+  with open(R['config']) as f:
    c = json.load(f)
   dirs = [c.get('log_dir', 'logs'), c.get('capture_dir', 'captures')]
  except Exception:

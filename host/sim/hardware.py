@@ -80,8 +80,15 @@ def make_machine(board: Board) -> types.ModuleType:
     mod.Pin = _pin_class(board)
 
     def wdt(id=0, timeout=5000):
+        # One watchdog; calling the constructor again reprograms its timeout and reloads it
+        # (openmv/micropython 827c2b859, ports/stm32/machine_wdt.c; docs/platform.md section 11).
         board.check_alive()
-        if board.watchdog is not None:  # the STM32 watchdog cannot be reconfigured once started
+        if id != 0:
+            raise ValueError(f"WDT({id}) doesn't exist")
+        if not 0 < int(timeout) <= 32767:
+            raise ValueError("WDT timeout too long" if int(timeout) > 0 else "WDT timeout too short")
+        if board.watchdog is not None:
+            board.watchdog.timeout_ms = int(timeout)
             board.watchdog.feed()
             return board.watchdog
         board.watchdog = Watchdog(board, int(timeout))
