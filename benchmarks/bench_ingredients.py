@@ -86,15 +86,41 @@ def run_one(recipe: dict, seed: int, epochs: int, dataset, negatives, degraded, 
     }
 
 
+def print_table(results: dict[str, list[dict]], title: str) -> None:
+    print(f"\n{title}")
+    print(f"{'recipe':24}" + "".join(f"{label:>20}" for _, label in KEYS) + "   threshold t2  int8 B")
+    for name, rows in results.items():
+        cells = []
+        for k, _ in KEYS:
+            values = [r[k] * 100 for r in rows if r.get(k) is not None]
+            sd = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{statistics.mean(values):7.2f} ({sd:4.2f})" if values else "-")
+        t2 = [r["threshold_both"] for r in rows if "threshold_both" in r]
+        label = f"{name} [{len(rows)}x{rows[0]['epochs']}]"
+        print(f"{label:24}" + "".join(f"{c:>20}" for c in cells)
+              + (f"   {statistics.mean(t2):.3f}" if t2 else "       -") + f"  {rows[0]['int8_bytes']:,}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("recipes", nargs="+")
+    parser.add_argument("recipes", nargs="*")
+    parser.add_argument("--summary", action="store_true",
+                        help="train nothing: print mean (sd) per recipe of every run already in --out")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1337, 7, 42])
     parser.add_argument("--hold-out-source", default="fm12k_train")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--out", type=Path, default=Path("runs/ingredients.jsonl"))
     args = parser.parse_args()
+    if args.summary:
+        rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
+        by_recipe: dict[str, list[dict]] = {}
+        for row in rows:
+            by_recipe.setdefault(row["recipe"], []).append(row)
+        print_table(by_recipe, f"{args.out}: {len(rows)} runs; seeds and epochs per recipe in brackets")
+        return 0
+    if not args.recipes:
+        parser.error("give at least one RECIPE, or --summary")
     recipes = [parse_recipe(r) for r in args.recipes]
     for r in recipes:
         train.TrainConfig(augment=r["augment"], balance=r["balance"], arch=r["arch"])  # refuse bad ones now
@@ -120,15 +146,8 @@ def main() -> int:
                 f.write(json.dumps(row) + "\n")
             print(f"{recipe['name']:18} seed {seed:5}: " + "  ".join(f"{label} {row[k] * 100:.2f}" for k, label in KEYS)
                   + f"  t={row['threshold']:.3f} t2={row['threshold_both']:.3f}  {row['int8_bytes']:,} B  {row['seconds']:.0f} s", flush=True)
-    print(f"\nmean (sd) over seeds {args.seeds}, {args.epochs} epochs, no refit, OOD = {args.hold_out_source} held out")
-    print(f"{'recipe':18}" + "".join(f"{label:>20}" for _, label in KEYS))
-    for name, rows in results.items():
-        cells = []
-        for k, _ in KEYS:
-            values = [r[k] * 100 for r in rows]
-            sd = statistics.stdev(values) if len(values) > 1 else 0.0
-            cells.append(f"{statistics.mean(values):7.2f} ({sd:4.2f})")
-        print(f"{name:18}" + "".join(f"{c:>20}" for c in cells))
+    print_table(results, f"mean (sd) over seeds {args.seeds}, {args.epochs} epochs, no refit,"
+                         f" OOD = {args.hold_out_source} held out")
     return 0
 
 

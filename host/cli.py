@@ -14,6 +14,7 @@ from host.errors import run_cli
 # command: (module with main(argv), one line for the overview); in the order of the flow.
 COMMANDS = {
     "build": ("host.make.build", "image folders to a checked int8 model bundle (runs/<name>/, --publish for models/)"),
+    "calibrate": ("host.make.calibrate", "measure a bundle out of domain and store its door threshold in its card"),
     "evaluate": ("host.make.evaluate", "accuracy of a bundle's int8 model (and a Keras model) on a labelled folder"),
     "simulate": ("host.sim.cli", "run firmware/main.py on a simulated board over picture files"),
     "deploy": ("tools.deploy", "put a bundle, config.json and the firmware on the camera"),

@@ -188,14 +188,23 @@ def test_gate_compares_door_figures_on_out_of_domain_faces_across_label_sets(bui
     untrained = quantize.quantize(zoo.door_cnn(classes=3), quantize.representative_pixels(faces, 20, 1))
     card = bundle.load_card(built)
     anything = publish.Gate(min_accuracy=0, min_test_images=0)
-    with pytest.raises(UserError, match="admits more masked faces"):
+    with pytest.raises(UserError, match="better door"):
         publish.check(tmp_path / "tinymask", card, faces, anything, untrained, [faces, faces])
     forced = publish.Gate(min_accuracy=0, min_test_images=0, force=True)
     lines = publish.check(tmp_path / "tinymask", card, faces, forced, untrained, [faces, faces])
     assert len(lines) == 3 and "door threshold" in lines[1] and "door-framed" in lines[2]
     good = (reference / "tinymask.tflite").read_bytes()
-    assert publish.door_standing("ref", good, [faces]).figure > publish.door_standing("u", untrained, [faces]).figure
+    assert publish.door_standing("ref", good, [faces]).rank() > publish.door_standing("u", untrained, [faces]).rank()
     assert len(publish.check(tmp_path / "tinymask", card, faces, anything, good, [faces])) == 3  # a tie in bytes and figure
+
+
+def test_a_door_that_misses_the_unmasked_target_ranks_below_one_that_meets_it():
+    meets = publish.DoorStanding("a", 0.9, [0.50], [0.01], 100)
+    misses = publish.DoorStanding("b", 0.996, [0.95], [0.09], 50)
+    assert not misses.safe and meets.safe and meets.rank() > misses.rank()
+    assert "MISSES" in misses.line() and "MISSES" not in meets.line()
+    smaller = publish.DoorStanding("c", 0.9, [0.50], [0.0], 60)
+    assert smaller.rank() > meets.rank()  # same figure, fewer bytes
 
 
 def test_same_seed_gives_the_same_bundle(tmp_path, data_dir):
@@ -256,15 +265,16 @@ def test_curves_mark_the_shipped_epoch():
 # ---- issue 13: the default recipe is the small door model ------------------------------------------
 
 
-def test_the_default_recipe_builds_a_small_door_model(tmp_path, data_dir):
+def test_the_default_recipe_is_the_door_recipe_and_door_cnn_fits_the_flash(tmp_path, data_dir):
     result = run_build("--data", str(data_dir), "--out", str(tmp_path), "--limit", "20", "--epochs", "1", "--quiet",
-                       "--representative", "20")
+                       "--representative", "20", "--arch", "door_cnn")
     assert result.returncode == 0, result.stderr[-2000:]
     card = bundle.load_card(tmp_path / "tinymask")
     training = card["training"]
     assert training["recipe"] == "door" and training["arch"] == "door_cnn" and training["augment"] == "door"
-    assert training["balance"] == "source" and training["refit"] is False
+    assert training["balance"] == "source" and training["refit"] is False and training["epochs"] == 1
     assert card["model_bytes"] <= 64 * 1024 and card["estimate"]["inference_ms"] <= 5.0  # fits the H7's /flash
+    assert card["door_expected"]["target_unmasked_admitted"] == 0.01 and "target_met" in card["door_expected"]
 
 
 def test_recipes_choose_their_data_and_flags_override_them(monkeypatch):
@@ -275,10 +285,34 @@ def test_recipes_choose_their_data_and_flags_override_them(monkeypatch):
     door = train.config_from_args(parser.parse_args([]))
     paper = train.config_from_args(parser.parse_args(["--recipe", "paper"]))
     mixed = train.config_from_args(parser.parse_args(["--recipe", "paper", "--arch", "door_cnn", "--no-refit"]))
-    assert (door.arch, door.epochs, door.augment, door.refit) == ("door_cnn", train.RECIPES["door"]["epochs"], "door", False)
+    assert (door.arch, door.epochs, door.augment, door.refit) == ("tiny_cnn", train.RECIPES["door"]["epochs"], "door", False)
     assert (paper.arch, paper.epochs, paper.augment, paper.refit) == ("tiny_cnn", 120, "jitter", True)
     assert (mixed.arch, mixed.refit, mixed.epochs) == ("door_cnn", False, 120)
     monkeypatch.delenv("TINYMASK_DATA", raising=False)
     assert train.recipe_data("door") == data_mod.shared_sets() and train.recipe_data("paper") == data_mod.default_data_dirs()
     monkeypatch.setenv("TINYMASK_DATA", "/somewhere/mine")
     assert train.recipe_data("door") == [Path("/somewhere/mine")]
+
+
+def test_calibrate_stores_the_door_threshold_and_leaves_the_model_alone(built, tmp_path, data_dir):
+    from host.make import calibrate
+
+    bundle_dir = tmp_path / "tinymask"
+    shutil.copytree(built, bundle_dir)
+    card = bundle.load_card(bundle_dir)
+    card.pop("door_threshold", None)
+    card.pop("door_expected", None)
+    calibrate.write_card(bundle_dir, card)
+    model_before = (bundle_dir / "tinymask.tflite").read_bytes()
+    assert calibrate.main(["--bundle", str(bundle_dir), "--data", str(data_dir), "--limit", "20", "--write"]) == 0
+    after = bundle.load_card(bundle_dir)
+    assert 0.5 <= after["door_threshold"] < 1.0 and after["door_expected"]["target_unmasked_admitted"] == 0.01
+    assert (bundle_dir / "tinymask.tflite").read_bytes() == model_before and after["sha256"] == card["sha256"]
+    assert not list(bundle_dir.glob("*.tmp"))
+
+
+def test_calibrate_without_a_bundle_is_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "host.cli", "calibrate", "--bundle", str(tmp_path / "nothing")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error:") and "--bundle" in result.stderr

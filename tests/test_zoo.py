@@ -61,3 +61,22 @@ def test_designs_convert_to_board_int8(arch):
     else:
         assert "CONCATENATION" in facts.ops
         assert not by_name["model size"].ok  # SqueezeNets are beyond the H7's model budget
+
+
+@pytest.mark.parametrize("arch", ["door_cnn", "door_cnn_s1", "door_cnn_w"])
+def test_door_designs_fit_the_h7_flash_and_the_5_ms_budget(arch):
+    """Issue 13: a default candidate is at most 64 KB int8 and at most 5 ms estimated on the H7,
+    and passes every board check, three classes included."""
+    board = load_board("openmv_h7")
+    pixels = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    model = model_mod.build(arch, classes=3)
+    payload = quantize.quantize(model, pixels)
+    facts = checks.inspect_model(payload)
+    assert not checks.failures(checks.run_checks(facts, board))
+    assert facts.model_bytes <= 64 * 1024
+    assert board.inference_ms(model_mod.count_macs(model)) <= 5.0
+
+
+def test_stride_one_stem_sees_the_full_input():
+    model = zoo.door_cnn_s1()
+    assert model.get_layer("stem").output.shape[1:3] == (32, 32) and model.get_layer("pool0").output.shape[1:3] == (16, 16)

@@ -196,6 +196,11 @@ def summary(door: dict) -> str:
     on = door["calibration"] + (f" and {door['calibration_framed']}" if door.get("calibration_framed") else "")
     lines = [table(door["sets"], door["threshold"]),
              f"threshold chosen on {on} for <= {MAX_UNMASKED_ADMITTED:.0%} unmasked admitted (each)"]
+    for name in (door["calibration"], door.get("calibration_framed")):
+        unmasked = door["sets"].get(name or "", {}).get("unmasked_admitted")
+        if unmasked is not None and unmasked > MAX_UNMASKED_ADMITTED:
+            lines.append(f"WARNING: no threshold holds {name} to {MAX_UNMASKED_ADMITTED:.0%} unmasked admitted:"
+                         f" {unmasked:.2%} even at the highest output level; this model is not safe for a door")
     if door["degraded_mean"] is not None:
         lines.append("degraded accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in door["degraded_accuracy"].items())
                      + f"; mean {door['degraded_mean']:.4f}")
@@ -214,6 +219,9 @@ def card_fields(door: dict) -> dict:
         "door_framed": {"unmasked_admitted": framed.get("unmasked_admitted"), "masked_admitted": framed.get("masked_admitted"),
                         "measured_on": framed.get("description")} if framed else None,
         "target_unmasked_admitted": MAX_UNMASKED_ADMITTED,
+        "target_met": all(sets.get(n or "", {}).get("unmasked_admitted") is None
+                          or sets[n]["unmasked_admitted"] <= MAX_UNMASKED_ADMITTED
+                          for n in (door["calibration"], door.get("calibration_framed"))),
         "unmasked_admitted": at.get("unmasked_admitted"),
         "masked_admitted": at.get("masked_admitted"),
         "images": {"without_mask": at.get("unmasked_images"), "with_mask": at.get("masked_images")},

@@ -4,16 +4,19 @@
   `models/`. Deploy, simulate and report take it with `--bundle runs/<name>`.
 - `--publish` writes `models/<name>/` (or `--publish --models-dir DIR`), the bundle that deploy, simulate and
   report use by default, and only through this gate:
-  1. the int8 accuracy on the test split must reach `--min-accuracy` (default 0.97: the recipe lands
-     at 98.9% +- 0.35 over seeds, so only a broken or truncated build falls below it);
+  1. the int8 accuracy on the test split must reach `--min-accuracy` (default 0.90: the paper recipe
+     lands at 98.9% +- 0.35 over seeds on facemask-v1, the door recipe at 94-96% (its three classes
+     and degradations remove the "little detail = mask" shortcut), so only a broken or truncated
+     build falls below it);
   2. the test split must hold at least `--min-test-images` (default 200: one error then moves the
      accuracy by at most half a point; facemask-v1's test split has 599);
   3. the bundle it would replace is run on the same images as this build, and the better one stays
      unless `--force`. When the build has an out-of-domain calibration set (issue 13: the door is
      chosen on faces from elsewhere, never on the test split alone), "better" is the door figure:
      each bundle's threshold calibrated on those faces, close up and door-framed, for at most 1%
-     unmasked admitted, and then the masked faces admitted at it (the mean of the two framings;
-     fewer bytes break a tie). This compares two-class and three-class bundles alike. Without such a
+     unmasked admitted, and then: a bundle that meets that target beats one that cannot at any
+     threshold; then the more masked faces admitted at it (the mean of the two framings); fewer
+     bytes break a tie. This compares two-class and three-class bundles alike. Without such a
      set, it is the test split: more correct answers, or as many in fewer bytes. Each bundle's own
      card figure and split are printed too.
 """
@@ -32,7 +35,7 @@ from host.errors import UserError
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE_DIR = REPO / "models"  # the committed reference bundles
 RUNS_DIR = Path("runs")  # experiments, relative to where the command runs (git-ignored in the repo)
-MIN_ACCURACY = 0.97
+MIN_ACCURACY = 0.90
 MIN_TEST_IMAGES = 200
 
 
@@ -150,16 +153,30 @@ class DoorStanding:
     where: str
     threshold: float
     masked_admitted: list[float]  # close up, then door-framed when measured
+    unmasked_admitted: list[float]
     model_bytes: int
 
     @property
     def figure(self) -> float:
         return float(np.mean(self.masked_admitted))
 
+    @property
+    def safe(self) -> bool:
+        """At most the target share of unmasked faces admitted in every framing: a bundle can miss it
+        even at its highest output level (then its threshold is that level)."""
+        from host.make.ood import MAX_UNMASKED_ADMITTED
+
+        return all(u <= MAX_UNMASKED_ADMITTED for u in self.unmasked_admitted)
+
+    def rank(self) -> tuple:
+        return (self.safe, self.figure, -self.model_bytes)
+
     def line(self) -> str:
-        shares = " / ".join(f"{m:.2%}" for m in self.masked_admitted)
-        return (f"  {self.where:28} door threshold {self.threshold:.4f}: masked admitted {shares}"
-                f" (close up{' / door-framed' if len(self.masked_admitted) > 1 else ''}), {self.model_bytes:,} bytes")
+        framings = f"close up{' / door-framed' if len(self.masked_admitted) > 1 else ''}"
+        masked = " / ".join(f"{m:.2%}" for m in self.masked_admitted)
+        unmasked = " / ".join(f"{u:.2%}" for u in self.unmasked_admitted)
+        return (f"  {self.where:28} door threshold {self.threshold:.4f}: masked admitted {masked}, unmasked"
+                f" {unmasked} ({framings}){'' if self.safe else ' MISSES the 1% target'}, {self.model_bytes:,} bytes")
 
 
 def door_standing(where: str, payload: bytes, door_splits: list) -> DoorStanding:
@@ -169,8 +186,9 @@ def door_standing(where: str, payload: bytes, door_splits: list) -> DoorStanding
     scored = [ood.Scored(str(i), np.asarray(s.labels), evaluate.int8_outputs(payload, s.pixels, progress=False), "")
               for i, s in enumerate(door_splits)]
     threshold = ood.door_threshold(scored[0], scored[1] if len(scored) > 1 else None)
-    masked = [ood.door_figures(s.scores, s.labels, threshold)["masked_admitted"] for s in scored]
-    return DoorStanding(where, threshold, masked, len(payload))
+    figures = [ood.door_figures(s.scores, s.labels, threshold) for s in scored]
+    return DoorStanding(where, threshold, [f["masked_admitted"] for f in figures],
+                        [f["unmasked_admitted"] for f in figures], len(payload))
 
 
 def check_door(final: Path, payload: bytes, card: dict, door_splits: list, gate: Gate) -> list[str]:
@@ -184,12 +202,11 @@ def check_door(final: Path, payload: bytes, card: dict, door_splits: list, gate:
             raise UserError(f"not published: {_shown(final)} cannot be measured ({exc}); pass --force to replace it")
         return lines + [f"  {_shown(final)} cannot be measured ({exc}); replaced (--force)"]
     lines.append(existing.line())
-    better = existing.figure > mine.figure or (existing.figure == mine.figure and existing.model_bytes < mine.model_bytes)
-    if better and not gate.force:
-        raise UserError(
-            f"not published: {_shown(final)} admits more masked faces at <= 1% unmasked on this build's"
-            f" out-of-domain faces ({existing.figure:.2%} against {mine.figure:.2%}); nothing written."
-            " Pass --force to replace it anyway")
+    if existing.rank() > mine.rank() and not gate.force:
+        why = ("this build misses the 1% unmasked target and it does not" if existing.safe and not mine.safe else
+               f"it admits more masked faces at its threshold ({existing.figure:.2%} against {mine.figure:.2%})")
+        raise UserError(f"not published: {_shown(final)} is the better door on this build's out-of-domain faces: {why};"
+                        " nothing written. Pass --force to replace it anyway")
     return lines
 
 

@@ -34,10 +34,11 @@ MIN_LEARNING_RATE = 1e-6
 
 # What `host.build` and `host.train` do without flags (--recipe door), or to reproduce the paper
 # (--recipe paper, the issue 2 model: 2 classes from facemask-v1). Any flag given overrides its
-# recipe's value. Measured in docs/model.md (issue 13): door framing and source balance are what
-# move the out-of-domain door figures.
+# recipe's value. Measured in docs/model.md (issue 13): door framing is what moves the door-framed
+# figures; the paper's CNN admits 6-8 points more masked faces than the 53 KB door_cnn at the same
+# safety, so it stays the default design (`--arch door_cnn` for a camera without a card).
 RECIPES = {
-    "door": {"arch": "door_cnn", "epochs": 30, "augment": "door", "balance": "source", "refit": False,
+    "door": {"arch": "tiny_cnn", "epochs": 30, "augment": "door", "balance": "source", "refit": False,
              "data": "shared sets (facemask-v1, facemask-extra, scenes-negative), or $TINYMASK_DATA"},
     "paper": {"arch": "tiny_cnn", "epochs": 120, "augment": "jitter", "balance": "none", "refit": True,
               "data": "facemask-v1, or $TINYMASK_DATA"},

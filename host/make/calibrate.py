@@ -1,0 +1,70 @@
+"""`tinymask calibrate`: measure an existing bundle out of domain and (with --write) store its door
+threshold and expected rates in its card, without retraining.
+
+    tinymask calibrate [--bundle models/tinymask] [--data DIR ...] [--eval-data DIR ...] [--write]
+
+The same measure as the build's (host/make/ood.py): the out-of-domain sets the bundle's data did not
+train on, their door-framed faces, the degraded test, and the threshold for <= 1% unmasked admitted
+close up and door-framed. `--data` names the folders the bundle was trained on (default: the
+paper recipe's, facemask-v1), so that they are not measured as out of domain; their test split is
+the one degraded. The card is rewritten atomically; the model file and its sha256 are untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from host.errors import UserError
+from host.make import bundle as bundle_mod
+from host.make import data as data_mod
+from host.make import ood
+
+REFERENCE = Path(__file__).resolve().parents[2] / "models" / "tinymask"
+
+
+def calibrate(bundle_dir: Path, data_dirs: list[Path], eval_dirs=None, limit: int | None = None,
+              progress: bool = True) -> tuple[dict, dict]:
+    """(the bundle's card, the door measure of its model)."""
+    try:
+        card = bundle_mod.load_card(bundle_dir)
+        payload = (bundle_dir / card["model_file"]).read_bytes()
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserError(f"{bundle_dir}: no readable model card and model ({exc}); pass --bundle DIR of a build") from None
+    dataset = data_mod.load_dataset(data_dirs, limit=limit, progress=progress)
+    if dataset.labels != card.get("labels"):
+        raise UserError(f"{bundle_dir} classifies {card.get('labels')} but --data gives {dataset.labels};"
+                        " pass the folders the bundle was trained on")
+    door = ood.measure(payload, dataset, progress=progress, splits=ood.eval_splits(dataset, eval_dirs, limit))
+    return card, door
+
+
+def write_card(bundle_dir: Path, card: dict) -> None:
+    path = bundle_dir / "model_card.json"
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(card, indent=2) + "\n")
+    os.replace(temporary, path)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="tinymask calibrate", description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", type=Path, default=REFERENCE, help="bundle folder (default: models/tinymask)")
+    parser.add_argument("--data", type=Path, nargs="+", default=None, metavar="DIR",
+                        help="the folders the bundle was trained on (default: $TINYMASK_DATA, else facemask-v1)")
+    parser.add_argument("--eval-data", type=Path, nargs="*", default=None, metavar="DIR",
+                        help="out-of-domain sets (default: the shared sets the bundle did not train on)")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many images per split and class")
+    parser.add_argument("--write", action="store_true", help="store the threshold and rates in the card")
+    args = parser.parse_args(argv)
+    card, door = calibrate(args.bundle, args.data or data_mod.default_data_dirs(), args.eval_data, args.limit)
+    print(ood.summary(door))
+    fields = ood.card_fields(door)
+    before = card.get("door_threshold")
+    print(f"door threshold: {before if before is not None else 'none'} in the card, {fields['door_threshold']} measured")
+    if args.write:
+        card.update(fields)
+        write_card(args.bundle, card)
+        print(f"wrote {args.bundle / 'model_card.json'} (model unchanged, sha256 {card.get('sha256', '')[:12]}...)")
+    return 0
