@@ -51,6 +51,15 @@ def test_model_card_describes_the_exact_model(built):
     assert sum(map(sum, matrix)) == 80
 
 
+def test_card_carries_the_counted_estimate_beside_the_mac_figure(built):
+    """Issue 15: the board's libtflm counted on the emulated Cortex-M7, the MAC figure kept beside it."""
+    est = bundle.load_card(built)["estimate"]
+    counted = est["counted"]
+    assert counted["instructions"] > 1_000_000 and counted["ms"] > 0 and est["inference_ms"] > 0
+    assert [o["op"] for o in counted["ops"]][0] == "CONV_2D" and "libtflm" in counted["source"]
+    assert counted["ms"] == pytest.approx(counted["instructions"] * counted["cycles_per_instruction"] / 480e3, rel=0.01)
+
+
 def test_failed_build_leaves_previous_bundle_untouched(built, tmp_path, data_dir):
     before = {p.name: p.read_bytes() for p in built.iterdir()}
     profile = json.loads((build.DEFAULT_MODELS_DIR.parent / "boards" / "openmv_h7.json").read_text())

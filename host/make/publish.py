@@ -199,7 +199,7 @@ def check_door(final: Path, payload: bytes, card: dict, door_splits: list, gate:
         existing = door_standing(_shown(final), (final / old_card["model_file"]).read_bytes(), door_splits)
     except Exception as exc:  # unreadable, or a model the interpreter refuses: the user's to replace knowingly
         if not gate.force:
-            raise UserError(f"not published: {_shown(final)} cannot be measured ({exc}); pass --force to replace it")
+            raise UserError(f"not published: {_shown(final)} cannot be measured ({exc}); pass --force to replace it") from None
         return lines + [f"  {_shown(final)} cannot be measured ({exc}); replaced (--force)"]
     lines.append(existing.line())
     if existing.rank() > mine.rank() and not gate.force:
