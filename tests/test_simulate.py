@@ -323,11 +323,24 @@ def test_legacy_firmware_without_card_does_not_log_to_flash(tmp_path):
 
 # --- configuration -----------------------------------------------------------------------------------
 
+def bundle_label_config() -> dict:
+    """The config keys that describe the reference bundle's outputs (what tools.deploy writes)."""
+    card = json.loads((bundle_dir() / "model_card.json").read_text())
+    keys = {"labels": card["labels"], "output_kind": card["output_kind"], "positive_label": card["positive_label"]}
+    if "none_label" in card:
+        keys["none_label"] = card["none_label"]
+    return keys
+
+
 def test_unreadable_config_logs_an_error_and_runs_on_defaults(tmp_path):
     result = run(tmp_path, frames_of(MASK, 8), config_text="{ not json")
     errors = events(result, "config_error")
     assert errors and "not valid JSON" in errors[0].detail
-    assert result.door_openings() == 1  # defaults: debounce 5, threshold 0.8
+    if bundle_label_config()["labels"] == ["without_mask", "with_mask"]:
+        assert result.door_openings() == 1  # defaults: debounce 5, threshold 0.8
+    else:  # the defaults describe a 2-class model: the labels file disagrees, so no model, door closed
+        assert result.door_openings() == 0 and not relay_active_after(result, 0)
+        assert any("labels" in e.detail for e in events(result, "model_error"))
 
 
 def test_bad_values_are_each_logged_and_replaced(tmp_path):
@@ -337,7 +350,7 @@ def test_bad_values_are_each_logged_and_replaced(tmp_path):
 
 
 def test_unknown_relay_pin_drives_nothing(tmp_path):
-    result = run(tmp_path, frames_of(MASK, 40), config_text=json.dumps({"relay_pin": "P99"}))
+    result = run(tmp_path, frames_of(MASK, 40), config_text=json.dumps({**bundle_label_config(), "relay_pin": "P99"}))
     assert result.pins == {}
     assert "relay_pin" in events(result, "config_error")[0].detail
     assert _red_blinks(result) >= 2
