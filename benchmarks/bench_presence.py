@@ -32,8 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from host import gate, preprocess  # noqa: E402
 from host.boards import load_board  # noqa: E402
 from host.framing import door_frame, manifest_paths, real_test_scenes  # noqa: E402
-from host.sim import SimOptions, simulate  # noqa: E402
-from host.sim import camera as sim_camera  # noqa: E402
+from host.make import nobody  # noqa: E402
 from host.sim.bundle import load, render  # noqa: E402
 from host.tflm import Int8Model  # noqa: E402
 
@@ -44,27 +43,6 @@ DATA = REPO.parent / "shared" / "datasets"
 def open_rgb(path: Path) -> Image.Image:
     with Image.open(path) as image:
         return image.convert("RGB")
-
-
-def negative_run(paths: list[Path], frames: int, seed: int) -> list[Path]:
-    rng = np.random.default_rng(seed)
-    out: list[Path] = []
-    while len(out) < frames:
-        for i in rng.permutation(len(paths)):
-            out.extend([paths[i]] * int(rng.integers(1, 21)))
-    return out
-
-
-def simulated(bundle: Path, frames: list[Path], gate_on: bool) -> dict:
-    config = {"presence_gate": gate_on, "report_ms": 0, "log_enabled": False, "require_log": False}
-    result = simulate(SimOptions(frames=frames, bundle=bundle, config=config))
-    errors = result.errors()
-    if errors:  # e.g. a model the board's TFLM refuses: no door at all is not "0 openings"
-        raise SystemExit(f"{bundle}: the simulated board reports {errors[0][0]}: {errors[0][1]}; no door figures")
-    history = result.relay.history + [(result.sim_ms, None)]
-    open_ms = sum(t1 - t0 for (t0, level), (t1, _) in zip(history, history[1:]) if result.relay_active(level))
-    return {"frames": result.frames, "openings": result.door_openings(), "exit": result.exit,
-            "wall_s": result.wall_s, "board_fps": result.board_fps, "open_share": open_ms / result.sim_ms}
 
 
 def outputs_of(model: Int8Model, window: np.ndarray) -> np.ndarray:
@@ -90,14 +68,12 @@ def main(argv=None) -> int:
     negatives = manifest_paths(args.data / "scenes-negative", "test")
 
     if not args.no_sim:
-        run = negative_run(negatives, args.frames, args.seed)
-        print(f"\n1. simulated board, negatives only: {len(run)} frames from {len(negatives)} scenes-negative "
-              "test pictures, each held 1-20 frames")
+        print(f"\n1. simulated board, negatives only: at least {args.frames} frames from {len(negatives)}"
+              " scenes-negative test pictures, each held 1-20 frames")
         for gate_on in (True, False):
-            r = simulated(args.bundle, run, gate_on)
+            r = nobody.long_run(args.bundle, negatives, args.frames, args.seed, gate_on, args.board)
             print(f"   gate {'on ' if gate_on else 'off'}: door openings {r['openings']} over {r['frames']} frames "
-                  f"(door open {100 * r['open_share']:.1f}% of the time; ended by {r['exit']}; {r['wall_s']:.0f} s wall, "
-                  f"simulated board {r['board_fps']:.1f} FPS)")
+                  f"(door open {100 * r['open_share']:.1f}% of the time; {r['wall_s']:.0f} s wall)")
 
     model = Int8Model(bundle.model)
     rng = np.random.default_rng(args.seed)
@@ -121,15 +97,10 @@ def main(argv=None) -> int:
                   for f in faces])
 
     board = load_board(args.board)
-    macs = int(bundle.card.get("macs") or 0)
-    side = min(config["presence_block"], config["camera_window"] // config["presence_grid"])
-    calls = config["presence_grid"] ** 2
-    pixels = calls * side * side
-    gate_ms = calls * sim_camera.STATS_MS_PER_CALL + pixels * sim_camera.STATS_MS_PER_PIXEL
-    frame_ms = board.frame_ms(macs)
-    print(f"\n3. gate cost: {calls} get_statistics calls, {pixels} pixels per frame: {gate_ms:.2f} ms estimated on the H7")
-    print(f"   loop {frame_ms:.1f} ms = {1000 / frame_ms:.1f} FPS without the gate, "
-          f"{frame_ms + gate_ms:.1f} ms = {1000 / (frame_ms + gate_ms):.1f} FPS with it")
+    cost = nobody.gate_cost(config, board, int(bundle.card.get("macs") or 0))
+    print(f"\n3. gate cost: {cost['calls']} get_statistics calls, {cost['pixels']} pixels per frame: {cost['gate_ms']:.2f} ms"
+          f" estimated on the H7")
+    print(f"   loop {cost['fps_without']:.1f} FPS without the gate, {cost['fps_with']:.1f} FPS with it")
     started = time.perf_counter()
     host_gate = gate.HostGate(config)
     window = preprocess.camera_window_rgb565(scenes[0])

@@ -60,6 +60,15 @@ def test_card_carries_the_counted_estimate_beside_the_mac_figure(built):
     assert counted["ms"] == pytest.approx(counted["instructions"] * counted["cycles_per_instruction"] / 480e3, rel=0.01)
 
 
+def test_card_says_what_the_door_does_when_nobody_is_there(built):
+    """Issue 16: the build runs the real main.py on the simulated board over no-face pictures only."""
+    nobody = bundle.load_card(built)["nobody"]
+    run, gate = nobody["long_run"], nobody["gate"]
+    assert run["frames"] >= 300 and run["pictures"] > 0 and run["openings"] >= 0 and 0.0 <= run["open_share"] <= 1.0
+    assert run["presence_gate"] is True and gate["calls"] == 9 and gate["gate_ms"] > 0
+    assert gate["fps_with"] < gate["fps_without"]
+
+
 def test_failed_build_leaves_previous_bundle_untouched(built, tmp_path, data_dir):
     before = {p.name: p.read_bytes() for p in built.iterdir()}
     profile = json.loads((build.DEFAULT_MODELS_DIR.parent / "boards" / "openmv_h7.json").read_text())

@@ -21,7 +21,7 @@ from pathlib import Path
 from host import mcu, tflm
 from host.boards import available_boards, load_board
 from host.errors import UserError, run_cli
-from host.make import bundle, checks, evaluate, memfit, ood, publish, quantize, repro, train
+from host.make import bundle, checks, evaluate, memfit, nobody, ood, publish, quantize, repro, train
 from host.make import data as data_mod
 from host.make import model as model_mod
 
@@ -30,6 +30,9 @@ DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
 def stage_line(text: str) -> None:
     print(f"\n== {text}", flush=True)
+
+
+NOBODY_FRAMES_LIMITED = 300  # with --limit (quick runs, tests): a short run of the no-face pictures
 
 
 def build_card(name, board, facts, macs, params, results, config, dataset, seconds) -> dict:
@@ -223,6 +226,11 @@ def main(argv=None) -> int:
                                       payload, door_splits)))
     staging = bundle.stage(models_dir, args.name)
     try:
+        bundle.write_core(staging, args.name, payload, dataset.labels, card)
+        stage_line("nobody there: a long simulated run of no-face pictures (issue 16)")
+        card["nobody"] = nobody.card_fields(staging, ood_splits, args.board, macs,
+                                            NOBODY_FRAMES_LIMITED if args.limit else nobody.LONG_RUN_FRAMES)
+        print(nobody.summary(card["nobody"]))
         bundle.write_core(staging, args.name, payload, dataset.labels, card)
         evaluate.write_confusion(results["int8"], staging, "int8 (TFLM) on test")
         train.plots.training_curves(trained.history, trained.best_epoch, staging / "training_curves.png")

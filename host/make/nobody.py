@@ -1,0 +1,102 @@
+"""Issue 16's figures for a bundle: what the door does when nobody is there, and what the gate costs.
+
+- `long_run`: the real firmware/main.py on the simulated board over no-face pictures only (each held
+  1-20 frames, as a coat, a wall or a covered lens stays a while), with the bundle's own config:
+  door openings and the share of the time the door stood open.
+- `gate_cost`: the presence gate's added time per frame on the board (pixels examined x the
+  simulator's per-pixel cost, plus per-call overhead) and the loop rate with and without it.
+
+host.build puts both in the card (`nobody`); benchmarks/bench_presence.py prints them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+LONG_RUN_FRAMES = 10_000
+
+
+def negative_frames(paths: list[Path], frames: int, seed: int) -> list[Path]:
+    """At least `frames` frames: the pictures shuffled, each repeated 1-20 times."""
+    rng = np.random.default_rng(seed)
+    out: list[Path] = []
+    while len(out) < frames:
+        for i in rng.permutation(len(paths)):
+            out.extend([paths[i]] * int(rng.integers(1, 21)))
+    return out
+
+
+def long_run(bundle, paths: list[Path], frames: int = LONG_RUN_FRAMES, seed: int = 16, gate_on: bool = True,
+             board: str = "openmv_h7") -> dict:
+    """Door openings over a simulated run of no-face pictures only (the bundle's threshold and debounce)."""
+    from host.errors import UserError
+    from host.sim import SimOptions, simulate
+
+    run = negative_frames(paths, frames, seed)
+    config = {"presence_gate": gate_on, "report_ms": 0, "log_enabled": False, "require_log": False}
+    result = simulate(SimOptions(frames=run, bundle=bundle, config=config, board=board))
+    errors = result.errors()
+    if errors:  # e.g. a model the board's TFLM refuses: no door at all is not "0 openings"
+        raise UserError(f"{bundle}: the simulated board reports {errors[0][0]}: {errors[0][1]}; no door figures")
+    history = result.relay.history + [(result.sim_ms, None)]
+    open_ms = sum(t1 - t0 for (t0, level), (t1, _) in zip(history, history[1:]) if result.relay_active(level))
+    return {"frames": result.frames, "pictures": len(paths), "openings": result.door_openings(),
+            "open_share": open_ms / result.sim_ms if result.sim_ms else 0.0, "presence_gate": gate_on,
+            "wall_s": round(result.wall_s, 1), "seed": seed}
+
+
+def gate_cost(config: dict, board, macs: int) -> dict:
+    """The presence gate's estimated cost per frame on the board, and the loop FPS with and without it."""
+    from host.sim import camera as sim_camera
+
+    side = min(config["presence_block"], config["camera_window"] // config["presence_grid"])
+    calls = config["presence_grid"] ** 2
+    gate_ms = calls * sim_camera.STATS_MS_PER_CALL + calls * side * side * sim_camera.STATS_MS_PER_PIXEL
+    frame_ms = board.frame_ms(macs)
+    return {"calls": calls, "pixels": calls * side * side, "gate_ms": round(gate_ms, 3),
+            "fps_without": round(1000.0 / frame_ms, 1), "fps_with": round(1000.0 / (frame_ms + gate_ms), 1)}
+
+
+def no_face_paths(splits: dict) -> list[Path]:
+    """The pictures of the out-of-domain set that holds only `none` images (scenes-negative test)."""
+    from host.make.ood import NONE
+
+    for split, _ in splits.values():
+        labels = np.asarray(split.labels)
+        if len(labels) and (labels == NONE).all():
+            return list(split.paths)
+    return []
+
+
+def card_fields(bundle_dir: Path, splits: dict, board_name: str, macs: int, frames: int = LONG_RUN_FRAMES) -> dict | None:
+    """The card's `nobody`: the long run (gate on, as deployed) and the gate's cost; None without no-face pictures."""
+    from host.boards import load_board
+    from host.sim.bundle import load, render
+
+    from host.errors import UserError
+
+    paths = no_face_paths(splits)
+    if not paths:
+        return None
+    try:
+        config = render(load(bundle_dir, board_name), board_name, {})
+        run = long_run(bundle_dir, paths, frames, board=board_name)
+    except UserError as exc:  # the board checks have passed, so this is the simulator's word: keep the bundle
+        return {"error": str(exc)}
+    return {"long_run": {**run, "open_share": round(run["open_share"], 4),
+                         "what": "firmware/main.py on the simulated board over the no-face pictures only, each"
+                                 " held 1-20 frames; the bundle's threshold and debounce, presence gate on"},
+            "gate": gate_cost(config, load_board(board_name), macs)}
+
+
+def summary(fields: dict | None) -> str:
+    if not fields:
+        return "nobody there: not measured (no no-face pictures among the out-of-domain sets)"
+    if "error" in fields:
+        return f"nobody there: not measured ({fields['error']})"
+    run, gate = fields["long_run"], fields["gate"]
+    return (f"nobody there: {run['openings']} door opening(s) over {run['frames']:,} frames of {run['pictures']} no-face"
+            f" pictures (door open {100 * run['open_share']:.1f}% of the time); presence gate {gate['gate_ms']:.2f} ms"
+            f" per frame, loop {gate['fps_without']:.1f} -> {gate['fps_with']:.1f} FPS")
