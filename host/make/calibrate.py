@@ -5,7 +5,8 @@ threshold and expected rates in its card, without retraining.
 
 The same measure as the build's (host/make/ood.py): the out-of-domain sets the bundle's data did not
 train on, their door-framed faces, the degraded test, and the threshold for <= 1% unmasked admitted
-close up and door-framed. `--data` names the folders the bundle was trained on (default: the
+close up and door-framed; and the long run of no-face pictures on the simulated board
+(host/make/nobody.py). `--data` names the folders the bundle was trained on (default: the
 paper recipe's, facemask-v1), so that they are not measured as out of domain; their test split is
 the one degraded. The card is rewritten atomically; the model file and its sha256 are untouched.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 from host.errors import UserError
 from host.make import bundle as bundle_mod
 from host.make import data as data_mod
-from host.make import ood
+from host.make import nobody, ood
 
 REFERENCE = Path(__file__).resolve().parents[2] / "models" / "tinymask"
 
@@ -37,7 +38,10 @@ def calibrate(bundle_dir: Path, data_dirs: list[Path], eval_dirs=None, limit: in
     if dataset.labels != card.get("labels"):
         raise UserError(f"{bundle_dir} classifies {card.get('labels')} but --data gives {dataset.labels};"
                         " pass the folders the bundle was trained on")
-    door = ood.measure(payload, dataset, progress=progress, splits=ood.eval_splits(dataset, eval_dirs, limit))
+    splits = ood.eval_splits(dataset, eval_dirs, limit)
+    door = ood.measure(payload, dataset, progress=progress, splits=splits)
+    door["nobody"] = nobody.card_fields(bundle_dir, splits, card.get("board", "openmv_h7"), int(card.get("macs") or 0),
+                                        300 if limit else nobody.LONG_RUN_FRAMES)
     return card, door
 
 
@@ -60,7 +64,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     card, door = calibrate(args.bundle, args.data or data_mod.default_data_dirs(), args.eval_data, args.limit)
     print(ood.summary(door))
-    fields = ood.card_fields(door)
+    print(nobody.summary(door["nobody"]))
+    fields = {**ood.card_fields(door), "nobody": door["nobody"]}
     before = card.get("door_threshold")
     print(f"door threshold: {before if before is not None else 'none'} in the card, {fields['door_threshold']} measured")
     if args.write:

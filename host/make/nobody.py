@@ -73,9 +73,8 @@ def no_face_paths(splits: dict) -> list[Path]:
 def card_fields(bundle_dir: Path, splits: dict, board_name: str, macs: int, frames: int = LONG_RUN_FRAMES) -> dict | None:
     """The card's `nobody`: the long run (gate on, as deployed) and the gate's cost; None without no-face pictures."""
     from host.boards import load_board
-    from host.sim.bundle import load, render
-
     from host.errors import UserError
+    from host.sim.bundle import load, render
 
     paths = no_face_paths(splits)
     if not paths:
