@@ -19,6 +19,12 @@ from host import preprocess
 from host.errors import UserError
 
 
+def centred_offset(slack: int, rng: np.random.Generator) -> int:
+    """Where a face with `slack` pixels to spare starts along one axis: around the centre, as a
+    person steps in front of a door camera, up to a quarter of the slack off it."""
+    return slack // 2 + int(rng.integers(-(slack // 4), slack // 4 + 1)) if slack else 0
+
+
 def door_frame(face: Image.Image, scene: Image.Image, fraction: float, rng: np.random.Generator,
                window: int = preprocess.WINDOW) -> np.ndarray:
     """uint16 RGB565 (window, window): the scene with the face pasted at `fraction` of the side."""
@@ -27,10 +33,8 @@ def door_frame(face: Image.Image, scene: Image.Image, fraction: float, rng: np.r
     canvas = preprocess.square_crop(scene.convert("RGB")).resize((window, window), Image.Resampling.BILINEAR)
     side = max(8, int(round(fraction * window)))
     patch = preprocess.square_crop(face.convert("RGB")).resize((side, side), Image.Resampling.LANCZOS)
-    # around the centre, as a person steps in front of a door camera: up to a quarter of the slack
     slack = window - side
-    x = slack // 2 + int(rng.integers(-(slack // 4), slack // 4 + 1)) if slack else 0
-    y = slack // 2 + int(rng.integers(-(slack // 4), slack // 4 + 1)) if slack else 0
+    x, y = centred_offset(slack, rng), centred_offset(slack, rng)
     canvas.paste(patch, (x, y))
     return preprocess.rgb888_to_rgb565(np.asarray(canvas, dtype=np.uint8))
 

@@ -537,12 +537,7 @@ class FakeDevice:
             self.program = None
         self.resets.append((cause, self.board.now_ms()))
         self.events.append(("watchdog_reset",) if cause == "watchdog" else ("rebooted",))
-        self.board.close_files()
-        for fd in (self.master, self.slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        self._close_port()
         self.board.hard_reset(WDT_RESET if cause == "watchdog" else SOFT_RESET)
         self._open_pty()
         os.remove(self.port)

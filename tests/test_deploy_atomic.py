@@ -142,29 +142,31 @@ def test_leftovers_of_a_full_card_count_as_free_space(bundles, tmp_path, capsys)
     assert sorted(p.name for p in (root / "sdcard" / "tmset").iterdir()) == ["000008"]
 
 
-def test_a_read_only_card_is_one_line_and_the_old_set_keeps_running(bundles, tmp_path, capsys):
+def redeploy_onto(bundles, tmp_path, capsys, **device_options):
+    """Deploy the old set, then the new one onto a camera with `device_options`: (exit code, stderr,
+    whether the camera's files and its booted set are exactly as before the second deploy)."""
     old, new = bundles
     root = tmp_path / "camera"
     with FakeDevice(root) as device:
         assert run(["--board", "openmv_h7", "--port", device.port, "--bundle", str(old)], capsys)[0] == 0
     previous, before = booted_set(root / "sdcard"), tree(root)
-    with FakeDevice(root, read_only=True) as device:
+    with FakeDevice(root, **device_options) as device:
         code, _, err = run(["--board", "openmv_h7", "--port", device.port, "--bundle", str(new)], capsys)
+    return code, err, tree(root) == before and booted_set(root / "sdcard") == previous
+
+
+def test_a_read_only_card_is_one_line_and_the_old_set_keeps_running(bundles, tmp_path, capsys):
+    code, err, unchanged = redeploy_onto(bundles, tmp_path, capsys, read_only=True)
     assert code == 2 and err.count("\n") == 1, err
     assert err.startswith("error: the camera's /sdcard is read-only (is the SD card's lock switch on?)")
-    assert tree(root) == before and booted_set(root / "sdcard") == previous
+    assert unchanged
 
 
 def test_a_missing_card_is_one_line_and_the_old_set_keeps_running(bundles, tmp_path, capsys):
-    old, new = bundles
-    root = tmp_path / "camera"
-    with FakeDevice(root) as device:
-        assert run(["--board", "openmv_h7", "--port", device.port, "--bundle", str(old)], capsys)[0] == 0
-    previous, before = booted_set(root / "sdcard"), tree(root)
-    with FakeDevice(root, sdcard=False) as device:  # the card is out (its files stay in the folder)
-        code, _, err = run(["--board", "openmv_h7", "--port", device.port, "--bundle", str(new)], capsys)
+    # the card is out (its files stay in the folder)
+    code, err, unchanged = redeploy_onto(bundles, tmp_path, capsys, sdcard=False)
     assert code == 2 and err.count("\n") == 1 and "the camera has no SD card" in err
-    assert tree(root) == before and booted_set(root / "sdcard") == previous
+    assert unchanged
 
 
 def test_the_loader_picks_the_newest_complete_set_on_micropython_as_on_cpython(tmp_path):

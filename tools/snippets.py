@@ -44,6 +44,50 @@ def vfs(p):
 """
 
 
+# A rename that replaces: MicroPython's FAT and littlefs renames do; if a port's does not, the old
+# file is moved aside to `<name>.old` first, so the real name never holds a partial file.
+_MV = """\
+def mv(a, b):
+ os.stat(a)
+ try:
+  os.rename(a, b)
+  return
+ except OSError:
+  pass
+ try:
+  os.rename(b, b + '.old')
+ except OSError:
+  pass
+ os.rename(a, b)
+ try:
+  os.remove(b + '.old')
+ except OSError:
+  pass
+"""
+
+# Remove a file, or a folder with everything in it; what is not there is no error.
+_RM = """\
+def rm(p):
+ try:
+  items = list(os.ilistdir(p))
+ except OSError:
+  items = None
+ if items is None:
+  try:
+   os.remove(p)
+  except OSError:
+   pass
+  return
+ for it in items:
+  if it[0] not in ('.', '..'):
+   rm(p + '/' + it[0])
+ try:
+  os.rmdir(p)
+ except OSError:
+  pass
+"""
+
+
 def _loader() -> str:
     """firmware/tmboot.py without its start call: the board's own rule for the active set (choose)."""
     text = (FIRMWARE_DIR / LOADER).read_text()
@@ -145,23 +189,7 @@ def install(pairs: list[tuple[str, str]], stale: list[str]) -> str:
     """
     return f"""\
 import os, json
-def mv(a, b):
- os.stat(a)
- try:
-  os.rename(a, b)
-  return
- except OSError:
-  pass
- try:
-  os.rename(b, b + '.old')
- except OSError:
-  pass
- os.rename(a, b)
- try:
-  os.remove(b + '.old')
- except OSError:
-  pass
-done = []
+{_MV}done = []
 for a, b in {[list(p) for p in pairs]!r}:
  mv(a, b)
  done.append(b)
@@ -184,25 +212,7 @@ def prepare(remove: list[str], folders: list[str], board_copies: list[tuple[str,
     itself (nothing crosses the cable)."""
     return f"""\
 import os, json
-def rm(p):
- try:
-  items = list(os.ilistdir(p))
- except OSError:
-  items = None
- if items is None:
-  try:
-   os.remove(p)
-  except OSError:
-   pass
-  return
- for it in items:
-  if it[0] not in ('.', '..'):
-   rm(p + '/' + it[0])
- try:
-  os.rmdir(p)
- except OSError:
-  pass
-for p in {remove!r}:
+{_RM}for p in {remove!r}:
  rm(p)
 for p in {folders!r}:
  try:
@@ -238,41 +248,7 @@ def commit(folder: str, manifest: dict, pairs: list[tuple[str, str]], remove: li
     text = json.dumps(manifest, sort_keys=True)
     return f"""\
 import os, json
-def mv(a, b):
- os.stat(a)
- try:
-  os.rename(a, b)
-  return
- except OSError:
-  pass
- try:
-  os.rename(b, b + '.old')
- except OSError:
-  pass
- os.rename(a, b)
- try:
-  os.remove(b + '.old')
- except OSError:
-  pass
-def rm(p):
- try:
-  items = list(os.ilistdir(p))
- except OSError:
-  items = None
- if items is None:
-  try:
-   os.remove(p)
-  except OSError:
-   pass
-  return
- for it in items:
-  if it[0] not in ('.', '..'):
-   rm(p + '/' + it[0])
- try:
-  os.rmdir(p)
- except OSError:
-  pass
-m = {folder!r} + '/set.json'
+{_MV}{_RM}m = {folder!r} + '/set.json'
 f = open(m + '.tmp', 'w')
 f.write({text!r})
 f.close()

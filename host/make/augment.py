@@ -25,7 +25,7 @@ import io
 import numpy as np
 from PIL import Image, ImageFilter
 
-from host import preprocess
+from host import framing, preprocess
 
 BASE_MODES = ("none", "flip", "jitter", "interp", "robust", "door")
 # name -> (probability per image, what it simulates)
@@ -121,7 +121,7 @@ def door_framing(x: np.ndarray, rng: np.random.Generator, p: float, scenes: np.n
             else colour_field(rng, size)
         patch = Image.fromarray(_to_uint8(x[i])).resize((side, side), Image.Resampling.BOX)
         slack = size - side
-        ox, oy = (slack // 2 + int(rng.integers(-(slack // 4), slack // 4 + 1)) for _ in range(2))
+        ox, oy = framing.centred_offset(slack, rng), framing.centred_offset(slack, rng)
         canvas[oy:oy + side, ox:ox + side] = _from_uint8(np.asarray(patch))
         x[i] = canvas
     return x

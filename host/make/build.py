@@ -32,9 +32,6 @@ def stage_line(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
-NOBODY_FRAMES_LIMITED = 300  # with --limit (quick runs, tests): a short run of the no-face pictures
-
-
 def build_card(name, board, facts, macs, params, results, config, dataset, seconds) -> dict:
     inference_ms = board.inference_ms(macs)
     frame_ms = board.frame_ms(macs)
@@ -228,8 +225,7 @@ def main(argv=None) -> int:
     try:
         bundle.write_core(staging, args.name, payload, dataset.labels, card)
         stage_line("nobody there: a long simulated run of no-face pictures (issue 16)")
-        card["nobody"] = nobody.card_fields(staging, ood_splits, args.board, macs,
-                                            NOBODY_FRAMES_LIMITED if args.limit else nobody.LONG_RUN_FRAMES)
+        card["nobody"] = nobody.card_fields(staging, ood_splits, args.board, macs, nobody.frames_for(args.limit))
         print(nobody.summary(card["nobody"]))
         bundle.write_core(staging, args.name, payload, dataset.labels, card)
         evaluate.write_confusion(results["int8"], staging, "int8 (TFLM) on test")

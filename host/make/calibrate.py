@@ -41,7 +41,7 @@ def calibrate(bundle_dir: Path, data_dirs: list[Path], eval_dirs=None, limit: in
     splits = ood.eval_splits(dataset, eval_dirs, limit)
     door = ood.measure(payload, dataset, progress=progress, splits=splits)
     door["nobody"] = nobody.card_fields(bundle_dir, splits, card.get("board", "openmv_h7"), int(card.get("macs") or 0),
-                                        300 if limit else nobody.LONG_RUN_FRAMES)
+                                        nobody.frames_for(limit))
     return card, door
 
 

@@ -16,6 +16,11 @@ from pathlib import Path
 import numpy as np
 
 LONG_RUN_FRAMES = 10_000
+LIMITED_FRAMES = 300  # with --limit (quick runs, tests): a short run of the no-face pictures
+
+
+def frames_for(limit: int | None) -> int:
+    return LIMITED_FRAMES if limit else LONG_RUN_FRAMES
 
 
 def negative_frames(paths: list[Path], frames: int, seed: int) -> list[Path]:

@@ -192,15 +192,24 @@ def measure(payload: bytes, dataset: data_mod.Dataset, eval_dirs=None, progress:
             "degraded_mean": float(np.mean(list(per_degradation.values()))) if per_degradation else None}
 
 
+def missed_target(door: dict) -> list[tuple[str, float]]:
+    """(set, unmasked admitted) of each calibration set whose unmasked faces the threshold could not
+    hold to MAX_UNMASKED_ADMITTED (it is then the highest output level)."""
+    out = []
+    for name in (door["calibration"], door.get("calibration_framed")):
+        unmasked = door["sets"].get(name or "", {}).get("unmasked_admitted")
+        if unmasked is not None and unmasked > MAX_UNMASKED_ADMITTED:
+            out.append((name, unmasked))
+    return out
+
+
 def summary(door: dict) -> str:
     on = door["calibration"] + (f" and {door['calibration_framed']}" if door.get("calibration_framed") else "")
     lines = [table(door["sets"], door["threshold"]),
              f"threshold chosen on {on} for <= {MAX_UNMASKED_ADMITTED:.0%} unmasked admitted (each)"]
-    for name in (door["calibration"], door.get("calibration_framed")):
-        unmasked = door["sets"].get(name or "", {}).get("unmasked_admitted")
-        if unmasked is not None and unmasked > MAX_UNMASKED_ADMITTED:
-            lines.append(f"WARNING: no threshold holds {name} to {MAX_UNMASKED_ADMITTED:.0%} unmasked admitted:"
-                         f" {unmasked:.2%} even at the highest output level; this model is not safe for a door")
+    for name, unmasked in missed_target(door):
+        lines.append(f"WARNING: no threshold holds {name} to {MAX_UNMASKED_ADMITTED:.0%} unmasked admitted:"
+                     f" {unmasked:.2%} even at the highest output level; this model is not safe for a door")
     if door["degraded_mean"] is not None:
         lines.append("degraded accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in door["degraded_accuracy"].items())
                      + f"; mean {door['degraded_mean']:.4f}")
@@ -219,9 +228,7 @@ def card_fields(door: dict) -> dict:
         "door_framed": {"unmasked_admitted": framed.get("unmasked_admitted"), "masked_admitted": framed.get("masked_admitted"),
                         "measured_on": framed.get("description")} if framed else None,
         "target_unmasked_admitted": MAX_UNMASKED_ADMITTED,
-        "target_met": all(sets.get(n or "", {}).get("unmasked_admitted") is None
-                          or sets[n]["unmasked_admitted"] <= MAX_UNMASKED_ADMITTED
-                          for n in (door["calibration"], door.get("calibration_framed"))),
+        "target_met": not missed_target(door),
         "unmasked_admitted": at.get("unmasked_admitted"),
         "masked_admitted": at.get("masked_admitted"),
         "images": {"without_mask": at.get("unmasked_images"), "with_mask": at.get("masked_images")},

@@ -191,7 +191,7 @@ def door_standing(where: str, payload: bytes, door_splits: list) -> DoorStanding
                         [f["unmasked_admitted"] for f in figures], len(payload))
 
 
-def check_door(final: Path, payload: bytes, card: dict, door_splits: list, gate: Gate) -> list[str]:
+def check_door(final: Path, payload: bytes, door_splits: list, gate: Gate) -> list[str]:
     mine = door_standing("this build", payload, door_splits)
     lines = [mine.line()]
     try:
@@ -226,7 +226,7 @@ def check(final: Path, card: dict, split, gate: Gate, payload: bytes | None = No
     if not final.exists():
         return lines + [f"  {_shown(final)}: no bundle yet"]
     if door_splits and payload is not None:
-        return lines + check_door(final, payload, card, door_splits, gate)
+        return lines + check_door(final, payload, door_splits, gate)
     existing = measure_existing(final, card["labels"], split, this_split)
     if isinstance(existing, str):
         if not gate.force:

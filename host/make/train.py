@@ -39,16 +39,16 @@ MIN_LEARNING_RATE = 1e-6
 # safety, so it stays the default design (`--arch door_cnn` for a camera without a card).
 RECIPES = {
     "door": {"arch": "tiny_cnn", "epochs": 30, "augment": "door", "balance": "source", "refit": False,
-             "data": "shared sets (facemask-v1, facemask-extra, scenes-negative), or $TINYMASK_DATA"},
+             "shared_sets": True, "data": "shared sets (facemask-v1, facemask-extra, scenes-negative), or $TINYMASK_DATA"},
     "paper": {"arch": "tiny_cnn", "epochs": 120, "augment": "jitter", "balance": "none", "refit": True,
-              "data": "facemask-v1, or $TINYMASK_DATA"},
+              "shared_sets": False, "data": "facemask-v1, or $TINYMASK_DATA"},
 }
 DEFAULT_RECIPE = "door"
 
 
 def recipe_data(recipe: str) -> list[Path]:
     """The folders a recipe trains on without --data ($TINYMASK_DATA, when set, is the one folder)."""
-    if recipe == "door" and "TINYMASK_DATA" not in os.environ:
+    if RECIPES[recipe]["shared_sets"] and "TINYMASK_DATA" not in os.environ:
         return data_mod.shared_sets()
     return data_mod.default_data_dirs()
 
