@@ -58,4 +58,4 @@ def card_fields(payload: bytes, clock_hz: float = 480e6) -> dict:
             "cycles_per_instruction": round(result.cycles_per_instruction, 3),
             "ops": [{"op": o.op, "instructions": o.instructions} for o in result.ops],
             "source": "libtflm-cortex-m7+fp-release.a (openmv/libtflm 73eb1aa) on an emulated Cortex-M7;"
-                      " cycles per instruction calibrated on CMSIS-NN's published Cortex-M7 timing (docs/mcu.md)"}
+                      " cycles per instruction calibrated on two published Cortex-M7 timings: CMSIS-NN 2018 and TinyEngine's H743 table (docs/mcu.md)"}

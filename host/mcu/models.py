@@ -1,7 +1,7 @@
 """The int8 models the emulator is measured on: the reference bundle, every design `host.compare`
 offers (host.make.model.ARCHITECTURES, untrained: bit-exactness and instruction counts do not
-need trained weights, but calibration uses real test images), and the two published calibration
-networks (host.mcu.latency)."""
+need trained weights, but calibration uses real test images), and the published calibration
+networks (host.mcu.latency.CALIBRATION), rebuilt with their shapes."""
 
 from __future__ import annotations
 
@@ -82,12 +82,82 @@ def mobilenet_v1_025_96_gray(seed: int = 1337) -> bytes:
     return mobilenet_v1_025_96(seed, channels=1)
 
 
-def _quantize(model, shape, seed) -> bytes:
+# MCUNet's mcunet-vww1 (net_name "mcunet-5fps_vww", github.com/mit-han-lab/mcunet mcunet/model_zoo.py),
+# read operator by operator from the model zoo's int8 .tflite (the copy in mit-han-lab/tinyengine
+# assets/vww.tflite, 613,840 B): after the stem (3x3/2 conv, 16) and a 3x3 depthwise + 1x1 to 8, 14
+# inverted-residual blocks of (expanded channels, depthwise kernel, stride, output channels).
+MCUNET_VWW1_BLOCKS = (
+    (48, 3, 2, 16), (48, 3, 1, 16), (48, 3, 1, 16),
+    (48, 7, 2, 24), (144, 3, 1, 24), (120, 5, 1, 24),
+    (144, 7, 2, 40), (240, 7, 1, 40), (240, 3, 1, 48), (192, 3, 1, 48),
+    (240, 5, 2, 96), (480, 3, 1, 96), (384, 3, 1, 96), (288, 7, 1, 160),
+)
+
+
+def mcunet_vww1(seed: int = 1337) -> bytes:
+    """mcunet-vww1 (MCUNet, Lin et al. 2020; 80x80x3, 2 classes, 11.6 M MACs), rebuilt op for op as
+    its published .tflite has it. PyTorch's symmetric padding became an explicit PAD before each
+    stride-2 layer whose TF "same" padding would be asymmetric, then a VALID convolution (the
+    stride-2 5x5 depthwise on 5x5 is symmetric and stays SAME); the head is TRANSPOSE, two MEANs and
+    a dense layer; the input is float32 (a QUANTIZE op) and so is the output (DEQUANTIZE)."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(seed)
+
+    def relu6(x):
+        return layers.ReLU(6.0)(x)
+
+    def depthwise(x, kernel, stride):
+        if stride == 2 and x.shape[1] % 2 == 0:  # PyTorch pads (k-1)/2 on every side
+            x = layers.ZeroPadding2D(kernel // 2)(x)
+            return relu6(layers.DepthwiseConv2D(kernel, strides=2, padding="valid")(x))
+        return relu6(layers.DepthwiseConv2D(kernel, strides=stride, padding="same")(x))
+
+    inputs = keras.Input(shape=(80, 80, 3))
+    x = relu6(layers.Conv2D(16, 3, strides=2, padding="valid")(layers.ZeroPadding2D(1)(inputs)))
+    x = layers.Conv2D(8, 1)(depthwise(x, 3, 1))
+    for expanded, kernel, stride, out in MCUNET_VWW1_BLOCKS:
+        y = layers.Conv2D(out, 1)(depthwise(relu6(layers.Conv2D(expanded, 1)(x)), kernel, stride))
+        x = layers.Add()([x, y]) if stride == 1 and x.shape[-1] == out else y
+    x = layers.Permute((3, 1, 2))(x)  # NHWC -> NCHW, then the mean over W and over H, as converted
+    x = layers.Lambda(lambda t: keras.ops.mean(t, axis=-1))(x)
+    x = layers.Lambda(lambda t: keras.ops.mean(t, axis=-1))(x)
+    outputs = layers.Dense(2)(x)
+    return _quantize(keras.Model(inputs, outputs), (80, 80, 3), seed, float_io=True)
+
+
+def _quantize(model, shape, seed, float_io: bool = False) -> bytes:
     from host.make import quantize
 
     rng = np.random.default_rng(seed)
     pixels = rng.integers(0, 256, (16,) + shape, dtype=np.uint8)
-    return quantize.quantize(model, pixels)
+    if not float_io:
+        return quantize.quantize(model, pixels)
+    # As host.make.quantize (batch fixed at 1), but the interface stays float32: QUANTIZE and
+    # DEQUANTIZE ops, as in a published model that was converted that way.
+    import contextlib
+    import io
+    import warnings
+
+    import keras
+    import tensorflow as tf
+
+    from host import tflm
+
+    def representative():
+        for p in pixels:
+            yield [preprocess.to_float_input(p[None])]
+
+    fixed_input = keras.Input(shape=shape, batch_size=1)
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(fixed_input, model(fixed_input)))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+    with contextlib.redirect_stdout(io.StringIO()), tflm.quiet_stderr(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bytes(converter.convert())
 
 
 def macs(payload: bytes) -> int:
