@@ -119,7 +119,11 @@ def test_small_run_writes_table_picture_and_models(small_run):
     assert list(rows) == ["tiny_cnn", "squeezenet_mod", "ds_cnn", "ds_cnn_robust", "tiny_cnn_pruned50_oneshot",
                           "tiny_cnn_pruned50_iterative"]
     for name, row in rows.items():
-        assert (small_run / "models" / f"{name}.tflite").stat().st_size == row["int8_bytes"]
+        bundle_dir = small_run / row["bundle"]
+        assert bundle_dir == small_run / "models" / name
+        assert (bundle_dir / f"{name}.tflite").stat().st_size == row["int8_bytes"]
+        card = json.loads((bundle_dir / "model_card.json").read_text())
+        assert card["door_threshold"] == pytest.approx(row["door_threshold"], abs=1e-6) and card["sha256"] and card["labels"] == report["labels"]
         assert set(row["degraded"]) == {"low_light", "scale"}
         assert row["degraded_int8_accuracy"] == pytest.approx(np.mean(list(row["degraded"].values())))
         assert row["inference_fps"] == pytest.approx(1000 / row["inference_ms"])
@@ -128,6 +132,9 @@ def test_small_run_writes_table_picture_and_models(small_run):
         assert row["fits"] == all(c["ok"] for c in row["checks"])
     assert report["paper_size_order"]["measured_int8_bytes"] == ["squeezenet_mod", "tiny_cnn"]
     assert not rows["squeezenet_mod"]["fits"] and rows["tiny_cnn"]["fits"]
+    run = rows["tiny_cnn"]["nobody"]["long_run"]  # issue 16: the row's own long run of no-face pictures
+    assert run["frames"] >= 300 and run["openings"] >= 0 and run["presence_gate"]
+    assert "error" in rows["squeezenet_mod"]["nobody"]  # too big for the simulated board: no door figures, said so
     pruned = rows["tiny_cnn_pruned50_oneshot"]
     assert pruned["filters"] == rows["tiny_cnn_pruned50_iterative"]["filters"] and list(pruned["filters"].values()) == [8, 16, 32]
     assert pruned["macs"] < rows["tiny_cnn"]["macs"] and pruned["params"] < rows["tiny_cnn"]["params"]

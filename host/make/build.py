@@ -94,6 +94,17 @@ def build_card(name, board, facts, macs, params, results, config, dataset, secon
     }
 
 
+def bundle_card(name, board, facts, macs, params, results, config, dataset, seconds, door: dict, payload: bytes) -> dict:
+    """The card of a deployable bundle (host.build, and every host.compare row): build_card, the door
+    threshold and out-of-domain figures, the counted estimate, and the exact bytes' sha256."""
+    card = build_card(name, board, facts, macs, params, results, config, dataset, seconds)
+    card.update(ood.card_fields(door))
+    card["estimate"]["counted"] = mcu.card_fields(payload, board["clock_hz"])
+    card["sha256"] = bundle.sha256_hex(payload)
+    card["data"]["test_fingerprint"] = publish.split_fingerprint(dataset.test.paths, dataset.test.labels)
+    return card
+
+
 def _version(package: str) -> str:
     from importlib.metadata import version
 
@@ -205,11 +216,7 @@ def main(argv=None) -> int:
 
     macs = model_mod.count_macs(trained.model)
     params = int(trained.model.count_params())
-    card = build_card(args.name, board, facts, macs, params, results, config, dataset, trained.seconds)
-    card.update(ood.card_fields(door))
-    card["estimate"]["counted"] = mcu.card_fields(payload, board["clock_hz"])
-    card["sha256"] = bundle.sha256_hex(payload)
-    card["data"]["test_fingerprint"] = publish.split_fingerprint(dataset.test.paths, dataset.test.labels)
+    card = bundle_card(args.name, board, facts, macs, params, results, config, dataset, trained.seconds, door, payload)
     card["training"]["deterministic"] = args.determinism
     card["training"]["recipe"] = args.recipe
     if args.prune is not None:

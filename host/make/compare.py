@@ -31,7 +31,7 @@ from host import mcu
 from host.boards import BoardProfile, load_board
 from host.errors import UserError, run_cli
 from host.make import augment as augment_mod
-from host.make import checks, degrade, evaluate, ood, prune, quantize, train
+from host.make import checks, degrade, evaluate, nobody, ood, prune, quantize, train
 from host.make import data as data_mod
 from host.make import model as model_mod
 
@@ -159,11 +159,12 @@ def degraded_accuracy(payload: bytes, labels: np.ndarray, degraded: dict[str, np
 
 def measure(candidate: Candidate, model, dataset: data_mod.Dataset, board: BoardProfile,
             degraded: dict[str, np.ndarray], representative: np.ndarray, out: Path,
-            ood_splits: dict | None = None) -> dict:
-    """Quantize, check and evaluate one trained model; returns its table row (a flat-ish dict)."""
+            ood_splits: dict | None = None, trained_with: train.TrainConfig | None = None,
+            long_run_frames: int = 0, board_key: str = "openmv_h7") -> dict:
+    """Quantize, check and evaluate one trained model, and write it as a deployable bundle in
+    out/models/<name>/ (card, labels, door threshold; `long_run_frames` > 0 adds the long simulated
+    run of no-face pictures, issue 16); returns its table row (a flat-ish dict)."""
     payload = quantize.quantize(model, representative)
-    (out / "models").mkdir(parents=True, exist_ok=True)
-    quantize.write_atomic(out / "models" / f"{candidate.name}.tflite", payload)
     facts = checks.inspect_model(payload)
     results = checks.run_checks(facts, board)
     metrics = evaluate.evaluate(model, payload, dataset.test, progress=False, labels=dataset.labels)
@@ -201,7 +202,39 @@ def measure(candidate: Candidate, model, dataset: data_mod.Dataset, board: Board
         "door_calibration": door["calibration"],
         "out_of_domain": door["sets"],
     }
+    row["bundle"], row["nobody"] = write_bundle(candidate, model, payload, facts, metrics, door, dataset, board, out,
+                                                trained_with, ood_splits or {}, long_run_frames, board_key)
     return row
+
+
+def write_bundle(candidate: Candidate, model, payload: bytes, facts, metrics: dict, door: dict, dataset, board,
+                 out: Path, trained_with: train.TrainConfig | None, ood_splits: dict, long_run_frames: int,
+                 board_key: str):
+    """out/models/<name>/ as host.build writes a bundle (tools.deploy takes it); its long run of
+    no-face pictures when asked. Returns the bundle's path (relative to out) and the `nobody` field."""
+    from host.make import build, bundle
+
+    config = trained_with or train.TrainConfig(arch=candidate.arch, augment=candidate.augment)
+    macs = model_mod.count_macs(model)
+    card = build.bundle_card(candidate.name, board, facts, macs, int(model.count_params()), metrics, config, dataset,
+                             candidate.train_seconds, door, payload)
+    card["training"]["recipe"] = "compare"
+    if candidate.kind == "pruned":
+        card["training"]["prune"] = {"rate": candidate.prune_rate, "method": candidate.prune_method,
+                                     "source": candidate.prune_source, "filters": candidate.filters}
+    models_dir = out / "models"
+    staging = bundle.stage(models_dir, candidate.name)
+    try:
+        bundle.write_core(staging, candidate.name, payload, dataset.labels, card)
+        fields = nobody.card_fields(staging, ood_splits, board_key, macs, long_run_frames) if long_run_frames else None
+        if fields is not None:
+            card["nobody"] = fields
+            bundle.write_core(staging, candidate.name, payload, dataset.labels, card)
+        final = bundle.commit(staging, models_dir, candidate.name)
+    except BaseException:
+        bundle.discard(staging)
+        raise
+    return str(final.relative_to(out)), fields
 
 
 # ---- the run ----------------------------------------------------------------------------------------
@@ -225,6 +258,7 @@ class CompareConfig:
     refit: bool = True
     schedule: str = train.TrainConfig.schedule
     balance: str = train.TrainConfig.balance
+    long_runs: bool = True  # each row's long simulated run of no-face pictures (issue 16)
 
 
 def plan(config: CompareConfig) -> list[Candidate]:
@@ -282,17 +316,20 @@ def run(config: CompareConfig, data_dir: Path | list[Path], out: Path, progress:
                 result = prune.iterative(sources[candidate.prune_source], candidate.prune_rate, dataset, tune,
                                          config.iterative_steps)
             model, candidate.filters = result.model, result.filters
+            trained_with = train.TrainConfig(arch=candidate.arch, epochs=config.fine_tune_epochs,
+                                             augment=candidate.augment, seed=config.seed, refit=config.refit,
+                                             balance=config.balance)
         else:
-            trained = train.train(dataset, train.TrainConfig(arch=candidate.arch, epochs=config.epochs,
-                                                             augment=candidate.augment, seed=config.seed,
-                                                             refit=config.refit, schedule=config.schedule,
-                                                             balance=config.balance),
-                                  verbose=progress)
+            trained_with = train.TrainConfig(arch=candidate.arch, epochs=config.epochs, augment=candidate.augment,
+                                             seed=config.seed, refit=config.refit, schedule=config.schedule,
+                                             balance=config.balance)
+            trained = train.train(dataset, trained_with, verbose=progress)
             model = trained.model
             if candidate.name in config.prune_sources:
                 sources[candidate.name] = model
         candidate.train_seconds = round(time.time() - t0, 1)
-        row = measure(candidate, model, dataset, board, degraded, representative, out, ood_splits)
+        row = measure(candidate, model, dataset, board, degraded, representative, out, ood_splits, trained_with,
+                      nobody.frames_for(config.limit) if config.long_runs else 0, config.board)
         rows.append(row)
         say(f"[{i}/{len(candidates)}] {candidate.name}: int8 acc {row['int8_accuracy']:.4f}, degraded {_fmt(row['degraded_int8_accuracy'], '.4f')}, "
             f"{row['int8_bytes']:,} B, {row['macs']:,} MACs, {row['inference_fps']:.0f}/{row['frame_fps']:.0f} FPS, "
@@ -373,6 +410,8 @@ def flat_row(row: dict) -> dict:
     for name, acc in row["degraded"].items():
         flat[f"int8_{name}_accuracy"] = acc
     flat["door_threshold"] = row.get("door_threshold")
+    run = (row.get("nobody") or {}).get("long_run") or {}
+    flat["nobody_openings"], flat["nobody_frames"], flat["bundle"] = run.get("openings"), run.get("frames"), row.get("bundle")
     for name, m in (row.get("out_of_domain") or {}).items():
         for key in ("balanced_accuracy", "unmasked_admitted", "masked_admitted", "no_face_admitted"):
             flat[f"ood_{name.replace(' ', '_')}_{key}"] = m[key]
@@ -427,14 +466,22 @@ def markdown(report: dict) -> str:
         lines += ["", "Out-of-domain door figures (int8, TFLM), each row at its own door threshold, chosen on "
                   f"{rows[0]['door_calibration']} for <= 1% unmasked admitted: balanced accuracy / unmasked admitted /"
                   " masked admitted / no-face admitted, in %:", "",
-                  "| model | door threshold | " + " | ".join(ood_names) + " |", "|" + "---|" * (len(ood_names) + 2)]
+                  "| model | door threshold | " + " | ".join(ood_names) + " | door openings, nobody there | bundle |",
+                  "|" + "---|" * (len(ood_names) + 4)]
         for r in rows:
             cells = [r["name"], f"{r['door_threshold']:.3f}"]
             for n in ood_names:
                 m = r["out_of_domain"][n]
                 cells.append(" / ".join(_fmt(None if m[k] is None else m[k] * 100, ".1f") for k in
                                         ("balanced_accuracy", "unmasked_admitted", "masked_admitted", "no_face_admitted")))
+            run = (r.get("nobody") or {}).get("long_run")
+            cells.append(f"{run['openings']} over {run['frames']:,} frames" if run else "-")
+            cells.append(r.get("bundle") or "-")
             lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        lines.append("Door openings: firmware/main.py on the simulated board over the no-face pictures only (each held"
+                     " 1-20 frames), the row's threshold and debounce, presence gate on. Each bundle deploys with"
+                     " `python -m tools.deploy --bundle <out>/<bundle>`.")
     for r in rows:
         plain = next((p for p in rows if p["arch"] == r["arch"] and p["kind"] == "design"), None)
         if r["kind"] == "robust" and plain and degradations:
@@ -548,6 +595,8 @@ def main(argv=None) -> int:
     parser.add_argument("--board", default="openmv_h7", help="board profile (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many images per split and class (quick runs)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--no-long-runs", dest="long_runs", action="store_false",
+                        help="skip each row's long simulated run of no-face pictures (about 10 s a row)")
     args = parser.parse_args(argv)
     if not augment_mod.valid_mode(args.augment):
         raise UserError(f"--augment {args.augment!r}: choose one of {', '.join(train.AUGMENTATIONS)} or a +-joined list")
@@ -558,7 +607,7 @@ def main(argv=None) -> int:
         robust_archs=check_archs(args.robust_archs), epochs=args.epochs, fine_tune_epochs=args.fine_tune_epochs,
         iterative_steps=args.iterative_steps, degradations=check_degradations(args.degradations),
         augment=args.augment, seed=args.seed, board=args.board, limit=args.limit, refit=args.refit,
-        schedule=args.schedule, balance=args.balance,
+        schedule=args.schedule, balance=args.balance, long_runs=args.long_runs,
         prune_sources=args.prune_sources if args.prune_sources is not None
         else [s for s in DEFAULT_PRUNE_SOURCES if s == REFERENCE or s.removesuffix("_robust") in args.robust_archs],
     )
