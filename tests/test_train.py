@@ -48,3 +48,23 @@ def test_plateau_is_the_papers_rule():
     callback = train.schedule_callback(train.TrainConfig(schedule="plateau"))
     assert isinstance(callback, keras.callbacks.ReduceLROnPlateau)
     assert (callback.monitor, callback.factor, callback.patience) == ("val_accuracy", 0.2, 5)
+
+
+@given(st.integers(1, 30), st.integers(1, 30), st.integers(1, 30), st.floats(0.05, 0.95),
+       st.sampled_from(["class", "source"]))
+def test_balanced_epochs_give_the_none_class_its_share(unmasked, masked, none, share, balance):
+    """--none-share: whatever the class sizes and sources, the none class draws `share` of the epoch
+    and the two face classes split the rest equally."""
+    import numpy as np
+
+    labels = np.array([0] * unmasked + [1] * masked + [2] * none)
+    sources = [f"s{i % 3}" for i in range(len(labels))]
+    weights = train.sample_weights(labels, sources, balance, share)
+    assert weights.sum() == pytest.approx(1.0) and (weights > 0).all()
+    assert weights[labels == 2].sum() == pytest.approx(share)
+    assert weights[labels == 0].sum() == pytest.approx(weights[labels == 1].sum())
+
+
+def test_none_share_outside_zero_and_one_is_a_user_error():
+    with pytest.raises(UserError, match="--none-share 1.0"):
+        train.TrainConfig(none_share=1.0)

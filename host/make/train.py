@@ -21,7 +21,7 @@ import numpy as np
 
 from host import preprocess
 from host.errors import UserError, run_cli
-from host.make import augment, plots
+from host.make import augment, distill, plots
 from host.make import data as data_mod
 from host.make import model as model_mod
 
@@ -65,11 +65,25 @@ class TrainConfig:
     refit: bool = True  # retrain on train+validation replaying the learning-rate schedule found
     schedule: str = "cosine"  # see SCHEDULES; "plateau" with 60 epochs, dropout 0.2 and no refit is the paper's schedule
     balance: str = "none"  # see BALANCES and sample_weights; "source" is for combined sets (issue 13, unmeasured)
+    none_share: float = NONE_SHARE  # the `none` class's share of a balanced epoch (docs/presence.md measures 0.2-0.5)
+    distill: str | None = None  # a teacher .tflite (host.make.distill); 3-class students only
+    distill_alpha: float = 0.5  # targets: alpha * teacher (softened) + (1 - alpha) * one-hot
+    distill_temperature: float = 2.0
+    distill_sha256: str | None = None  # the teacher's, filled in from the file
 
     def __post_init__(self):
+        if self.distill is not None:
+            self.distill = str(self.distill)
+            if not Path(self.distill).is_file():
+                raise UserError(f"--distill {self.distill}: no such teacher .tflite")
+            if not 0.0 <= self.distill_alpha <= 1.0 or self.distill_temperature <= 0:
+                raise UserError("--distill-alpha must be in [0, 1] and --distill-temperature above 0")
+            self.distill_sha256 = self.distill_sha256 or distill.sha256_file(self.distill)
         if not augment.valid_mode(self.augment):
             raise UserError(f"--augment {self.augment!r}: choose one of {', '.join(AUGMENTATIONS)},"
                             f" or a +-joined list of jitter and {', '.join(augment.DOOR_PARTS)}")
+        if not 0.0 < self.none_share < 1.0:
+            raise UserError(f"--none-share {self.none_share}: a share of the epoch above 0 and below 1, e.g. 0.2")
         if self.balance not in BALANCES:
             raise UserError(f"--balance {self.balance!r}: choose one of {', '.join(BALANCES)}")
         if self.schedule not in SCHEDULES:
@@ -133,10 +147,10 @@ def training_arrays(split: data_mod.Split, mode: str) -> tuple[np.ndarray, np.nd
     return np.concatenate([split.pixels, np.stack(extra)]), np.concatenate([split.labels, extra_labels])
 
 
-def sample_weights(labels: np.ndarray, sources: list[str], balance: str) -> np.ndarray | None:
+def sample_weights(labels: np.ndarray, sources: list[str], balance: str, none_share: float = NONE_SHARE) -> np.ndarray | None:
     """Probability of drawing each image in a balanced epoch (None: every image once, shuffled).
 
-    class: the face classes get equal shares (`none`, when present, NONE_SHARE of the epoch);
+    class: the face classes get equal shares (`none`, when present, `none_share` of the epoch);
     source: the same, and inside a class each source gets a share proportional to the square root
     of its size, so a large uniform source (facemask-extra's 4,227 aligned CelebA faces) cannot
     define a class, and a small one is not repeated to exhaustion."""
@@ -145,10 +159,10 @@ def sample_weights(labels: np.ndarray, sources: list[str], balance: str) -> np.n
     labels = np.asarray(labels)
     present = sorted(set(labels.tolist()))
     face_classes = [c for c in present if c != 2]
-    share = {c: (1.0 - NONE_SHARE) / len(face_classes) if 2 in present else 1.0 / len(face_classes)
+    share = {c: (1.0 - none_share) / len(face_classes) if 2 in present else 1.0 / len(face_classes)
              for c in face_classes}
     if 2 in present:
-        share[2] = NONE_SHARE
+        share[2] = none_share
     keys = [s if balance == "source" else "" for s in sources]
     weights = np.zeros(len(labels))
     for c in present:
@@ -168,14 +182,16 @@ def scene_pixels(pixels: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
     return scenes if len(scenes) else None
 
 
-def batches(pixels, labels, batch_size, mode, rng, weights=None):
+def batches(pixels, labels, batch_size, mode, rng, weights=None, teacher=None):
+    """Augmented batches; with a `teacher` (host.make.distill.Teacher) the targets are its mixed soft
+    targets for exactly the augmented images yielded, instead of the labels."""
     scenes = scene_pixels(pixels, labels)
     while True:
         order = rng.permutation(len(labels)) if weights is None else rng.choice(len(labels), len(labels), p=weights)
         for start in range(0, len(order) - batch_size + 1, batch_size):
             idx = order[start:start + batch_size]
             x = augment.augment_batch(preprocess.to_float_input(pixels[idx]), mode, rng, scenes)
-            yield x, labels[idx].astype(np.float32)
+            yield x, (labels[idx].astype(np.float32) if teacher is None else teacher.targets(x, labels[idx]))
 
 
 class LearningRates(keras.callbacks.Callback):
@@ -206,16 +222,29 @@ def schedule_callback(config: TrainConfig) -> keras.callbacks.Callback:
 def _fresh_model(config: TrainConfig, classes: int = 2) -> keras.Model:
     keras.utils.set_random_seed(config.seed)
     model = model_mod.build(config.arch, dropout=config.dropout, seed=config.seed, classes=classes)
+    loss = "binary_crossentropy" if classes == 2 else "sparse_categorical_crossentropy"
+    if config.distill and classes > 2:
+        loss = "categorical_crossentropy"  # soft targets (host.make.distill)
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss="binary_crossentropy" if classes == 2 else "sparse_categorical_crossentropy",
+        loss=loss,
         metrics=["accuracy"],
     )
     return model
 
 
-def targets(labels: np.ndarray, classes: int) -> np.ndarray:
+def targets(labels: np.ndarray, classes: int, one_hot: bool = False) -> np.ndarray:
+    """Validation targets for the loss: one-hot for a distilled (categorical cross-entropy) student."""
+    if one_hot and classes > 2:
+        return np.eye(classes, dtype=np.float32)[labels.astype(int)]
     return labels.astype(np.float32) if classes == 2 else labels.astype(np.int32)
+
+
+def teacher_of(config: TrainConfig, labels: list[str]):
+    """The distillation teacher for this student, or None; refused when it cannot teach it."""
+    if not config.distill:
+        return None
+    return distill.teacher_for(config.distill, labels, config.distill_alpha, config.distill_temperature)
 
 
 def train(dataset: data_mod.Dataset, config: TrainConfig, verbose: bool = True) -> TrainResult:
@@ -224,9 +253,10 @@ def train(dataset: data_mod.Dataset, config: TrainConfig, verbose: bool = True) 
     of the first run, and its last epoch kept. The first run's best epoch and validation accuracy
     are reported; the refit adds the validation images (15% more data) to what the model learns."""
     classes = len(dataset.labels)
+    teacher = teacher_of(config, dataset.labels)
     model = _fresh_model(config, classes)
     pixels, labels = training_arrays(dataset.train, config.augment)
-    weights = sample_weights(labels, _sources(dataset.train, len(labels)), config.balance)
+    weights = sample_weights(labels, _sources(dataset.train, len(labels)), config.balance, config.none_share)
     batch_size = min(config.batch_size, len(labels))
     rng = np.random.default_rng(config.seed)
     best, rates = BestWeights(), LearningRates()
@@ -235,10 +265,11 @@ def train(dataset: data_mod.Dataset, config: TrainConfig, verbose: bool = True) 
         callbacks.append(EpochLine(config.epochs))
     start = time.time()
     history = model.fit(
-        batches(pixels, labels, batch_size, config.augment, rng, weights),
+        batches(pixels, labels, batch_size, config.augment, rng, weights, teacher),
         steps_per_epoch=max(1, len(labels) // batch_size),
         epochs=config.epochs,
-        validation_data=(preprocess.to_float_input(dataset.val.pixels), targets(dataset.val.labels, classes)),
+        validation_data=(preprocess.to_float_input(dataset.val.pixels),
+                         targets(dataset.val.labels, classes, one_hot=teacher is not None)),
         callbacks=callbacks,
         shuffle=False,  # the generator shuffles, seeded
         verbose=0,
@@ -255,16 +286,17 @@ def refit(dataset: data_mod.Dataset, config: TrainConfig, rates: list[float], ve
     if verbose:
         print(f"refit on train + validation ({len(rates)} epochs, the learning rates of the first run)", flush=True)
     classes = len(dataset.labels)
+    teacher = teacher_of(config, dataset.labels)
     model = _fresh_model(config, classes)
     both = data_mod.Split.concat(dataset.train, dataset.val)
     pixels, labels = training_arrays(both, config.augment)
-    weights = sample_weights(labels, _sources(both, len(labels)), config.balance)
+    weights = sample_weights(labels, _sources(both, len(labels)), config.balance, config.none_share)
     batch_size = min(config.batch_size, len(labels))
     callbacks = [keras.callbacks.LearningRateScheduler(lambda epoch: rates[epoch])]
     if verbose:
         callbacks.append(EpochLine(len(rates)))
     history = model.fit(
-        batches(pixels, labels, batch_size, config.augment, np.random.default_rng(config.seed), weights),
+        batches(pixels, labels, batch_size, config.augment, np.random.default_rng(config.seed), weights, teacher),
         steps_per_epoch=max(1, len(labels) // batch_size),
         epochs=len(rates),
         callbacks=callbacks,
@@ -318,6 +350,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--balance", default=None, choices=BALANCES,
                         help="what each epoch draws: every image once (none), classes equal (class), and sources"
                              " inside a class by square root of size (source) (default: the recipe's)")
+    parser.add_argument("--none-share", type=float, default=NONE_SHARE, metavar="SHARE",
+                        help="with --balance class or source: the share of every epoch drawn from the none class when"
+                             " the data has one (default: %(default)s; docs/presence.md measures 0.33 and 0.5)")
     parser.add_argument("--seed", type=int, default=d.seed, help="seed for splits, weights and batches (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many images per split and class (quick runs)")
     parser.add_argument("--refit", action=argparse.BooleanOptionalAction, default=None,
@@ -326,6 +361,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--schedule", default=d.schedule, choices=SCHEDULES,
                         help="learning rate: plateau (the paper's ReduceLROnPlateau) or cosine (a half cosine over"
                              " --epochs) (default: %(default)s)")
+    parser.add_argument("--distill", default=None, metavar="TEACHER.tflite",
+                        help="knowledge distillation: train a 3-class student on alpha * the int8 teacher's softened"
+                             " softmax + (1 - alpha) * the one-hot label, e.g. models/tinymask/tinymask.tflite")
+    parser.add_argument("--distill-alpha", type=float, default=d.distill_alpha,
+                        help="with --distill: the teacher's share of the targets (default: %(default)s)")
+    parser.add_argument("--distill-temperature", type=float, default=d.distill_temperature,
+                        help="with --distill: softmax temperature for the teacher's outputs (default: %(default)s)")
 
 
 def config_from_args(args) -> TrainConfig:
@@ -338,7 +380,8 @@ def config_from_args(args) -> TrainConfig:
     return TrainConfig(
         arch=pick("arch"), epochs=pick("epochs"), batch_size=args.batch_size, learning_rate=args.learning_rate,
         dropout=args.dropout, augment=pick("augment"), seed=args.seed, refit=pick("refit"),
-        schedule=args.schedule, balance=pick("balance"),
+        schedule=args.schedule, balance=pick("balance"), none_share=args.none_share, distill=args.distill, distill_alpha=args.distill_alpha,
+        distill_temperature=args.distill_temperature,
     )
 
 

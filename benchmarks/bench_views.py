@@ -1,0 +1,80 @@
+"""Issue 16 screening: would asking the model about more than one view of the window keep the door
+shut for pictures with no face?
+
+    python benchmarks/bench_views.py [--bundle models/tinymask]
+
+Each view is a centred (or shifted) square crop of the 200x200 camera window, scaled to the
+model's 32x32 with the board's bilinear path (host.preprocess.board_downscale_rgb565), or the
+window mirrored. A frame is admitted when every view of a combination scores P(with_mask) at or
+above the bundle's door threshold. Prints admitted shares for scenes-negative test (no face) and
+facemask-extra test close up and door-framed (40-70% of the window in a scenes-negative test
+photo, host.framing), per combination. Not used by the firmware; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from host import framing, preprocess  # noqa: E402
+from host.make import data as data_mod  # noqa: E402
+from host.make import evaluate  # noqa: E402
+
+VIEWS = {"full": (200, 0), "centre160": (160, 0), "centre120": (120, 0), "right180": (180, 10), "left180": (180, -10),
+         "mirror": (200, 0)}
+COMBINATIONS = [["full"], ["full", "mirror"], ["full", "centre160"], ["full", "centre160", "centre120"],
+                ["full", "right180", "left180"]]
+
+
+def view_pixels(windows: list[np.ndarray], view: str) -> np.ndarray:
+    side, dx = VIEWS[view]
+    o = (preprocess.WINDOW - side) // 2
+    out = []
+    for w in windows:
+        crop = np.ascontiguousarray(w[o:o + side, o + dx:o + dx + side])
+        px = preprocess.rgb565_to_rgb888(preprocess.board_downscale_rgb565(crop))
+        out.append(px[:, ::-1] if view == "mirror" else px)
+    return np.stack(out)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", type=Path, default=Path("models/tinymask"))
+    parser.add_argument("--data", type=Path, default=data_mod.SHARED_DATASETS)
+    args = parser.parse_args(argv)
+    card = json.loads((args.bundle / "model_card.json").read_text())
+    payload = (args.bundle / card["model_file"]).read_bytes()
+    threshold = card["door_threshold"]
+    negatives = [preprocess.camera_window_rgb565(data_mod.load_image(p))
+                 for p in framing.manifest_paths(args.data / "scenes-negative", "test")]
+    faces, _ = data_mod.load_test_split(args.data / "facemask-extra", progress=False)
+    close = [preprocess.camera_window_rgb565(data_mod.load_image(p)) for p in faces.paths]
+    rng = np.random.default_rng(13)
+    scenes = [data_mod.load_image(p) for p in framing.real_test_scenes(args.data / "scenes-negative")]
+    framed = [framing.door_frame(data_mod.load_image(p), scenes[int(rng.integers(len(scenes)))],
+                                 float(rng.uniform(0.4, 0.7)), rng) for p in faces.paths]
+    print(f"{args.bundle}: door threshold {threshold:.4f}")
+    sets = [("scenes-negative test, no face", negatives, None), ("facemask-extra test, close up", close, faces.labels),
+            ("facemask-extra test, door-framed", framed, faces.labels)]
+    for name, windows, labels in sets:
+        admitted = {v: evaluate.positive_scores(evaluate.int8_outputs(payload, view_pixels(windows, v), False)) >= threshold
+                    for v in VIEWS}
+        for combo in COMBINATIONS:
+            both = np.logical_and.reduce([admitted[v] for v in combo])
+            if labels is None:
+                shares = f"admitted {both.mean():.2%} of {len(both)}"
+            else:
+                shares = "  ".join(f"{label} admitted {both[labels == i].mean():.2%}"
+                                   for i, label in enumerate(data_mod.LABELS))
+            print(f"{name:34} {' + '.join(combo):32} {shares}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
