@@ -28,6 +28,7 @@ from host.make import evaluate  # noqa: E402
 
 VIEWS = {"full": (200, 0), "centre160": (160, 0), "centre120": (120, 0), "right180": (180, 10), "left180": (180, -10),
          "mirror": (200, 0)}
+REPO = Path(__file__).resolve().parents[1]
 COMBINATIONS = [["full"], ["full", "mirror"], ["full", "centre160"], ["full", "centre160", "centre120"],
                 ["full", "right180", "left180"]]
 
@@ -45,7 +46,7 @@ def view_pixels(windows: list[np.ndarray], view: str) -> np.ndarray:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bundle", type=Path, default=Path("models/tinymask"))
+    parser.add_argument("--bundle", type=Path, default=REPO / "models" / "tinymask")
     parser.add_argument("--data", type=Path, default=data_mod.SHARED_DATASETS)
     args = parser.parse_args(argv)
     card = json.loads((args.bundle / "model_card.json").read_text())

@@ -133,8 +133,22 @@ def test_small_run_writes_table_picture_and_models(small_run):
     assert report["paper_size_order"]["measured_int8_bytes"] == ["squeezenet_mod", "tiny_cnn"]
     assert not rows["squeezenet_mod"]["fits"] and rows["tiny_cnn"]["fits"]
     run = rows["tiny_cnn"]["nobody"]["long_run"]  # issue 16: the row's own long run of no-face pictures
-    assert run["frames"] >= 300 and run["openings"] >= 0 and run["presence_gate"]
+    card = json.loads((small_run / "models" / "tiny_cnn" / "model_card.json").read_text())
+    assert run["frames"] >= 300 and run["presence_gate"] and 0.0 <= run["open_share"] <= 1.0
+    from host.sim.bundle import load, render
+
+    debounce = render(load(small_run / "models" / "tiny_cnn", "openmv_h7"), "openmv_h7", {})["debounce_frames"]
+    assert run["openings"] <= run["frames"] // debounce  # each opening needs a streak of debounce frames
+    assert card["nobody"]["long_run"] == run  # the bundle's card carries what the table shows
+    assert f"| {run['openings']} over {run['frames']:,} frames | models/tiny_cnn |" in (small_run / "compare.md").read_text()
+    csv_rows = {r["name"]: r for r in csv.DictReader(open(small_run / "compare.csv"))}
+    assert int(csv_rows["tiny_cnn"]["nobody_openings"]) == run["openings"]
     assert "error" in rows["squeezenet_mod"]["nobody"]  # too big for the simulated board: no door figures, said so
+    pruned_card = json.loads((small_run / "models" / "tiny_cnn_pruned50_oneshot" / "model_card.json").read_text())
+    assert pruned_card["training"]["arch"] == "tiny_cnn" and pruned_card["training"]["epochs"] == 1  # the source's
+    assert pruned_card["training"]["prune"] == {"rate": 0.5, "method": "one-shot", "source": "tiny_cnn",
+                                                "filters": rows["tiny_cnn_pruned50_oneshot"]["filters"],
+                                                "fine_tune_epochs": 1}
     pruned = rows["tiny_cnn_pruned50_oneshot"]
     assert pruned["filters"] == rows["tiny_cnn_pruned50_iterative"]["filters"] and list(pruned["filters"].values()) == [8, 16, 32]
     assert pruned["macs"] < rows["tiny_cnn"]["macs"] and pruned["params"] < rows["tiny_cnn"]["params"]

@@ -34,7 +34,7 @@ def test_the_batch_gives_the_probabilities_of_the_interpreter_image_by_image(tea
     int8 = preprocess.to_int8_input(np.clip(np.rint(x * 255), 0, 255).astype(np.uint8))
     expected = (one_by_one.raw(int8).astype(np.float32) - teacher.zero_point) * teacher.scale
     np.testing.assert_array_equal(probs, expected)
-    np.testing.assert_array_equal(teacher.probabilities(x[:5]), expected[:5])  # resized again, same numbers
+    np.testing.assert_array_equal(teacher.probabilities(x[:5]), expected[:5])  # a shorter batch, the same numbers
     assert teacher.sha256 == distill.sha256_file(teacher_path)
 
 
@@ -83,3 +83,8 @@ def test_a_two_class_student_is_refused_in_one_line(teacher_path):
         train.teacher_of(config, THREE + ["scarf"])
     assert train.teacher_of(train.TrainConfig(), THREE) is None
     assert train.teacher_of(config, THREE).classes == 3
+
+
+def test_a_teacher_that_sees_another_input_is_refused_in_one_line(teacher_path):
+    with pytest.raises(UserError, match=r"the teacher takes \(32, 32, 3\) images, the student \(48, 48, 3\)"):
+        distill.Teacher(teacher_path).check_student(THREE, (48, 48, 3))

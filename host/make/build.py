@@ -12,103 +12,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
-from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 
-from host import mcu, tflm
+from host import tflm
 from host.boards import available_boards, load_board
 from host.errors import UserError, run_cli
 from host.make import bundle, checks, evaluate, memfit, nobody, ood, publish, quantize, repro, train
 from host.make import data as data_mod
 from host.make import model as model_mod
+from host.make.card import bundle_card
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
 
 def stage_line(text: str) -> None:
     print(f"\n== {text}", flush=True)
-
-
-def build_card(name, board, facts, macs, params, results, config, dataset, seconds) -> dict:
-    inference_ms = board.inference_ms(macs)
-    frame_ms = board.frame_ms(macs)
-    names = bundle.file_names(name)
-    return {
-        "format": bundle.CARD_FORMAT,
-        "name": name,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model_file": names["model"],
-        "labels_file": names["labels"],
-        "labels": dataset.labels,
-        "positive_label": data_mod.POSITIVE,
-        "output_kind": "sigmoid" if len(dataset.labels) == 2 else "softmax",
-        **({"none_label": data_mod.NONE} if data_mod.NONE in dataset.labels else {}),
-        "threshold": evaluate.THRESHOLD,
-        "sha256": None,  # filled in by the caller from the exact bytes written
-        "model_bytes": facts.model_bytes,
-        "arena_bytes": facts.arena_bytes,
-        "macs": macs,
-        "params": params,
-        "ops": facts.ops,
-        "board": board.name,
-        "budgets": {"model_bytes": board.model_budget_bytes, "arena_bytes": board.arena_budget_bytes},
-        "input": facts.input,
-        "output": facts.output,
-        "preprocessing": {
-            "camera": "QVGA RGB565, centred 200x200 window",
-            "resize": "bilinear 200x200 -> 32x32 (ml.Model.predict / net.classify), host.preprocess.board_downscale",
-            "int8_input": "pixel - 128",
-        },
-        "estimate": {
-            "inference_ms": round(inference_ms, 2),
-            "frame_ms": round(frame_ms, 2),
-            "fps": round(1000.0 / frame_ms, 1),
-            "macs_per_cycle": board["macs_per_cycle"],
-            "source": board["macs_per_cycle_source"],
-            # issue 15: the board's library counted on an emulated Cortex-M7, shown beside the MAC
-            # figure until a timing on a camera confirms its calibration (filled in by the caller)
-            "counted": None,
-        },
-        "metrics": {
-            "split": "test",
-            "float32": results["float32"],
-            "int8": results["int8"],
-            "agreement": results["agreement"],
-            "max_score_difference": results["max_score_difference"],
-        },
-        "training": {**asdict(config), "seconds": round(seconds, 1),
-                     "tensorflow": _version("tensorflow"), "python": platform.python_version()},
-        "data": {
-            "sets": [r.name for r in dataset.roots] or [dataset.root.name],
-            "layout": dataset.layout,
-            "fingerprint": dataset.fingerprint,
-            "counts": dataset.counts(),
-            "trained_on": dataset.sets,  # per set and source: images, synthetic count, licence as stated
-            "near_duplicates_of_test_dropped": len(dataset.dropped_near_duplicates),
-            "near_duplicates_dropped": [asdict(d) for d in dataset.dropped_near_duplicates],
-            "skipped": [{"path": dataset.relative(s.path), "reason": s.reason} for s in dataset.skipped],
-        },
-    }
-
-
-def bundle_card(name, board, facts, macs, params, results, config, dataset, seconds, door: dict, payload: bytes) -> dict:
-    """The card of a deployable bundle (host.build, and every host.compare row): build_card, the door
-    threshold and out-of-domain figures, the counted estimate, and the exact bytes' sha256."""
-    card = build_card(name, board, facts, macs, params, results, config, dataset, seconds)
-    card.update(ood.card_fields(door))
-    card["estimate"]["counted"] = mcu.card_fields(payload, board["clock_hz"])
-    card["sha256"] = bundle.sha256_hex(payload)
-    card["data"]["test_fingerprint"] = publish.split_fingerprint(dataset.test.paths, dataset.test.labels)
-    return card
-
-
-def _version(package: str) -> str:
-    from importlib.metadata import version
-
-    return version(package + "-cpu") if package == "tensorflow" else version(package)
 
 
 def summary_table(card: dict, results: dict, bundle_dir: Path, total_seconds: float) -> str:
@@ -228,20 +147,16 @@ def main(argv=None) -> int:
         door_splits = [ood_splits[n][0] for n in (door["calibration"], door.get("calibration_framed")) if n in ood_splits]
         print("\n".join(publish.check(models_dir / args.name, card, dataset.test, publish.gate_from_args(args),
                                       payload, door_splits)))
-    staging = bundle.stage(models_dir, args.name)
-    try:
-        bundle.write_core(staging, args.name, payload, dataset.labels, card)
+    def fill(staging: Path) -> bool:
         stage_line("nobody there: a long simulated run of no-face pictures (issue 16)")
         card["nobody"] = nobody.card_fields(staging, ood_splits, args.board, macs, nobody.frames_for(args.limit))
         print(nobody.summary(card["nobody"]))
-        bundle.write_core(staging, args.name, payload, dataset.labels, card)
         evaluate.write_confusion(results["int8"], staging, "int8 (TFLM) on test")
         train.plots.training_curves(trained.history, trained.best_epoch, staging / "training_curves.png")
         (staging / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
-        bundle_dir = bundle.commit(staging, models_dir, args.name)
-    except BaseException:
-        bundle.discard(staging)
-        raise
+        return True
+
+    bundle_dir = bundle.write(models_dir, args.name, payload, dataset.labels, card, fill)
 
     stage_line("done")
     print(summary_table(card, results, bundle_dir, time.time() - start))

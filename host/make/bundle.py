@@ -41,6 +41,21 @@ def write_core(staging: Path, name: str, payload: bytes, labels: list[str], card
     (staging / names["card"]).write_text(json.dumps(card, indent=2) + "\n")
 
 
+def write(models_dir: Path, name: str, payload: bytes, labels: list[str], card: dict, fill=None) -> Path:
+    """models_dir/<name>/ written atomically: the model, labels and card, then `fill(staging)` (more
+    files, or measurements on the staged bundle that change `card`: it is written again when fill
+    returns True), then the swap. On any error the old bundle stays and the staging folder goes."""
+    staging = stage(models_dir, name)
+    try:
+        write_core(staging, name, payload, labels, card)
+        if fill is not None and fill(staging):
+            write_core(staging, name, payload, labels, card)
+        return commit(staging, models_dir, name)
+    except BaseException:
+        discard(staging)
+        raise
+
+
 def commit(staging: Path, models_dir: Path, name: str) -> Path:
     """Swap the staging folder in place of models/<name>."""
     for path in staging.iterdir():

@@ -12,7 +12,8 @@ accuracy with per-class precision / recall / F1 (int8 on the TFLM interpreter), 
 each test-time degradation (host.make.degrade) and their mean, and whether the model fits the board.
 
 Writes compare.json, compare.csv, compare.md (the table), compare.png (int8 accuracy against FPS
-and against int8 bytes, Pareto fronts marked) and models/<row>.tflite into --out.
+and against int8 bytes, Pareto fronts marked) and every row as a bundle, models/<row>/, into --out
+(rows that fit the board deploy with tools.deploy).
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from host import mcu
 from host.boards import BoardProfile, load_board
 from host.errors import UserError, run_cli
 from host.make import augment as augment_mod
-from host.make import checks, degrade, evaluate, nobody, ood, prune, quantize, train
+from host.make import bundle, checks, degrade, evaluate, nobody, ood, prune, quantize, train
+from host.make import card as card_mod
 from host.make import data as data_mod
 from host.make import model as model_mod
 
@@ -59,6 +60,7 @@ class Candidate:
     prune_rate: float | None = None
     prune_source: str | None = None  # the trained row that was pruned
     filters: dict = field(default_factory=dict)
+    fine_tune_epochs: int | None = None  # pruned rows
     train_seconds: float = 0.0
 
 
@@ -158,12 +160,11 @@ def degraded_accuracy(payload: bytes, labels: np.ndarray, degraded: dict[str, np
 
 
 def measure(candidate: Candidate, model, dataset: data_mod.Dataset, board: BoardProfile,
-            degraded: dict[str, np.ndarray], representative: np.ndarray, out: Path,
-            ood_splits: dict | None = None, trained_with: train.TrainConfig | None = None,
-            long_run_frames: int = 0, board_key: str = "openmv_h7") -> dict:
+            degraded: dict[str, np.ndarray], representative: np.ndarray, out: Path, ood_splits: dict, *,
+            trained_with: train.TrainConfig, long_run_frames: int, board_key: str) -> dict:
     """Quantize, check and evaluate one trained model, and write it as a deployable bundle in
-    out/models/<name>/ (card, labels, door threshold; `long_run_frames` > 0 adds the long simulated
-    run of no-face pictures, issue 16); returns its table row (a flat-ish dict)."""
+    out/models/<name>/ (its card as host.build writes one; `long_run_frames` > 0 adds the long
+    simulated run of no-face pictures, issue 16); returns its table row (a flat-ish dict)."""
     payload = quantize.quantize(model, representative)
     facts = checks.inspect_model(payload)
     results = checks.run_checks(facts, board)
@@ -171,10 +172,24 @@ def measure(candidate: Candidate, model, dataset: data_mod.Dataset, board: Board
     macs = model_mod.count_macs(model)
     inference_ms, frame_ms = board.inference_ms(macs), board.frame_ms(macs)
     by_degradation = degraded_accuracy(payload, dataset.test.labels, degraded)
-    door = ood.measure(payload, dataset, splits=ood_splits or {},
+    door = ood.measure(payload, dataset, splits=ood_splits,
                        degraded={n: data_mod.Split(p, dataset.test.labels, dataset.test.groups, dataset.test.paths)
                                  for n, p in degraded.items()})
-    row = {
+    card = card_mod.bundle_card(candidate.name, board, facts, macs, int(model.count_params()), metrics, trained_with,
+                                dataset, candidate.train_seconds, door, payload)
+    card["training"]["recipe"] = "compare"
+    if candidate.kind == "pruned":
+        card["training"]["prune"] = {"rate": candidate.prune_rate, "method": candidate.prune_method,
+                                     "source": candidate.prune_source, "filters": candidate.filters,
+                                     "fine_tune_epochs": candidate.fine_tune_epochs}
+
+    def fill(staging: Path) -> bool:
+        if long_run_frames:
+            card["nobody"] = nobody.card_fields(staging, ood_splits, board_key, macs, long_run_frames)
+        return long_run_frames > 0
+
+    bundle_dir = bundle.write(out / "models", candidate.name, payload, dataset.labels, card, fill)
+    return {
         **asdict(candidate),
         "params": int(model.count_params()),
         "float32_bytes": len(float32_tflite(model)),
@@ -184,7 +199,7 @@ def measure(candidate: Candidate, model, dataset: data_mod.Dataset, board: Board
         "ops": facts.ops,
         "inference_ms": inference_ms,
         "inference_fps": 1000.0 / inference_ms,
-        "counted_ms": mcu.card_fields(payload, board["clock_hz"]).get("ms"),  # issue 15, beside the MAC figure
+        "counted_ms": card["estimate"]["counted"].get("ms"),  # issue 15, beside the MAC figure
         "frame_ms": frame_ms,
         "frame_fps": 1000.0 / frame_ms,
         "float32_accuracy": metrics["float32"]["accuracy"],
@@ -201,40 +216,9 @@ def measure(candidate: Candidate, model, dataset: data_mod.Dataset, board: Board
         "door_threshold": door["threshold"],
         "door_calibration": door["calibration"],
         "out_of_domain": door["sets"],
+        "bundle": str(bundle_dir.relative_to(out)),
+        "nobody": card.get("nobody"),
     }
-    row["bundle"], row["nobody"] = write_bundle(candidate, model, payload, facts, metrics, door, dataset, board, out,
-                                                trained_with, ood_splits or {}, long_run_frames, board_key)
-    return row
-
-
-def write_bundle(candidate: Candidate, model, payload: bytes, facts, metrics: dict, door: dict, dataset, board,
-                 out: Path, trained_with: train.TrainConfig | None, ood_splits: dict, long_run_frames: int,
-                 board_key: str):
-    """out/models/<name>/ as host.build writes a bundle (tools.deploy takes it); its long run of
-    no-face pictures when asked. Returns the bundle's path (relative to out) and the `nobody` field."""
-    from host.make import build, bundle
-
-    config = trained_with or train.TrainConfig(arch=candidate.arch, augment=candidate.augment)
-    macs = model_mod.count_macs(model)
-    card = build.bundle_card(candidate.name, board, facts, macs, int(model.count_params()), metrics, config, dataset,
-                             candidate.train_seconds, door, payload)
-    card["training"]["recipe"] = "compare"
-    if candidate.kind == "pruned":
-        card["training"]["prune"] = {"rate": candidate.prune_rate, "method": candidate.prune_method,
-                                     "source": candidate.prune_source, "filters": candidate.filters}
-    models_dir = out / "models"
-    staging = bundle.stage(models_dir, candidate.name)
-    try:
-        bundle.write_core(staging, candidate.name, payload, dataset.labels, card)
-        fields = nobody.card_fields(staging, ood_splits, board_key, macs, long_run_frames) if long_run_frames else None
-        if fields is not None:
-            card["nobody"] = fields
-            bundle.write_core(staging, candidate.name, payload, dataset.labels, card)
-        final = bundle.commit(staging, models_dir, candidate.name)
-    except BaseException:
-        bundle.discard(staging)
-        raise
-    return str(final.relative_to(out)), fields
 
 
 # ---- the run ----------------------------------------------------------------------------------------
@@ -301,6 +285,7 @@ def run(config: CompareConfig, data_dir: Path | list[Path], out: Path, progress:
 
     candidates = plan(config)
     sources: dict[str, object] = {}  # trained models that pruned rows start from
+    source_configs: dict[str, train.TrainConfig] = {}
     rows = []
     for i, candidate in enumerate(candidates, 1):
         t0 = time.time()
@@ -316,9 +301,8 @@ def run(config: CompareConfig, data_dir: Path | list[Path], out: Path, progress:
                 result = prune.iterative(sources[candidate.prune_source], candidate.prune_rate, dataset, tune,
                                          config.iterative_steps)
             model, candidate.filters = result.model, result.filters
-            trained_with = train.TrainConfig(arch=candidate.arch, epochs=config.fine_tune_epochs,
-                                             augment=candidate.augment, seed=config.seed, refit=config.refit,
-                                             balance=config.balance)
+            trained_with = source_configs[candidate.prune_source]  # the source's training; the card adds the pruning
+            candidate.fine_tune_epochs = config.fine_tune_epochs
         else:
             trained_with = train.TrainConfig(arch=candidate.arch, epochs=config.epochs, augment=candidate.augment,
                                              seed=config.seed, refit=config.refit, schedule=config.schedule,
@@ -326,10 +310,11 @@ def run(config: CompareConfig, data_dir: Path | list[Path], out: Path, progress:
             trained = train.train(dataset, trained_with, verbose=progress)
             model = trained.model
             if candidate.name in config.prune_sources:
-                sources[candidate.name] = model
+                sources[candidate.name], source_configs[candidate.name] = model, trained_with
         candidate.train_seconds = round(time.time() - t0, 1)
-        row = measure(candidate, model, dataset, board, degraded, representative, out, ood_splits, trained_with,
-                      nobody.frames_for(config.limit) if config.long_runs else 0, config.board)
+        row = measure(candidate, model, dataset, board, degraded, representative, out, ood_splits,
+                      trained_with=trained_with, board_key=config.board,
+                      long_run_frames=nobody.frames_for(config.limit) if config.long_runs else 0)
         rows.append(row)
         say(f"[{i}/{len(candidates)}] {candidate.name}: int8 acc {row['int8_accuracy']:.4f}, degraded {_fmt(row['degraded_int8_accuracy'], '.4f')}, "
             f"{row['int8_bytes']:,} B, {row['macs']:,} MACs, {row['inference_fps']:.0f}/{row['frame_fps']:.0f} FPS, "
@@ -596,7 +581,7 @@ def main(argv=None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="at most this many images per split and class (quick runs)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.add_argument("--no-long-runs", dest="long_runs", action="store_false",
-                        help="skip each row's long simulated run of no-face pictures (about 10 s a row)")
+                        help="skip each row's long simulated run of no-face pictures (20-50 s a row here)")
     args = parser.parse_args(argv)
     if not augment_mod.valid_mode(args.augment):
         raise UserError(f"--augment {args.augment!r}: choose one of {', '.join(train.AUGMENTATIONS)} or a +-joined list")

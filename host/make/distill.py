@@ -95,7 +95,10 @@ class Teacher:
         """The distillation targets for a float batch and its integer labels."""
         return mixed_targets(soften(self.probabilities(x), self.temperature), labels, self.alpha)
 
-    def check_student(self, student_labels: list[str]) -> None:
+    def check_student(self, student_labels: list[str], input_shape: tuple[int, ...] = (32, 32, 3)) -> None:
+        if self._image_shape != tuple(input_shape):
+            raise UserError(f"--distill {self.path}: the teacher takes {self._image_shape} images, the student"
+                            f" {tuple(input_shape)}; the teacher must see the student's input")
         if len(student_labels) == 2:
             raise UserError(f"--distill: the student is a 2-class sigmoid ({', '.join(student_labels)}); distillation"
                             " needs a 3-class softmax student (train on data with a none class, e.g. the door recipe)")

@@ -76,8 +76,10 @@ class TrainConfig:
             self.distill = str(self.distill)
             if not Path(self.distill).is_file():
                 raise UserError(f"--distill {self.distill}: no such teacher .tflite")
-            if not 0.0 <= self.distill_alpha <= 1.0 or self.distill_temperature <= 0:
-                raise UserError("--distill-alpha must be in [0, 1] and --distill-temperature above 0")
+            if not 0.0 <= self.distill_alpha <= 1.0:
+                raise UserError(f"--distill-alpha {self.distill_alpha}: a weight from 0 to 1 for the teacher, e.g. 0.5")
+            if self.distill_temperature <= 0:
+                raise UserError(f"--distill-temperature {self.distill_temperature}: above 0, e.g. 2")
             self.distill_sha256 = self.distill_sha256 or distill.sha256_file(self.distill)
         if not augment.valid_mode(self.augment):
             raise UserError(f"--augment {self.augment!r}: choose one of {', '.join(AUGMENTATIONS)},"
