@@ -303,13 +303,15 @@ def test_recipes_choose_their_data_and_flags_override_them(monkeypatch):
     door = train.config_from_args(parser.parse_args([]))
     paper = train.config_from_args(parser.parse_args(["--recipe", "paper"]))
     mixed = train.config_from_args(parser.parse_args(["--recipe", "paper", "--arch", "door_cnn", "--no-refit"]))
+    small = train.config_from_args(parser.parse_args(["--recipe", "door-small"]))
+    assert (small.arch, small.epochs, small.augment, small.balance, small.refit) == ("door_cnn", 60, "door", "source", False)
     assert (door.arch, door.epochs, door.augment, door.refit) == ("tiny_cnn", train.RECIPES["door"]["epochs"], "door", False)
     assert (paper.arch, paper.epochs, paper.augment, paper.refit) == ("tiny_cnn", 120, "jitter", True)
     assert (mixed.arch, mixed.refit, mixed.epochs) == ("door_cnn", False, 120)
     monkeypatch.delenv("TINYMASK_DATA", raising=False)
     assert train.recipe_data("door") == data_mod.shared_sets() and train.recipe_data("paper") == data_mod.default_data_dirs()
     monkeypatch.setenv("TINYMASK_DATA", "/somewhere/mine")
-    assert train.recipe_data("door") == [Path("/somewhere/mine")]
+    assert train.recipe_data("door") == [Path("/somewhere/mine")] == train.recipe_data("door-small")
 
 
 def test_calibrate_stores_the_door_threshold_and_leaves_the_model_alone(built, tmp_path, data_dir):
