@@ -304,7 +304,7 @@ def test_recipes_choose_their_data_and_flags_override_them(monkeypatch):
     paper = train.config_from_args(parser.parse_args(["--recipe", "paper"]))
     mixed = train.config_from_args(parser.parse_args(["--recipe", "paper", "--arch", "door_cnn", "--no-refit"]))
     small = train.config_from_args(parser.parse_args(["--recipe", "door-small"]))
-    assert (small.arch, small.epochs, small.augment, small.balance, small.refit) == ("door_cnn", 60, "door", "source", False)
+    assert (small.arch, small.epochs, small.augment, small.balance, small.refit) == ("door_cnn_w", 60, "door", "source", False)
     assert (door.arch, door.epochs, door.augment, door.refit) == ("tiny_cnn", train.RECIPES["door"]["epochs"], "door", False)
     assert (paper.arch, paper.epochs, paper.augment, paper.refit) == ("tiny_cnn", 120, "jitter", True)
     assert (mixed.arch, mixed.refit, mixed.epochs) == ("door_cnn", False, 120)
