@@ -5,7 +5,7 @@ import pytest
 
 from host import preprocess, tflm
 from host.errors import UserError
-from host.make import distill, train
+from host.make import bundle, distill, train
 
 THREE = ["without_mask", "with_mask", "none"]
 
@@ -35,7 +35,7 @@ def test_the_batch_gives_the_probabilities_of_the_interpreter_image_by_image(tea
     expected = (one_by_one.raw(int8).astype(np.float32) - teacher.zero_point) * teacher.scale
     np.testing.assert_array_equal(probs, expected)
     np.testing.assert_array_equal(teacher.probabilities(x[:5]), expected[:5])  # a shorter batch, the same numbers
-    assert teacher.sha256 == distill.sha256_file(teacher_path)
+    assert teacher.sha256 == bundle.sha256_hex(teacher_path.read_bytes())
 
 
 def test_mixed_targets_sum_to_one_and_alpha_zero_is_the_one_hot(teacher_path):
@@ -75,7 +75,7 @@ def test_the_generator_gives_the_teacher_exactly_the_augmented_batch(teacher_pat
 
 def test_a_two_class_student_is_refused_in_one_line(teacher_path):
     config = train.TrainConfig(distill=str(teacher_path))
-    assert config.distill_sha256 == distill.sha256_file(teacher_path)
+    assert config.distill_sha256 == bundle.sha256_hex(teacher_path.read_bytes())
     with pytest.raises(UserError) as e:
         train.teacher_of(config, ["without_mask", "with_mask"])
     assert "2-class sigmoid" in str(e.value) and "\n" not in str(e.value)

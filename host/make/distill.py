@@ -10,7 +10,6 @@ categorical cross-entropy.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from pathlib import Path
 
@@ -18,10 +17,7 @@ import numpy as np
 
 from host import preprocess
 from host.errors import UserError
-
-
-def sha256_file(path: Path | str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+from host.make import bundle
 
 
 def float_to_int8(x: np.ndarray) -> np.ndarray:
@@ -56,7 +52,7 @@ class Teacher:
         if not self.path.is_file():
             raise UserError(f"--distill {path}: no such teacher .tflite")
         payload = self.path.read_bytes()
-        self.sha256 = hashlib.sha256(payload).hexdigest()
+        self.sha256 = bundle.sha256_hex(payload)
         self.alpha, self.temperature = float(alpha), float(temperature)
         try:
             self.interpreter = Interpreter(model_content=payload, num_threads=1,

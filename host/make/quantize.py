@@ -34,11 +34,13 @@ def representative_pixels(split: data_mod.Split, count: int = 300, seed: int = 1
     return with_extremes(split.pixels[idx])
 
 
-def quantize(model, pixels: np.ndarray, per_channel_dense: bool = False) -> bytes:
+def quantize(model, pixels: np.ndarray, per_channel_dense: bool = False, float_io: bool = False) -> bytes:
     """Convert a Keras model to a full-int8 TFLite flatbuffer (int8 input and output).
 
     `per_channel_dense=True` gives the converter's default, one scale per dense output unit: a model
-    the board's TFLM refuses (tests use it to show the refusal; nothing the project ships)."""
+    the board's TFLM refuses (tests use it to show the refusal; nothing the project ships).
+    `float_io=True` keeps a float32 interface (QUANTIZE and DEQUANTIZE ops), as some published
+    models were converted (host.mcu.models rebuilds one); nothing the project ships."""
     import tensorflow as tf
 
     def representative():
@@ -54,8 +56,9 @@ def quantize(model, pixels: np.ndarray, per_channel_dense: bool = False) -> byte
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
+    if not float_io:
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
     # The board's TFLM (tflite-micro 7a0249686 / a57349f0b, firmware 4.5.6 to 4.8.1) refuses
     # per-channel FULLY_CONNECTED weights at prepare time, and legacy libtf computes them with
     # channel 0's scale (docs/platform.md). Dense layers therefore get one scale per tensor.

@@ -21,7 +21,7 @@ import numpy as np
 
 from host import preprocess
 from host.errors import UserError, run_cli
-from host.make import augment, distill, plots
+from host.make import augment, bundle, distill, plots
 from host.make import data as data_mod
 from host.make import model as model_mod
 
@@ -83,7 +83,7 @@ class TrainConfig:
                 raise UserError(f"--distill-alpha {self.distill_alpha}: a weight from 0 to 1 for the teacher, e.g. 0.5")
             if self.distill_temperature <= 0:
                 raise UserError(f"--distill-temperature {self.distill_temperature}: above 0, e.g. 2")
-            self.distill_sha256 = self.distill_sha256 or distill.sha256_file(self.distill)
+            self.distill_sha256 = self.distill_sha256 or bundle.sha256_hex(Path(self.distill).read_bytes())
         if not augment.valid_mode(self.augment):
             raise UserError(f"--augment {self.augment!r}: choose one of {', '.join(AUGMENTATIONS)},"
                             f" or a +-joined list of jitter and {', '.join(augment.DOOR_PARTS)}")

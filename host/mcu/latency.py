@@ -69,8 +69,12 @@ CALIBRATION = [
 
 # Fitted on the "fit" points: the geometric mean of their cycles per instruction (0.842 and 0.854;
 # each alone predicts the other within 1.4 %).
+def fitted_cpi(points: list[Point]) -> float:
+    return math.exp(sum(math.log(p.cpi) for p in points) / len(points))
+
+
 _fit = [p for p in CALIBRATION if p.kind == "fit"]
-CYCLES_PER_INSTRUCTION = math.exp(sum(math.log(p.cpi) for p in _fit) / len(_fit))
+CYCLES_PER_INSTRUCTION = fitted_cpi(_fit)
 
 # A bound too: the paper of the reference CNN (Mohan, Paul and Chirania, arXiv 2011.14858) runs it
 # at 30 FPS on the OpenMV H7, camera included: inference at most 33.3 ms.
@@ -92,8 +96,7 @@ def calibration_rows() -> list[dict]:
         others = [q for q in _fit if q is not p]
         loo = None  # a fit point's error when the factor is fitted on the other fit points only
         if p.kind == "fit" and others:
-            loo_cpi = math.exp(sum(math.log(q.cpi) for q in others) / len(others))
-            loo = round(100 * (estimate_ms(p.instructions, p.clock_hz, loo_cpi) / p.measured_ms - 1), 1)
+            loo = round(100 * (estimate_ms(p.instructions, p.clock_hz, fitted_cpi(others)) / p.measured_ms - 1), 1)
         rows.append({"name": p.name, "what": p.what, "measured_ms": round(p.measured_ms, 2), "clock_mhz": p.clock_hz / 1e6,
                      "instructions": p.instructions, "macs": p.macs, "cpi": round(p.cpi, 3), "kind": p.kind,
                      "predicted_ms": round(predicted, 2), "error_pct": round(100 * (predicted / p.measured_ms - 1), 1),

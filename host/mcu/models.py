@@ -132,32 +132,7 @@ def _quantize(model, shape, seed, float_io: bool = False) -> bytes:
 
     rng = np.random.default_rng(seed)
     pixels = rng.integers(0, 256, (16,) + shape, dtype=np.uint8)
-    if not float_io:
-        return quantize.quantize(model, pixels)
-    # As host.make.quantize (batch fixed at 1), but the interface stays float32: QUANTIZE and
-    # DEQUANTIZE ops, as in a published model that was converted that way.
-    import contextlib
-    import io
-    import warnings
-
-    import keras
-    import tensorflow as tf
-
-    from host import tflm
-
-    def representative():
-        for p in pixels:
-            yield [preprocess.to_float_input(p[None])]
-
-    fixed_input = keras.Input(shape=shape, batch_size=1)
-    converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(fixed_input, model(fixed_input)))
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter._experimental_disable_per_channel_quantization_for_dense_layers = True
-    with contextlib.redirect_stdout(io.StringIO()), tflm.quiet_stderr(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return bytes(converter.convert())
+    return quantize.quantize(model, pixels, float_io=float_io)
 
 
 def macs(payload: bytes) -> int:
