@@ -1,5 +1,7 @@
 """host.train's learning-rate schedules: the paper's plateau rule and the half cosine."""
 
+from pathlib import Path
+
 import keras
 import pytest
 from hypothesis import given
@@ -68,3 +70,77 @@ def test_balanced_epochs_give_the_none_class_its_share(unmasked, masked, none, s
 def test_none_share_outside_zero_and_one_is_a_user_error():
     with pytest.raises(UserError, match="--none-share 1.0"):
         train.TrainConfig(none_share=1.0)
+
+
+@given(st.integers(2, 16), st.sampled_from([2, 3]), st.floats(0.05, 4.0), st.integers(0, 2**32 - 1))
+def test_mixup_blends_each_image_and_its_target_with_the_same_weight(n, classes, alpha, seed):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 1, (n, 4, 4, 3)).astype(np.float32)
+    labels = rng.integers(0, classes, n)
+    y = train.targets(labels, classes, one_hot=True) if classes > 2 else labels.astype(np.float32)
+    mixed_x, mixed_y = train.mix(x, y, np.random.default_rng(seed), alpha)
+    assert mixed_x.shape == x.shape and mixed_y.shape == y.shape and mixed_y.dtype == np.float32
+    assert mixed_x.min() >= x.min() - 1e-6 and mixed_x.max() <= x.max() + 1e-6
+    if classes > 2:
+        assert np.allclose(mixed_y.sum(axis=1), 1.0, atol=1e-6)
+    assert np.all((mixed_y >= -1e-6) & (mixed_y <= 1 + 1e-6))
+    # the weight that made each image made its target: replay the draw
+    again = np.random.default_rng(seed)
+    lam, pair = again.beta(alpha, alpha, size=n).astype(np.float32), again.permutation(n)
+    assert np.allclose(mixed_x, lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * x[pair], atol=1e-6)
+    weight = lam[:, None] if classes > 2 else lam
+    assert np.allclose(mixed_y, weight * y + (1 - weight) * y[pair], atol=1e-6)
+
+
+def test_negative_mixup_is_a_user_error_and_mixup_makes_targets_soft():
+    with pytest.raises(UserError, match="--mixup -0.1"):
+        train.TrainConfig(mixup=-0.1)
+    assert train.TrainConfig(mixup=0.2).soft_targets and not train.TrainConfig().soft_targets
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_mixup_batches_blend_targets_and_without_mixup_they_are_the_labels(classes):
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    pixels = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    labels = np.arange(40) % classes
+    plain = next(train.batches(pixels, labels, 16, "jitter", np.random.default_rng(1)))
+    assert plain[1].shape == (16,) and set(np.unique(plain[1])) <= set(range(classes))
+    x, y = next(train.batches(pixels, labels, 16, "jitter", np.random.default_rng(1), mixup=0.4, classes=classes))
+    assert x.shape == (16, 32, 32, 3)
+    if classes == 3:
+        assert y.shape == (16, 3) and np.allclose(y.sum(axis=1), 1.0)
+    else:
+        assert y.shape == (16,) and np.all((y >= 0) & (y <= 1))
+    assert not np.all(np.isin(y, [0.0, 1.0])), "mixup blended no target"
+
+
+def test_mixup_with_a_teacher_or_not_a_finite_number_is_a_user_error():
+    for bad in (float("inf"), float("nan")):
+        with pytest.raises(UserError, match="--mixup"):
+            train.TrainConfig(mixup=bad)
+    teacher = Path(__file__).resolve().parents[1] / "models" / "tinymask" / "tinymask.tflite"
+    with pytest.raises(UserError, match="--mixup with --distill"):
+        train.TrainConfig(mixup=0.2, distill=str(teacher))
+
+
+def test_soft_binary_accuracy_counts_a_blend_as_the_class_it_leans_to():
+    import numpy as np
+
+    score = train.soft_binary_accuracy(np.array([0.9, 0.8, 0.1, 0.2], "float32"), np.array([0.7, 0.3, 0.2, 0.6], "float32"))
+    assert np.asarray(score).tolist() == [1.0, 0.0, 1.0, 0.0]
+
+
+def test_three_class_mixup_training_and_refit_train_on_blends(data_dir):
+    scenes = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "scenes-negative"
+    if not scenes.is_dir():
+        pytest.fail(f"scenes-negative not found at {scenes}")
+    dataset = data_mod.load_dataset([data_dir, scenes], limit=6, progress=False)
+    assert len(dataset.labels) == 3
+    config = train.TrainConfig(epochs=2, mixup=0.2, refit=True, balance="source")
+    result = train.train(dataset, config, verbose=False)
+    assert result.model.loss == "categorical_crossentropy"
+    assert len(result.history["refit_accuracy"]) == 2 and 0.0 < max(result.history["refit_accuracy"]) <= 1.0

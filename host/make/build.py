@@ -140,7 +140,8 @@ def main(argv=None) -> int:
     card["training"]["recipe"] = args.recipe
     if args.prune is not None:
         card["training"]["prune"] = {"rate": args.prune, "method": args.prune_method,
-                                     "fine_tune_epochs": args.fine_tune_epochs, "filters": trained.filters}
+                                     "fine_tune_epochs": args.fine_tune_epochs, "filters": trained.filters,
+                                     "fine_tune_targets": "hard labels (no mixup, no teacher)"}
 
     if publishing:
         stage_line(f"publish to {models_dir / args.name} (the gate: host/make/publish.py)")

@@ -73,6 +73,12 @@ class TrainConfig:
     distill_alpha: float = 0.5  # targets: alpha * teacher (softened) + (1 - alpha) * one-hot
     distill_temperature: float = 2.0
     distill_sha256: str | None = None  # the teacher's, filled in from the file
+    mixup: float = 0.0  # Beta(mixup, mixup) blend of image pairs and their targets (Zhang et al. 2018); 0 is off
+
+    @property
+    def soft_targets(self) -> bool:
+        """Targets are probabilities, not class indices (a teacher's, or mixup's blends)."""
+        return self.distill is not None or self.mixup > 0
 
     def __post_init__(self):
         if self.distill is not None:
@@ -87,6 +93,11 @@ class TrainConfig:
         if not augment.valid_mode(self.augment):
             raise UserError(f"--augment {self.augment!r}: choose one of {', '.join(AUGMENTATIONS)},"
                             f" or a +-joined list of jitter and {', '.join(augment.DOOR_PARTS)}")
+        if not (math.isfinite(self.mixup) and self.mixup >= 0):
+            raise UserError(f"--mixup {self.mixup}: a Beta parameter of 0 (off) or above, e.g. 0.2")
+        if self.mixup > 0 and self.distill is not None:
+            raise UserError("--mixup with --distill: the teacher scores the unblended images, not the blend the"
+                            " student sees; use one of them")
         if not 0.0 < self.none_share < 1.0:
             raise UserError(f"--none-share {self.none_share}: a share of the epoch above 0 and below 1, e.g. 0.2")
         if self.balance not in BALANCES:
@@ -187,16 +198,35 @@ def scene_pixels(pixels: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
     return scenes if len(scenes) else None
 
 
-def batches(pixels, labels, batch_size, mode, rng, weights=None, teacher=None):
+def batches(pixels, labels, batch_size, mode, rng, weights=None, teacher=None, mixup=0.0, classes=2):
     """Augmented batches; with a `teacher` (host.make.distill.Teacher) the targets are its mixed soft
-    targets for exactly the augmented images yielded, instead of the labels."""
+    targets for exactly the augmented images yielded, instead of the labels. With `mixup` > 0 every
+    image is blended with another of its batch, and its target with that image's (one-hot for
+    more than two classes, P(with_mask) for two)."""
     scenes = scene_pixels(pixels, labels)
     while True:
         order = rng.permutation(len(labels)) if weights is None else rng.choice(len(labels), len(labels), p=weights)
         for start in range(0, len(order) - batch_size + 1, batch_size):
             idx = order[start:start + batch_size]
             x = augment.augment_batch(preprocess.to_float_input(pixels[idx]), mode, rng, scenes)
-            yield x, (labels[idx].astype(np.float32) if teacher is None else teacher.targets(x, labels[idx]))
+            if teacher is not None:
+                y = teacher.targets(x, labels[idx])
+            elif mixup > 0:
+                y = targets(labels[idx], classes, one_hot=True)
+            else:
+                y = labels[idx].astype(np.float32)
+            if mixup > 0:
+                x, y = mix(x, y, rng, mixup)
+            yield x, y
+
+
+def mix(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """mixup: x * lam + x[pair] * (1 - lam), and the targets alike, lam ~ Beta(alpha, alpha) per image."""
+    lam = rng.beta(alpha, alpha, size=len(x)).astype(np.float32)
+    pair = rng.permutation(len(x))
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    mixed_y = lam.reshape((-1,) + (1,) * (y.ndim - 1)) * y + (1 - lam.reshape((-1,) + (1,) * (y.ndim - 1))) * y[pair]
+    return lam.reshape(shape) * x + (1 - lam.reshape(shape)) * x[pair], mixed_y.astype(np.float32)
 
 
 class LearningRates(keras.callbacks.Callback):
@@ -228,18 +258,27 @@ def _fresh_model(config: TrainConfig, classes: int = 2) -> keras.Model:
     keras.utils.set_random_seed(config.seed)
     model = model_mod.build(config.arch, dropout=config.dropout, seed=config.seed, classes=classes)
     loss = "binary_crossentropy" if classes == 2 else "sparse_categorical_crossentropy"
-    if config.distill and classes > 2:
-        loss = "categorical_crossentropy"  # soft targets (host.make.distill)
+    metric = "accuracy"
+    if config.soft_targets and classes > 2:
+        loss = "categorical_crossentropy"  # soft targets (host.make.distill, mixup)
+    elif config.soft_targets:  # blended P(with_mask): binary_accuracy would count every blend a miss
+        metric = keras.metrics.MeanMetricWrapper(soft_binary_accuracy, name="accuracy")
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         loss=loss,
-        metrics=["accuracy"],
+        metrics=[metric],
     )
     return model
 
 
+def soft_binary_accuracy(y_true, y_pred):
+    """Both sides thresholded at 0.5: a blended target counts as the class it leans to."""
+    ops = keras.ops
+    return ops.cast(ops.equal(ops.reshape(y_true, (-1,)) > 0.5, ops.reshape(y_pred, (-1,)) > 0.5), "float32")
+
+
 def targets(labels: np.ndarray, classes: int, one_hot: bool = False) -> np.ndarray:
-    """Validation targets for the loss: one-hot for a distilled (categorical cross-entropy) student."""
+    """Targets for the loss: one-hot for a student with soft targets (categorical cross-entropy)."""
     if one_hot and classes > 2:
         return np.eye(classes, dtype=np.float32)[labels.astype(int)]
     return labels.astype(np.float32) if classes == 2 else labels.astype(np.int32)
@@ -270,11 +309,11 @@ def train(dataset: data_mod.Dataset, config: TrainConfig, verbose: bool = True) 
         callbacks.append(EpochLine(config.epochs))
     start = time.time()
     history = model.fit(
-        batches(pixels, labels, batch_size, config.augment, rng, weights, teacher),
+        batches(pixels, labels, batch_size, config.augment, rng, weights, teacher, config.mixup, classes),
         steps_per_epoch=max(1, len(labels) // batch_size),
         epochs=config.epochs,
         validation_data=(preprocess.to_float_input(dataset.val.pixels),
-                         targets(dataset.val.labels, classes, one_hot=teacher is not None)),
+                         targets(dataset.val.labels, classes, one_hot=config.soft_targets)),
         callbacks=callbacks,
         shuffle=False,  # the generator shuffles, seeded
         verbose=0,
@@ -301,7 +340,8 @@ def refit(dataset: data_mod.Dataset, config: TrainConfig, rates: list[float], ve
     if verbose:
         callbacks.append(EpochLine(len(rates)))
     history = model.fit(
-        batches(pixels, labels, batch_size, config.augment, np.random.default_rng(config.seed), weights, teacher),
+        batches(pixels, labels, batch_size, config.augment, np.random.default_rng(config.seed), weights, teacher,
+                config.mixup, classes),
         steps_per_epoch=max(1, len(labels) // batch_size),
         epochs=len(rates),
         callbacks=callbacks,
@@ -373,6 +413,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --distill: the teacher's share of the targets (default: %(default)s)")
     parser.add_argument("--distill-temperature", type=float, default=d.distill_temperature,
                         help="with --distill: softmax temperature for the teacher's outputs (default: %(default)s)")
+    parser.add_argument("--mixup", type=float, default=d.mixup, metavar="ALPHA",
+                        help="mixup: blend training image pairs and their targets, Beta(ALPHA, ALPHA) weights, e.g."
+                             " 0.2 (default: %(default)s, off)")
 
 
 def config_from_args(args) -> TrainConfig:
@@ -386,7 +429,7 @@ def config_from_args(args) -> TrainConfig:
         arch=pick("arch"), epochs=pick("epochs"), batch_size=args.batch_size, learning_rate=args.learning_rate,
         dropout=args.dropout, augment=pick("augment"), seed=args.seed, refit=pick("refit"),
         schedule=args.schedule, balance=pick("balance"), none_share=args.none_share, distill=args.distill, distill_alpha=args.distill_alpha,
-        distill_temperature=args.distill_temperature,
+        distill_temperature=args.distill_temperature, mixup=args.mixup,
     )
 
 
