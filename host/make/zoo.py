@@ -14,8 +14,8 @@
   (0.56 M MACs, 2.9 ms estimated on the H7, 53 KB int8 with three classes), sized to stay under
   64 KB (the H7's /flash beside the firmware) and 5 ms; `door_cnn_s1` (its stem at full 32x32
   resolution, 4.6 ms) and `door_cnn_w` (wider last blocks, 62 KB) are its variants. Measured in
-  docs/model.md: door_cnn_w trained 60 epochs (`--recipe door-small`) admits 1.2 points fewer masked
-  faces close up than the paper's CNN at the same safety, and as many door-framed.
+  docs/model.md: door_cnn_w trained 60 epochs (`--recipe door-small`) admits 0.7 points fewer masked
+  faces close up than the paper's CNN at the same safety, and 3.3 fewer door-framed (five seeds).
 
 Every design takes (dropout, seed) like `host.make.model.tiny_cnn`, so `host.train` can build it, and uses
 only operators the OpenMV H7 runs (CONV_2D, DEPTHWISE_CONV_2D, MAX_POOL_2D, CONCATENATION, MEAN,
