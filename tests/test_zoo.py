@@ -63,7 +63,7 @@ def test_designs_convert_to_board_int8(arch):
         assert not by_name["model size"].ok  # SqueezeNets are beyond the H7's model budget
 
 
-@pytest.mark.parametrize("arch", ["door_cnn", "door_cnn_s1", "door_cnn_w"])
+@pytest.mark.parametrize("arch", ["door_cnn", "door_cnn_s1", "door_cnn_w", "door_cnn_g"])
 def test_door_designs_fit_the_h7_flash_and_the_5_ms_budget(arch):
     """Issue 13: a default candidate is at most 64 KB int8 and at most 5 ms estimated on the H7,
     and passes every board check, three classes included."""
@@ -80,3 +80,9 @@ def test_door_designs_fit_the_h7_flash_and_the_5_ms_budget(arch):
 def test_stride_one_stem_sees_the_full_input():
     model = zoo.door_cnn_s1()
     assert model.get_layer("stem").output.shape[1:3] == (32, 32) and model.get_layer("pool0").output.shape[1:3] == (16, 16)
+
+
+def test_global_max_head_sees_the_whole_map_at_once():
+    model = zoo.door_cnn_g(classes=3)
+    assert model.get_layer("pool_global").output.shape[1:] == (1, 1, 128)
+    assert model.get_layer("head").units == 64
