@@ -73,7 +73,7 @@ class Detector:
 
     def face_score(self, window_rgb565: np.ndarray) -> float:
         """The highest face probability of any cell for this window."""
-        pixels = preprocess.rgb565_to_rgb888(preprocess.board_downscale_rgb565(window_rgb565, self.h))
+        pixels = preprocess.window_pixels(window_rgb565, self.h)
         out = self.model.dequantized(preprocess.to_int8_input(pixels)).reshape(self.grid)
         return float(out[..., 1].max())
 

@@ -46,7 +46,7 @@ def open_rgb(path: Path) -> Image.Image:
 
 
 def outputs_of(model: Int8Model, window: np.ndarray) -> np.ndarray:
-    pixels = preprocess.rgb565_to_rgb888(preprocess.board_downscale_rgb565(window))
+    pixels = preprocess.window_pixels(window)
     return model.dequantized(preprocess.to_int8_input(pixels))
 
 

@@ -36,14 +36,16 @@ NONE_CAPS = (1.0, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005)
 FOMO_CUTS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.4)
 
 
-def windows(root: Path) -> dict[str, tuple[list[np.ndarray], np.ndarray | None]]:
-    """Named sets of 200x200 RGB565 windows, with labels (None for no-face sets)."""
+def windows(root: Path, no_face_splits=("train", "test"), face_sets=("facemask-extra", "facemask-v1")
+            ) -> dict[str, tuple[list[np.ndarray], np.ndarray | None]]:
+    """Named sets of 200x200 RGB565 windows, with labels (None for no-face sets): scenes-negative's
+    splits as they are, each face set's test split close up and door-framed (also bench_views')."""
     out = {}
-    for split in ("train", "test"):
+    for split in no_face_splits:
         paths = framing.manifest_paths(root / "scenes-negative", split)
         out[f"no face, {split}"] = ([preprocess.camera_window_rgb565(data_mod.load_image(p)) for p in paths], None)
     scenes = [data_mod.load_image(p) for p in framing.real_test_scenes(root / "scenes-negative")]
-    for name in ("facemask-extra", "facemask-v1"):
+    for name in face_sets:
         faces, _ = data_mod.load_test_split(root / name, progress=False)
         rng = np.random.default_rng(13)
         out[f"{name} close up"] = ([preprocess.camera_window_rgb565(data_mod.load_image(p)) for p in faces.paths],
@@ -85,8 +87,7 @@ def main(argv=None) -> int:
         return 2
     threshold = card["door_threshold"]
     sets = windows(args.data)
-    outputs = {name: evaluate.int8_outputs(payload, np.stack([preprocess.rgb565_to_rgb888(preprocess.board_downscale_rgb565(w))
-                                                               for w in ws]), False).astype(np.float64)
+    outputs = {name: evaluate.int8_outputs(payload, np.stack([preprocess.window_pixels(w) for w in ws]), False).astype(np.float64)
                for name, (ws, _) in sets.items()}
     first = {name: o[:, labels.index("with_mask")] >= threshold for name, o in outputs.items()}
     print(f"{args.bundle}: door threshold {threshold:.4f}; admitted = P(with_mask) >= it, then the second opinion"

@@ -21,8 +21,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from host import framing, preprocess  # noqa: E402
+from bench_second_opinion import windows  # noqa: E402
+
+from host import preprocess  # noqa: E402
 from host.make import data as data_mod  # noqa: E402
 from host.make import evaluate  # noqa: E402
 
@@ -33,13 +36,13 @@ COMBINATIONS = [["full"], ["full", "mirror"], ["full", "centre160"], ["full", "c
                 ["full", "right180", "left180"]]
 
 
-def view_pixels(windows: list[np.ndarray], view: str) -> np.ndarray:
+def view_pixels(frames: list[np.ndarray], view: str) -> np.ndarray:
     side, dx = VIEWS[view]
     o = (preprocess.WINDOW - side) // 2
     out = []
-    for w in windows:
+    for w in frames:
         crop = np.ascontiguousarray(w[o:o + side, o + dx:o + dx + side])
-        px = preprocess.rgb565_to_rgb888(preprocess.board_downscale_rgb565(crop))
+        px = preprocess.window_pixels(crop)
         out.append(px[:, ::-1] if view == "mirror" else px)
     return np.stack(out)
 
@@ -52,19 +55,13 @@ def main(argv=None) -> int:
     card = json.loads((args.bundle / "model_card.json").read_text())
     payload = (args.bundle / card["model_file"]).read_bytes()
     threshold = card["door_threshold"]
-    negatives = [preprocess.camera_window_rgb565(data_mod.load_image(p))
-                 for p in framing.manifest_paths(args.data / "scenes-negative", "test")]
-    faces, _ = data_mod.load_test_split(args.data / "facemask-extra", progress=False)
-    close = [preprocess.camera_window_rgb565(data_mod.load_image(p)) for p in faces.paths]
-    rng = np.random.default_rng(13)
-    scenes = [data_mod.load_image(p) for p in framing.real_test_scenes(args.data / "scenes-negative")]
-    framed = [framing.door_frame(data_mod.load_image(p), scenes[int(rng.integers(len(scenes)))],
-                                 float(rng.uniform(0.4, 0.7)), rng) for p in faces.paths]
+    found = windows(args.data, ("test",), ("facemask-extra",))
     print(f"{args.bundle}: door threshold {threshold:.4f}")
-    sets = [("scenes-negative test, no face", negatives, None), ("facemask-extra test, close up", close, faces.labels),
-            ("facemask-extra test, door-framed", framed, faces.labels)]
-    for name, windows, labels in sets:
-        admitted = {v: evaluate.positive_scores(evaluate.int8_outputs(payload, view_pixels(windows, v), False)) >= threshold
+    sets = [(title, *found[name]) for title, name in (("scenes-negative test, no face", "no face, test"),
+                                                      ("facemask-extra test, close up", "facemask-extra close up"),
+                                                      ("facemask-extra test, door-framed", "facemask-extra door-framed"))]
+    for name, frames, labels in sets:
+        admitted = {v: evaluate.positive_scores(evaluate.int8_outputs(payload, view_pixels(frames, v), False)) >= threshold
                     for v in VIEWS}
         for combo in COMBINATIONS:
             both = np.logical_and.reduce([admitted[v] for v in combo])

@@ -112,14 +112,19 @@ def _bilinear_taps(src_len: int, dst_len: int):
     return first, second, weight
 
 
+def window_pixels(packed: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
+    """An RGB565 window as the model sees it: the board's scaling, then its RGB888 expansion."""
+    return rgb565_to_rgb888(board_downscale_rgb565(packed, size))
+
+
 def board_downscale(rgb: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
     """The board's downscale for a uint8 RGB image: through RGB565, as the camera's frames are."""
-    return rgb565_to_rgb888(board_downscale_rgb565(rgb888_to_rgb565(rgb), size))
+    return window_pixels(rgb888_to_rgb565(rgb), size)
 
 
 def board_pixels(image: Image.Image) -> np.ndarray:
     """Contract 1 end to end: a picture to the uint8 (32, 32, 3) pixels the board feeds the model."""
-    return rgb565_to_rgb888(board_downscale_rgb565(camera_window_rgb565(image)))
+    return window_pixels(camera_window_rgb565(image))
 
 
 def to_float_input(pixels: np.ndarray) -> np.ndarray:

@@ -74,7 +74,7 @@ def host_judge(path: Path, gate_on: bool = True) -> tuple[str, float, bool]:
     config, model = reference()
     with Image.open(path) as picture:
         window = preprocess.camera_window_rgb565(picture)
-    pixels = preprocess.rgb565_to_rgb888(preprocess.board_downscale_rgb565(window))
+    pixels = preprocess.window_pixels(window)
     outputs = model.dequantized(preprocess.to_int8_input(pixels))
     return gate.DoorJudge(dict(config, presence_gate=gate_on)).judge(window, outputs)
 
@@ -281,8 +281,6 @@ def test_scenes_negative_sample_opens_nothing(tmp_path):
 def test_every_no_face_test_picture_held_in_front_of_the_door_opens_nothing(tmp_path):
     """Each picture of the negatives' test split held for the debounce, at the bundle's own door
     threshold, as a deployed camera would run: the issue's zero openings."""
-    import json
-
     bundle = simboard.bundle_dir()
     card = json.loads((bundle / "model_card.json").read_text())
     if card.get("none_label", "none") not in card["labels"]:

@@ -99,7 +99,7 @@ def door_framed_split(split: data_mod.Split, scene_paths: list, seed: int = 13,
     for row, i in enumerate(faces):
         window = framing.door_frame(data_mod.load_image(split.paths[i]), scenes[int(rng.integers(len(scenes)))],
                                     float(rng.uniform(*fractions)), rng)
-        pixels[row] = preprocess.rgb565_to_rgb888(preprocess.board_downscale_rgb565(window))
+        pixels[row] = preprocess.window_pixels(window)
     picked = split.subset(faces)
     return data_mod.Split(pixels, picked.labels, picked.groups, picked.paths, picked.sources)
 

@@ -224,9 +224,12 @@ def mix(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, alpha: float) ->
     """mixup: x * lam + x[pair] * (1 - lam), and the targets alike, lam ~ Beta(alpha, alpha) per image."""
     lam = rng.beta(alpha, alpha, size=len(x)).astype(np.float32)
     pair = rng.permutation(len(x))
-    shape = (-1,) + (1,) * (x.ndim - 1)
-    mixed_y = lam.reshape((-1,) + (1,) * (y.ndim - 1)) * y + (1 - lam.reshape((-1,) + (1,) * (y.ndim - 1))) * y[pair]
-    return lam.reshape(shape) * x + (1 - lam.reshape(shape)) * x[pair], mixed_y.astype(np.float32)
+
+    def blend(a: np.ndarray) -> np.ndarray:
+        w = lam.reshape((-1,) + (1,) * (a.ndim - 1))
+        return (w * a + (1 - w) * a[pair]).astype(np.float32)
+
+    return blend(x), blend(y)
 
 
 class LearningRates(keras.callbacks.Callback):
