@@ -109,3 +109,17 @@ def test_door_threshold_holds_one_percent_for_close_ups_and_door_framed_faces():
     for s in (close, framed):
         assert ood.door_figures(s.scores, s.labels, t_both)["unmasked_admitted"] <= ood.MAX_UNMASKED_ADMITTED
     assert ood.door_figures(framed.scores, framed.labels, t_close)["unmasked_admitted"] > ood.MAX_UNMASKED_ADMITTED
+
+
+@pytest.mark.parametrize("share", [0.0, 0.25, 0.75, 1.0])
+def test_the_doorframe_share_is_the_share_of_pictures_door_framed(share):
+    """host.train --doorframe P: about P of the pictures become a shrunken face in a scene (a
+    picture whose drawn side is the whole window, 1 in 40, stays whole), the rest are untouched."""
+    x = np.full((400, 32, 32, 3), 0.9, np.float32)
+    scenes = np.zeros((2, 32, 32, 3), np.uint8)
+    out = augment.augment_batch(x, "doorframe", np.random.default_rng(3), scenes, doorframe=share)
+    framed = np.mean([not np.array_equal(o, x[0]) for o in out])
+    assert abs(framed - share * 0.975) < 0.07
+    default = augment.augment_batch(x, "doorframe", np.random.default_rng(3), scenes)
+    assert np.array_equal(default, augment.augment_batch(x, "doorframe", np.random.default_rng(3), scenes,
+                                                         doorframe=augment.DOOR_PARTS["doorframe"][0]))

@@ -1,5 +1,6 @@
 """host.train's learning-rate schedules: the paper's plateau rule and the half cosine."""
 
+import argparse
 from pathlib import Path
 
 import keras
@@ -144,3 +145,41 @@ def test_three_class_mixup_training_and_refit_train_on_blends(data_dir):
     result = train.train(dataset, config, verbose=False)
     assert result.model.loss == "categorical_crossentropy"
     assert len(result.history["refit_accuracy"]) == 2 and 0.0 < max(result.history["refit_accuracy"]) <= 1.0
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5, float("nan")])
+def test_a_doorframe_share_outside_0_to_1_is_a_user_error(share):
+    with pytest.raises(UserError, match="--doorframe"):
+        train.TrainConfig(doorframe=share)
+
+
+def test_the_doorframe_flag_overrides_the_recipe_and_reaches_the_config():
+    parser = argparse.ArgumentParser()
+    train.add_arguments(parser)
+    assert train.config_from_args(parser.parse_args(["--recipe", "door-small"])).doorframe == train.DOORFRAME
+    assert train.config_from_args(parser.parse_args(["--recipe", "door-small", "--doorframe", "0.75"])).doorframe == 0.75
+
+
+@pytest.mark.parametrize("refit", [False, True])
+def test_ema_ships_the_averaged_weights(data_dir, refit):
+    """--ema: with a momentum near 1 the average stays at the first step's weights (Keras starts it
+    there), one Adam step (at most the learning rate) from the fresh ones, so that is what is kept
+    (the best epoch's, or the refit's last); without it training moves them several steps."""
+    import numpy as np
+
+    dataset = data_mod.load_dataset(data_dir, limit=10, progress=False)
+    fresh = train._fresh_model(train.TrainConfig(seed=5), len(dataset.labels)).get_weights()
+
+    def moved(ema):
+        config = train.TrainConfig(epochs=6, seed=5, ema=ema, refit=refit, learning_rate=1e-2)
+        kept = train.train(dataset, config, verbose=False).model.get_weights()
+        return max(float(np.max(np.abs(a - b))) for a, b in zip(kept, fresh) if a.dtype.kind == "f")
+
+    assert moved(0.0) > 2e-2
+    assert moved(1 - 1e-7) <= 1.01e-2
+
+
+@pytest.mark.parametrize("momentum", [-0.5, 1.0, float("nan")])
+def test_an_ema_momentum_outside_0_to_1_is_a_user_error(momentum):
+    with pytest.raises(UserError, match="--ema"):
+        train.TrainConfig(ema=momentum)

@@ -57,8 +57,9 @@ def valid_mode(mode: str) -> bool:
 
 
 def augment_batch(x: np.ndarray, mode: str, rng: np.random.Generator,
-                  scenes: np.ndarray | None = None) -> np.ndarray:
-    """`scenes`: uint8 (n, 32, 32, 3) backgrounds for `doorframe` (None: random colour fields)."""
+                  scenes: np.ndarray | None = None, doorframe: float | None = None) -> np.ndarray:
+    """`scenes`: uint8 (n, 32, 32, 3) backgrounds for `doorframe` (None: random colour fields);
+    `doorframe`: its probability per image instead of DOOR_PARTS' (host.train --doorframe)."""
     if mode == "none":
         return x
     parts = parts_of(mode)
@@ -72,7 +73,7 @@ def augment_batch(x: np.ndarray, mode: str, rng: np.random.Generator,
         x = degrade.robust_batch(x, rng)
     for name in DOOR_PARTS:  # a fixed order: the camera's chain, RGB565 last
         if name == "doorframe" and name in parts:
-            x = door_framing(x, rng, DOOR_PARTS[name][0], scenes)
+            x = door_framing(x, rng, DOOR_PARTS[name][0] if doorframe is None else doorframe, scenes)
         elif name in parts:
             x = DOOR_FUNCTIONS[name](x, rng, DOOR_PARTS[name][0])
     return x

@@ -30,6 +30,7 @@ SCHEDULES = ("plateau", "cosine")
 BALANCES = ("none", "class", "source")
 NONE_SHARE = 0.2  # share of every balanced epoch given to the `none` class when the data has it
 MIN_LEARNING_RATE = 1e-6
+DOORFRAME = augment.DOOR_PARTS["doorframe"][0]  # share of a door-augmented epoch's images door-framed
 
 
 # What `host.build` and `host.train` do without flags (--recipe door), or to reproduce the paper
@@ -40,11 +41,11 @@ MIN_LEARNING_RATE = 1e-6
 # publish gate, so it stays the default design; `door-small` is the recipe for a camera without a card.
 RECIPES = {
     "door": {"arch": "tiny_cnn", "epochs": 30, "augment": "door", "balance": "source", "refit": False,
-             "shared_sets": True, "data": "shared sets (facemask-v1, facemask-extra, scenes-negative), or $TINYMASK_DATA"},
+             "doorframe": DOORFRAME, "shared_sets": True, "data": "shared sets (facemask-v1, facemask-extra, scenes-negative), or $TINYMASK_DATA"},
     "door-small": {"arch": "door_cnn_w", "epochs": 60, "augment": "door", "balance": "source", "refit": False,
-                   "shared_sets": True, "data": "as door"},
+                   "doorframe": DOORFRAME, "shared_sets": True, "data": "as door"},
     "paper": {"arch": "tiny_cnn", "epochs": 120, "augment": "jitter", "balance": "none", "refit": True,
-              "shared_sets": False, "data": "facemask-v1, or $TINYMASK_DATA"},
+              "doorframe": DOORFRAME, "shared_sets": False, "data": "facemask-v1, or $TINYMASK_DATA"},
 }
 DEFAULT_RECIPE = "door"
 
@@ -74,6 +75,8 @@ class TrainConfig:
     distill_temperature: float = 2.0
     distill_sha256: str | None = None  # the teacher's, filled in from the file
     mixup: float = 0.0  # Beta(mixup, mixup) blend of image pairs and their targets (Zhang et al. 2018); 0 is off
+    ema: float = 0.0  # momentum of an exponential moving average of the weights (Polyak averaging); 0 is off
+    doorframe: float = DOORFRAME  # share of images door-framed, when augment has doorframe
 
     @property
     def soft_targets(self) -> bool:
@@ -98,6 +101,10 @@ class TrainConfig:
         if self.mixup > 0 and self.distill is not None:
             raise UserError("--mixup with --distill: the teacher scores the unblended images, not the blend the"
                             " student sees; use one of them")
+        if not (self.ema == 0.0 or 0.0 < self.ema < 1.0):
+            raise UserError(f"--ema {self.ema}: a momentum above 0 and below 1, e.g. 0.99, or 0 for off")
+        if not (math.isfinite(self.doorframe) and 0.0 <= self.doorframe <= 1.0):
+            raise UserError(f"--doorframe {self.doorframe}: a probability per image from 0 to 1, e.g. 0.5")
         if not 0.0 < self.none_share < 1.0:
             raise UserError(f"--none-share {self.none_share}: a share of the epoch above 0 and below 1, e.g. 0.2")
         if self.balance not in BALANCES:
@@ -198,7 +205,7 @@ def scene_pixels(pixels: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
     return scenes if len(scenes) else None
 
 
-def batches(pixels, labels, batch_size, mode, rng, weights=None, teacher=None, mixup=0.0, classes=2):
+def batches(pixels, labels, batch_size, mode, rng, weights=None, teacher=None, mixup=0.0, classes=2, doorframe=None):
     """Augmented batches; with a `teacher` (host.make.distill.Teacher) the targets are its mixed soft
     targets for exactly the augmented images yielded, instead of the labels. With `mixup` > 0 every
     image is blended with another of its batch, and its target with that image's (one-hot for
@@ -208,7 +215,7 @@ def batches(pixels, labels, batch_size, mode, rng, weights=None, teacher=None, m
         order = rng.permutation(len(labels)) if weights is None else rng.choice(len(labels), len(labels), p=weights)
         for start in range(0, len(order) - batch_size + 1, batch_size):
             idx = order[start:start + batch_size]
-            x = augment.augment_batch(preprocess.to_float_input(pixels[idx]), mode, rng, scenes)
+            x = augment.augment_batch(preprocess.to_float_input(pixels[idx]), mode, rng, scenes, doorframe)
             if teacher is not None:
                 y = teacher.targets(x, labels[idx])
             elif mixup > 0:
@@ -249,6 +256,12 @@ def cosine_rates(peak: float, epochs: int) -> list[float]:
             for e in range(epochs)]
 
 
+def ema_callbacks(config: TrainConfig) -> list[keras.callbacks.Callback]:
+    """With --ema, validation and the epoch's end see the averaged weights, so BestWeights (after
+    this in the list) keeps the averaged weights it measured, and the last epoch ends with them."""
+    return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema > 0 else []
+
+
 def schedule_callback(config: TrainConfig) -> keras.callbacks.Callback:
     if config.schedule == "cosine":
         rates = cosine_rates(config.learning_rate, config.epochs)
@@ -267,7 +280,7 @@ def _fresh_model(config: TrainConfig, classes: int = 2) -> keras.Model:
     elif config.soft_targets:  # blended P(with_mask): binary_accuracy would count every blend a miss
         metric = keras.metrics.MeanMetricWrapper(soft_binary_accuracy, name="accuracy")
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
+        optimizer=keras.optimizers.Adam(config.learning_rate, use_ema=config.ema > 0, ema_momentum=config.ema or 0.99),
         loss=loss,
         metrics=[metric],
     )
@@ -307,12 +320,13 @@ def train(dataset: data_mod.Dataset, config: TrainConfig, verbose: bool = True) 
     batch_size = min(config.batch_size, len(labels))
     rng = np.random.default_rng(config.seed)
     best, rates = BestWeights(), LearningRates()
-    callbacks = [schedule_callback(config), best, rates]
+    callbacks = [schedule_callback(config), *ema_callbacks(config), best, rates]
     if verbose:
         callbacks.append(EpochLine(config.epochs))
     start = time.time()
     history = model.fit(
-        batches(pixels, labels, batch_size, config.augment, rng, weights, teacher, config.mixup, classes),
+        batches(pixels, labels, batch_size, config.augment, rng, weights, teacher, config.mixup, classes,
+                config.doorframe),
         steps_per_epoch=max(1, len(labels) // batch_size),
         epochs=config.epochs,
         validation_data=(preprocess.to_float_input(dataset.val.pixels),
@@ -339,12 +353,12 @@ def refit(dataset: data_mod.Dataset, config: TrainConfig, rates: list[float], ve
     pixels, labels = training_arrays(both, config.augment)
     weights = sample_weights(labels, _sources(both, len(labels)), config.balance, config.none_share)
     batch_size = min(config.batch_size, len(labels))
-    callbacks = [keras.callbacks.LearningRateScheduler(lambda epoch: rates[epoch])]
+    callbacks = [keras.callbacks.LearningRateScheduler(lambda epoch: rates[epoch]), *ema_callbacks(config)]
     if verbose:
         callbacks.append(EpochLine(len(rates)))
     history = model.fit(
         batches(pixels, labels, batch_size, config.augment, np.random.default_rng(config.seed), weights, teacher,
-                config.mixup, classes),
+                config.mixup, classes, config.doorframe),
         steps_per_epoch=max(1, len(labels) // batch_size),
         epochs=len(rates),
         callbacks=callbacks,
@@ -419,6 +433,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mixup", type=float, default=d.mixup, metavar="ALPHA",
                         help="mixup: blend training image pairs and their targets, Beta(ALPHA, ALPHA) weights, e.g."
                              " 0.2 (default: %(default)s, off)")
+    parser.add_argument("--ema", type=float, default=d.ema, metavar="MOMENTUM",
+                        help="keep an exponential moving average of the weights (Polyak averaging) and validate,"
+                             " keep and ship it, e.g. 0.99 (default: %(default)s, off)")
+    parser.add_argument("--doorframe", type=float, default=None, metavar="P",
+                        help="share of training images door-framed (the face shrunk into a scene), when the"
+                             " augmentation has doorframe (default: the recipe's)")
 
 
 def config_from_args(args) -> TrainConfig:
@@ -432,7 +452,8 @@ def config_from_args(args) -> TrainConfig:
         arch=pick("arch"), epochs=pick("epochs"), batch_size=args.batch_size, learning_rate=args.learning_rate,
         dropout=args.dropout, augment=pick("augment"), seed=args.seed, refit=pick("refit"),
         schedule=args.schedule, balance=pick("balance"), none_share=args.none_share, distill=args.distill, distill_alpha=args.distill_alpha,
-        distill_temperature=args.distill_temperature, mixup=args.mixup,
+        distill_temperature=args.distill_temperature, mixup=args.mixup, ema=args.ema,
+        doorframe=pick("doorframe"),
     )
 
 
