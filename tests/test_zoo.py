@@ -63,7 +63,7 @@ def test_designs_convert_to_board_int8(arch):
         assert not by_name["model size"].ok  # SqueezeNets are beyond the H7's model budget
 
 
-@pytest.mark.parametrize("arch", ["door_cnn", "door_cnn_s1", "door_cnn_w", "door_cnn_g"])
+@pytest.mark.parametrize("arch", ["door_cnn", "door_cnn_s1", "door_cnn_w", "door_cnn_g", "tiny_cnn_n6", "tiny_cnn_n8"])
 def test_door_designs_fit_the_h7_flash_and_the_5_ms_budget(arch):
     """Issue 13: a default candidate is at most 64 KB int8 and at most 5 ms estimated on the H7,
     and passes every board check, three classes included."""
@@ -86,3 +86,12 @@ def test_global_max_head_sees_the_whole_map_at_once():
     model = zoo.door_cnn_g(classes=3)
     assert model.get_layer("pool_global").output.shape[1:] == (1, 1, 128)
     assert model.get_layer("head").units == 64
+
+
+@pytest.mark.parametrize("arch, filters", [("tiny_cnn_n6", (6, 16, 32)), ("tiny_cnn_n8", (8, 12, 32))])
+def test_narrow_paper_cnns_keep_its_full_resolution_first_convolution(arch, filters):
+    model = model_mod.build(arch, classes=3)
+    convs = [layer for layer in model.layers if isinstance(layer, layers.Conv2D)]
+    assert [c.filters for c in convs] == list(filters) and convs[0].output.shape[1:3] == (32, 32)
+    assert [layer.units for layer in model.layers if isinstance(layer, layers.Dense)] == [100, 3]
+    assert model.name == arch
