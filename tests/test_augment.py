@@ -35,14 +35,14 @@ def test_door_mode_starts_with_door_framing_and_ends_with_rgb565():
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(0, 2**32 - 1))
-def test_door_framing_puts_a_shrunken_face_inside_a_scene(seed):
+@given(st.integers(0, 2**32 - 1), st.sampled_from(augment.SHRINKS))
+def test_door_framing_puts_a_shrunken_face_inside_a_scene(seed, shrink):
     """With probability 1 every picture either stays whole (side drawn as the full window) or
     becomes the scene with a square face of 40-100% of the side pasted within a quarter of the
     slack of the centre, and nothing but scene around it."""
     face = np.full((4, 32, 32, 3), 0.9, np.float32)
     scenes = np.zeros((3, 32, 32, 3), np.uint8)  # black scenes
-    out = augment.door_framing(face, np.random.default_rng(seed), 1.0, scenes)
+    out = augment.door_framing(face, np.random.default_rng(seed), 1.0, scenes, shrink)
     for image in out:
         if np.array_equal(image, face[0]):
             continue
@@ -123,3 +123,13 @@ def test_the_doorframe_share_is_the_share_of_pictures_door_framed(share):
     default = augment.augment_batch(x, "doorframe", np.random.default_rng(3), scenes)
     assert np.array_equal(default, augment.augment_batch(x, "doorframe", np.random.default_rng(3), scenes,
                                                          doorframe=augment.DOOR_PARTS["doorframe"][0]))
+
+
+def test_board_shrink_is_the_cameras_scaling_and_sharper_than_the_area_average():
+    """--doorframe-shrink board: the face is made small by host.preprocess.board_downscale (the
+    camera's 2-tap bilinear), which keeps stripes an area average washes out."""
+    stripes = np.zeros((32, 32, 3), np.uint8)
+    stripes[:, ::2] = 255
+    side = 13
+    assert np.array_equal(augment.shrunk(stripes, side, "board"), preprocess.board_downscale(stripes, side))
+    assert augment.shrunk(stripes, side, "board").std() > 2 * augment.shrunk(stripes, side, "box").std()

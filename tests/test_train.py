@@ -183,3 +183,8 @@ def test_ema_ships_the_averaged_weights(data_dir, refit):
 def test_an_ema_momentum_outside_0_to_1_is_a_user_error(momentum):
     with pytest.raises(UserError, match="--ema"):
         train.TrainConfig(ema=momentum)
+
+
+def test_an_unknown_doorframe_shrink_is_a_user_error():
+    with pytest.raises(UserError, match="--doorframe-shrink 'lanczos'"):
+        train.TrainConfig(doorframe_shrink="lanczos")

@@ -39,6 +39,7 @@ DOOR_PARTS = {
     "jpeg": (0.2, "JPEG quality 15-70 round trip"),
     "rgb565": (1.0, "the camera's RGB565 levels (applied last, to every image)"),
 }
+SHRINKS = ("box", "board")  # how door framing makes a face smaller (door_framing)
 MODES = BASE_MODES  # the named modes; `valid_mode` also accepts part lists
 
 
@@ -57,9 +58,11 @@ def valid_mode(mode: str) -> bool:
 
 
 def augment_batch(x: np.ndarray, mode: str, rng: np.random.Generator,
-                  scenes: np.ndarray | None = None, doorframe: float | None = None) -> np.ndarray:
+                  scenes: np.ndarray | None = None, doorframe: float | None = None,
+                  shrink: str = "box") -> np.ndarray:
     """`scenes`: uint8 (n, 32, 32, 3) backgrounds for `doorframe` (None: random colour fields);
-    `doorframe`: its probability per image instead of DOOR_PARTS' (host.train --doorframe)."""
+    `doorframe`: its probability per image instead of DOOR_PARTS' (host.train --doorframe);
+    `shrink`: how door framing shrinks the face, one of SHRINKS (host.train --doorframe-shrink)."""
     if mode == "none":
         return x
     parts = parts_of(mode)
@@ -73,7 +76,7 @@ def augment_batch(x: np.ndarray, mode: str, rng: np.random.Generator,
         x = degrade.robust_batch(x, rng)
     for name in DOOR_PARTS:  # a fixed order: the camera's chain, RGB565 last
         if name == "doorframe" and name in parts:
-            x = door_framing(x, rng, DOOR_PARTS[name][0] if doorframe is None else doorframe, scenes)
+            x = door_framing(x, rng, DOOR_PARTS[name][0] if doorframe is None else doorframe, scenes, shrink)
         elif name in parts:
             x = DOOR_FUNCTIONS[name](x, rng, DOOR_PARTS[name][0])
     return x
@@ -108,10 +111,13 @@ def _chosen(rng: np.random.Generator, n: int, p: float) -> np.ndarray:
     return np.nonzero(rng.random(n) < p)[0]
 
 
-def door_framing(x: np.ndarray, rng: np.random.Generator, p: float, scenes: np.ndarray | None) -> np.ndarray:
-    """host.framing.door_frame at the model's resolution: the 32x32 picture shrunk (area) to
-    40-100% of the side and pasted into a scene within a quarter of the slack of the centre. A
-    `none` picture pasted into a scene still holds no face, so every class is treated alike."""
+def door_framing(x: np.ndarray, rng: np.random.Generator, p: float, scenes: np.ndarray | None,
+                 shrink: str = "box") -> np.ndarray:
+    """host.framing.door_frame at the model's resolution: the 32x32 picture shrunk to 40-100% of
+    the side and pasted into a scene within a quarter of the slack of the centre. A `none` picture
+    pasted into a scene still holds no face, so every class is treated alike. `shrink` "box"
+    averages (a smooth small face); "board" samples with the camera's 2-tap bilinear scaling
+    (host.preprocess.board_downscale), as the board samples a face that fills part of the window."""
     x = x.copy()
     size = x.shape[1]
     for i in _chosen(rng, len(x), p):
@@ -120,12 +126,19 @@ def door_framing(x: np.ndarray, rng: np.random.Generator, p: float, scenes: np.n
             continue
         canvas = _from_uint8(scenes[int(rng.integers(len(scenes)))]) if scenes is not None and len(scenes) \
             else colour_field(rng, size)
-        patch = Image.fromarray(_to_uint8(x[i])).resize((side, side), Image.Resampling.BOX)
+        patch = shrunk(_to_uint8(x[i]), side, shrink)
         slack = size - side
         ox, oy = framing.centred_offset(slack, rng), framing.centred_offset(slack, rng)
-        canvas[oy:oy + side, ox:ox + side] = _from_uint8(np.asarray(patch))
+        canvas[oy:oy + side, ox:ox + side] = _from_uint8(patch)
         x[i] = canvas
     return x
+
+
+def shrunk(face: np.ndarray, side: int, shrink: str) -> np.ndarray:
+    """uint8 (side, side, 3): the face made smaller by area averaging ("box") or by the board's scaling."""
+    if shrink == "board":
+        return preprocess.board_downscale(face, side)
+    return np.asarray(Image.fromarray(face).resize((side, side), Image.Resampling.BOX))
 
 
 def colour_field(rng: np.random.Generator, size: int) -> np.ndarray:

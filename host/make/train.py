@@ -77,6 +77,7 @@ class TrainConfig:
     mixup: float = 0.0  # Beta(mixup, mixup) blend of image pairs and their targets (Zhang et al. 2018); 0 is off
     ema: float = 0.0  # momentum of an exponential moving average of the weights (Polyak averaging); 0 is off
     doorframe: float = DOORFRAME  # share of images door-framed, when augment has doorframe
+    doorframe_shrink: str = "box"  # how door framing shrinks the face: augment.SHRINKS
 
     @property
     def soft_targets(self) -> bool:
@@ -105,6 +106,8 @@ class TrainConfig:
             raise UserError(f"--ema {self.ema}: a momentum above 0 and below 1, e.g. 0.99, or 0 for off")
         if not (math.isfinite(self.doorframe) and 0.0 <= self.doorframe <= 1.0):
             raise UserError(f"--doorframe {self.doorframe}: a probability per image from 0 to 1, e.g. 0.5")
+        if self.doorframe_shrink not in augment.SHRINKS:
+            raise UserError(f"--doorframe-shrink {self.doorframe_shrink!r}: choose one of {', '.join(augment.SHRINKS)}")
         if not 0.0 < self.none_share < 1.0:
             raise UserError(f"--none-share {self.none_share}: a share of the epoch above 0 and below 1, e.g. 0.2")
         if self.balance not in BALANCES:
@@ -205,7 +208,8 @@ def scene_pixels(pixels: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
     return scenes if len(scenes) else None
 
 
-def batches(pixels, labels, batch_size, mode, rng, weights=None, teacher=None, mixup=0.0, classes=2, doorframe=None):
+def batches(pixels, labels, batch_size, mode, rng, weights=None, teacher=None, mixup=0.0, classes=2, doorframe=None,
+            shrink="box"):
     """Augmented batches; with a `teacher` (host.make.distill.Teacher) the targets are its mixed soft
     targets for exactly the augmented images yielded, instead of the labels. With `mixup` > 0 every
     image is blended with another of its batch, and its target with that image's (one-hot for
@@ -215,7 +219,7 @@ def batches(pixels, labels, batch_size, mode, rng, weights=None, teacher=None, m
         order = rng.permutation(len(labels)) if weights is None else rng.choice(len(labels), len(labels), p=weights)
         for start in range(0, len(order) - batch_size + 1, batch_size):
             idx = order[start:start + batch_size]
-            x = augment.augment_batch(preprocess.to_float_input(pixels[idx]), mode, rng, scenes, doorframe)
+            x = augment.augment_batch(preprocess.to_float_input(pixels[idx]), mode, rng, scenes, doorframe, shrink)
             if teacher is not None:
                 y = teacher.targets(x, labels[idx])
             elif mixup > 0:
@@ -326,7 +330,7 @@ def train(dataset: data_mod.Dataset, config: TrainConfig, verbose: bool = True) 
     start = time.time()
     history = model.fit(
         batches(pixels, labels, batch_size, config.augment, rng, weights, teacher, config.mixup, classes,
-                config.doorframe),
+                config.doorframe, config.doorframe_shrink),
         steps_per_epoch=max(1, len(labels) // batch_size),
         epochs=config.epochs,
         validation_data=(preprocess.to_float_input(dataset.val.pixels),
@@ -358,7 +362,7 @@ def refit(dataset: data_mod.Dataset, config: TrainConfig, rates: list[float], ve
         callbacks.append(EpochLine(len(rates)))
     history = model.fit(
         batches(pixels, labels, batch_size, config.augment, np.random.default_rng(config.seed), weights, teacher,
-                config.mixup, classes, config.doorframe),
+                config.mixup, classes, config.doorframe, config.doorframe_shrink),
         steps_per_epoch=max(1, len(labels) // batch_size),
         epochs=len(rates),
         callbacks=callbacks,
@@ -439,6 +443,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--doorframe", type=float, default=None, metavar="P",
                         help="share of training images door-framed (the face shrunk into a scene), when the"
                              " augmentation has doorframe (default: the recipe's)")
+    parser.add_argument("--doorframe-shrink", default=d.doorframe_shrink, choices=augment.SHRINKS,
+                        help="how door framing makes the face smaller: box (area average) or board (the camera's"
+                             " bilinear sampling) (default: %(default)s)")
 
 
 def config_from_args(args) -> TrainConfig:
@@ -453,7 +460,7 @@ def config_from_args(args) -> TrainConfig:
         dropout=args.dropout, augment=pick("augment"), seed=args.seed, refit=pick("refit"),
         schedule=args.schedule, balance=pick("balance"), none_share=args.none_share, distill=args.distill, distill_alpha=args.distill_alpha,
         distill_temperature=args.distill_temperature, mixup=args.mixup, ema=args.ema,
-        doorframe=pick("doorframe"),
+        doorframe=pick("doorframe"), doorframe_shrink=args.doorframe_shrink,
     )
 
 
