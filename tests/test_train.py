@@ -188,3 +188,21 @@ def test_an_ema_momentum_outside_0_to_1_is_a_user_error(momentum):
 def test_an_unknown_doorframe_shrink_is_a_user_error():
     with pytest.raises(UserError, match="--doorframe-shrink 'lanczos'"):
         train.TrainConfig(doorframe_shrink="lanczos")
+
+
+def test_training_frames_faces_from_their_window_copies(data_dir, monkeypatch):
+    """--doorframe-shrink window: train makes one window copy per training image and trains."""
+    from host.make import augment
+
+    dataset = data_mod.load_dataset(data_dir, limit=6, progress=False)
+    made = []
+    real = augment.window_copies
+
+    def spy(paths, progress=True):
+        made.append(len(paths))
+        return real(paths, progress)
+
+    monkeypatch.setattr(augment, "window_copies", spy)
+    config = train.TrainConfig(epochs=1, augment="door", doorframe=1.0, doorframe_shrink="window", refit=False)
+    result = train.train(dataset, config, verbose=False)
+    assert made == [len(dataset.train)] and len(result.history["loss"]) == 1

@@ -39,7 +39,8 @@ DOOR_PARTS = {
     "jpeg": (0.2, "JPEG quality 15-70 round trip"),
     "rgb565": (1.0, "the camera's RGB565 levels (applied last, to every image)"),
 }
-SHRINKS = ("box", "board")  # how door framing makes a face smaller (door_framing)
+SHRINKS = ("box", "board", "window")  # how door framing makes a face smaller (door_framing)
+WINDOW_COPY = 64  # px of the camera-window copy "window" shrinks from: 8 KB per training image
 MODES = BASE_MODES  # the named modes; `valid_mode` also accepts part lists
 
 
@@ -59,13 +60,21 @@ def valid_mode(mode: str) -> bool:
 
 def augment_batch(x: np.ndarray, mode: str, rng: np.random.Generator,
                   scenes: np.ndarray | None = None, doorframe: float | None = None,
-                  shrink: str = "box") -> np.ndarray:
+                  shrink: str = "box", windows: np.ndarray | None = None) -> np.ndarray:
     """`scenes`: uint8 (n, 32, 32, 3) backgrounds for `doorframe` (None: random colour fields);
     `doorframe`: its probability per image instead of DOOR_PARTS' (host.train --doorframe);
-    `shrink`: how door framing shrinks the face, one of SHRINKS (host.train --doorframe-shrink)."""
+    `shrink`: how door framing shrinks the face, one of SHRINKS (host.train --doorframe-shrink);
+    `windows`: for shrink "window", each image's camera window at WINDOW_COPY px (window_copies).
+    From the window, door framing comes first, so the flips and lighting apply to the whole frame."""
     if mode == "none":
         return x
     parts = parts_of(mode)
+    share = DOOR_PARTS["doorframe"][0] if doorframe is None else doorframe
+    from_window = shrink == "window" and "doorframe" in parts
+    if from_window:
+        if windows is None or len(windows) != len(x):
+            raise ValueError("door framing from the window needs one window copy per image")
+        x = door_framing(x, rng, share, scenes, shrink, windows)
     x = flip(x, rng)
     if mode in ("jitter", "robust") or "jitter" in parts:
         x = shift(x, rng, 3)
@@ -76,7 +85,8 @@ def augment_batch(x: np.ndarray, mode: str, rng: np.random.Generator,
         x = degrade.robust_batch(x, rng)
     for name in DOOR_PARTS:  # a fixed order: the camera's chain, RGB565 last
         if name == "doorframe" and name in parts:
-            x = door_framing(x, rng, DOOR_PARTS[name][0] if doorframe is None else doorframe, scenes, shrink)
+            if not from_window:
+                x = door_framing(x, rng, share, scenes, shrink)
         elif name in parts:
             x = DOOR_FUNCTIONS[name](x, rng, DOOR_PARTS[name][0])
     return x
@@ -112,12 +122,14 @@ def _chosen(rng: np.random.Generator, n: int, p: float) -> np.ndarray:
 
 
 def door_framing(x: np.ndarray, rng: np.random.Generator, p: float, scenes: np.ndarray | None,
-                 shrink: str = "box") -> np.ndarray:
+                 shrink: str = "box", windows: np.ndarray | None = None) -> np.ndarray:
     """host.framing.door_frame at the model's resolution: the 32x32 picture shrunk to 40-100% of
     the side and pasted into a scene within a quarter of the slack of the centre. A `none` picture
     pasted into a scene still holds no face, so every class is treated alike. `shrink` "box"
     averages (a smooth small face); "board" samples with the camera's 2-tap bilinear scaling
-    (host.preprocess.board_downscale), as the board samples a face that fills part of the window."""
+    (host.preprocess.board_downscale), as the board samples a face that fills part of the window;
+    "window" does that from `windows[i]`, the image's camera window at WINDOW_COPY px, which holds
+    the detail a 32 px picture has lost (the door-framed test scales the face from the photo)."""
     x = x.copy()
     size = x.shape[1]
     for i in _chosen(rng, len(x), p):
@@ -126,7 +138,10 @@ def door_framing(x: np.ndarray, rng: np.random.Generator, p: float, scenes: np.n
             continue
         canvas = _from_uint8(scenes[int(rng.integers(len(scenes)))]) if scenes is not None and len(scenes) \
             else colour_field(rng, size)
-        patch = shrunk(_to_uint8(x[i]), side, shrink)
+        if shrink == "window":
+            patch = preprocess.window_pixels(windows[i], side)
+        else:
+            patch = shrunk(_to_uint8(x[i]), side, shrink)
         slack = size - side
         ox, oy = framing.centred_offset(slack, rng), framing.centred_offset(slack, rng)
         canvas[oy:oy + side, ox:ox + side] = _from_uint8(patch)
@@ -139,6 +154,20 @@ def shrunk(face: np.ndarray, side: int, shrink: str) -> np.ndarray:
     if shrink == "board":
         return preprocess.board_downscale(face, side)
     return np.asarray(Image.fromarray(face).resize((side, side), Image.Resampling.BOX))
+
+
+def window_copies(paths: list, progress: bool = True) -> np.ndarray:
+    """uint16 RGB565 (n, WINDOW_COPY, WINDOW_COPY): each picture's camera window (host.preprocess),
+    scaled by the board's own bilinear, for door framing from the window."""
+    from tqdm import tqdm
+
+    from host.make import data as data_mod  # data imports this module's users, not this module
+
+    out = np.zeros((len(paths), WINDOW_COPY, WINDOW_COPY), np.uint16)
+    for i, path in enumerate(tqdm(paths, desc="window copies", unit="img", disable=not progress, leave=False)):
+        window = preprocess.camera_window_rgb565(data_mod.load_image(path))
+        out[i] = preprocess.board_downscale_rgb565(window, WINDOW_COPY)
+    return out
 
 
 def colour_field(rng: np.random.Generator, size: int) -> np.ndarray:

@@ -202,6 +202,13 @@ def sample_weights(labels: np.ndarray, sources: list[str], balance: str, none_sh
     return weights / weights.sum()
 
 
+def window_copies(split: data_mod.Split, config: TrainConfig, verbose: bool) -> np.ndarray | None:
+    """The camera windows door framing shrinks from, with --doorframe-shrink window (else None)."""
+    if config.doorframe_shrink != "window" or "doorframe" not in augment.parts_of(config.augment):
+        return None
+    return augment.window_copies(split.paths, progress=verbose)
+
+
 def scene_pixels(pixels: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
     """The training split's no-face pictures, the backgrounds of the `doorframe` augmentation."""
     scenes = pixels[np.asarray(labels) == 2]
@@ -209,7 +216,7 @@ def scene_pixels(pixels: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
 
 
 def batches(pixels, labels, batch_size, mode, rng, weights=None, teacher=None, mixup=0.0, classes=2, doorframe=None,
-            shrink="box"):
+            shrink="box", windows=None):
     """Augmented batches; with a `teacher` (host.make.distill.Teacher) the targets are its mixed soft
     targets for exactly the augmented images yielded, instead of the labels. With `mixup` > 0 every
     image is blended with another of its batch, and its target with that image's (one-hot for
@@ -219,7 +226,8 @@ def batches(pixels, labels, batch_size, mode, rng, weights=None, teacher=None, m
         order = rng.permutation(len(labels)) if weights is None else rng.choice(len(labels), len(labels), p=weights)
         for start in range(0, len(order) - batch_size + 1, batch_size):
             idx = order[start:start + batch_size]
-            x = augment.augment_batch(preprocess.to_float_input(pixels[idx]), mode, rng, scenes, doorframe, shrink)
+            x = augment.augment_batch(preprocess.to_float_input(pixels[idx]), mode, rng, scenes, doorframe, shrink,
+                                      None if windows is None else windows[idx])
             if teacher is not None:
                 y = teacher.targets(x, labels[idx])
             elif mixup > 0:
@@ -330,7 +338,7 @@ def train(dataset: data_mod.Dataset, config: TrainConfig, verbose: bool = True) 
     start = time.time()
     history = model.fit(
         batches(pixels, labels, batch_size, config.augment, rng, weights, teacher, config.mixup, classes,
-                config.doorframe, config.doorframe_shrink),
+                config.doorframe, config.doorframe_shrink, window_copies(dataset.train, config, verbose)),
         steps_per_epoch=max(1, len(labels) // batch_size),
         epochs=config.epochs,
         validation_data=(preprocess.to_float_input(dataset.val.pixels),
@@ -362,7 +370,7 @@ def refit(dataset: data_mod.Dataset, config: TrainConfig, rates: list[float], ve
         callbacks.append(EpochLine(len(rates)))
     history = model.fit(
         batches(pixels, labels, batch_size, config.augment, np.random.default_rng(config.seed), weights, teacher,
-                config.mixup, classes, config.doorframe, config.doorframe_shrink),
+                config.mixup, classes, config.doorframe, config.doorframe_shrink, window_copies(both, config, verbose)),
         steps_per_epoch=max(1, len(labels) // batch_size),
         epochs=len(rates),
         callbacks=callbacks,
