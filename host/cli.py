@@ -22,6 +22,7 @@ COMMANDS = {
     "dataset": ("tools.dataset", "turn captured frames into a labelled folder (an on-device test set)"),
     "ingest": ("host.field.ingest", "load SD logs into a DuckDB database"),
     "report": ("host.field.report.cli", "an HTML report of what the doors saw"),
+    "seeds": ("host.make.seeds", "one design over several seeds: each bundle's door figures and their mean (sd)"),
     "compare": ("host.make.compare", "compare model designs, pruning and robustness"),
     "train": ("host.make.train", "build stage: Keras float32 training alone"),
     "quantize": ("host.make.quantize", "build stage: full-int8 quantization alone"),

@@ -155,6 +155,7 @@ def main(argv=None) -> int:
         evaluate.write_confusion(results["int8"], staging, "int8 (TFLM) on test")
         train.plots.training_curves(trained.history, trained.best_epoch, staging / "training_curves.png")
         (staging / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
+        card["training"]["build_seconds"] = round(time.time() - start, 1)  # all stages but the final swap
         return True
 
     bundle_dir = bundle.write(models_dir, args.name, payload, dataset.labels, card, fill)
