@@ -41,11 +41,11 @@ DOORFRAME = augment.DOOR_PARTS["doorframe"][0]  # share of a door-augmented epoc
 # publish gate, so it stays the default design; `door-small` is the recipe for a camera without a card.
 RECIPES = {
     "door": {"arch": "tiny_cnn", "epochs": 30, "augment": "door", "balance": "source", "refit": False,
-             "doorframe": DOORFRAME, "shared_sets": True, "data": "shared sets (facemask-v1, facemask-extra, scenes-negative), or $TINYMASK_DATA"},
+             "doorframe": DOORFRAME, "doorframe_shrink": "box", "shared_sets": True, "data": "shared sets (facemask-v1, facemask-extra, scenes-negative), or $TINYMASK_DATA"},
     "door-small": {"arch": "door_cnn_w", "epochs": 60, "augment": "door", "balance": "source", "refit": False,
-                   "doorframe": DOORFRAME, "shared_sets": True, "data": "as door"},
+                   "doorframe": DOORFRAME, "doorframe_shrink": "box", "shared_sets": True, "data": "as door"},
     "paper": {"arch": "tiny_cnn", "epochs": 120, "augment": "jitter", "balance": "none", "refit": True,
-              "doorframe": DOORFRAME, "shared_sets": False, "data": "facemask-v1, or $TINYMASK_DATA"},
+              "doorframe": DOORFRAME, "doorframe_shrink": "box", "shared_sets": False, "data": "facemask-v1, or $TINYMASK_DATA"},
 }
 DEFAULT_RECIPE = "door"
 
@@ -451,9 +451,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--doorframe", type=float, default=None, metavar="P",
                         help="share of training images door-framed (the face shrunk into a scene), when the"
                              " augmentation has doorframe (default: the recipe's)")
-    parser.add_argument("--doorframe-shrink", default=d.doorframe_shrink, choices=augment.SHRINKS,
-                        help="how door framing makes the face smaller: box (area average) or board (the camera's"
-                             " bilinear sampling) (default: %(default)s)")
+    parser.add_argument("--doorframe-shrink", default=None, choices=augment.SHRINKS,
+                        help="how door framing makes the face smaller: box (area average of the 32 px picture),"
+                             " board (the camera's bilinear sampling of it) or window (sampled from a 64 px copy of"
+                             " the face's camera window, so it keeps the detail a door camera sees) (default: the"
+                             " recipe's)")
 
 
 def config_from_args(args) -> TrainConfig:
@@ -468,7 +470,7 @@ def config_from_args(args) -> TrainConfig:
         dropout=args.dropout, augment=pick("augment"), seed=args.seed, refit=pick("refit"),
         schedule=args.schedule, balance=pick("balance"), none_share=args.none_share, distill=args.distill, distill_alpha=args.distill_alpha,
         distill_temperature=args.distill_temperature, mixup=args.mixup, ema=args.ema,
-        doorframe=pick("doorframe"), doorframe_shrink=args.doorframe_shrink,
+        doorframe=pick("doorframe"), doorframe_shrink=pick("doorframe_shrink"),
     )
 
 
