@@ -280,17 +280,18 @@ def test_curves_mark_the_shipped_epoch():
     assert plots.shipped_epoch({"loss": [1, 2, 3]}, best_epoch=2)[0] == 2
 
 
-# ---- issue 13: the default recipe is the small door model ------------------------------------------
+# ---- issue 13: the default recipe is the small door model (door-small) ----------------------------
 
 
-def test_the_default_recipe_is_the_door_recipe_and_door_cnn_fits_the_flash(tmp_path, data_dir):
+def test_the_default_recipe_is_door_small_and_its_model_fits_the_flash(tmp_path, data_dir):
     result = run_build("--data", str(data_dir), "--out", str(tmp_path), "--limit", "20", "--epochs", "1", "--quiet",
-                       "--representative", "20", "--arch", "door_cnn")
+                       "--representative", "20")
     assert result.returncode == 0, result.stderr[-2000:]
     card = bundle.load_card(tmp_path / "tinymask")
     training = card["training"]
-    assert training["recipe"] == "door" and training["arch"] == "door_cnn" and training["augment"] == "door"
+    assert training["recipe"] == "door-small" and training["arch"] == "door_cnn_w" and training["augment"] == "door"
     assert training["balance"] == "source" and training["refit"] is False and training["epochs"] == 1
+    assert training["doorframe_shrink"] == "window"
     assert card["model_bytes"] <= 64 * 1024 and card["estimate"]["inference_ms"] <= 5.0  # fits the H7's /flash
     assert card["door_expected"]["target_unmasked_admitted"] == 0.01 and "target_met" in card["door_expected"]
 
@@ -300,11 +301,13 @@ def test_recipes_choose_their_data_and_flags_override_them(monkeypatch):
 
     parser = argparse.ArgumentParser()
     train.add_arguments(parser)
-    door = train.config_from_args(parser.parse_args([]))
+    default = train.config_from_args(parser.parse_args([]))
+    door = train.config_from_args(parser.parse_args(["--recipe", "door"]))
     paper = train.config_from_args(parser.parse_args(["--recipe", "paper"]))
     mixed = train.config_from_args(parser.parse_args(["--recipe", "paper", "--arch", "door_cnn", "--no-refit"]))
     small = train.config_from_args(parser.parse_args(["--recipe", "door-small"]))
     assert (small.arch, small.epochs, small.augment, small.balance, small.refit) == ("door_cnn_w", 60, "door", "source", False)
+    assert default == small and small.doorframe_shrink == door.doorframe_shrink == "window"
     assert (door.arch, door.epochs, door.augment, door.refit) == ("tiny_cnn", train.RECIPES["door"]["epochs"], "door", False)
     assert (paper.arch, paper.epochs, paper.augment, paper.refit) == ("tiny_cnn", 120, "jitter", True)
     assert (mixed.arch, mixed.refit, mixed.epochs) == ("door_cnn", False, 120)

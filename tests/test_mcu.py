@@ -65,17 +65,30 @@ def test_harness_elfs_match_their_manifest():
         assert hashlib.sha256(elf.read_bytes()).hexdigest() == v["elf_sha256"]
 
 
+SEPARABLE = ["DEPTHWISE_CONV_2D", "CONV_2D"]
+REFERENCE_OPS = {
+    "tiny_cnn": ["CONV_2D", "MAX_POOL_2D"] * 3 + ["RESHAPE", "FULLY_CONNECTED", "FULLY_CONNECTED"],
+    "door_cnn_w": ["CONV_2D"] + SEPARABLE + ["MAX_POOL_2D"] + SEPARABLE + ["MAX_POOL_2D"] + SEPARABLE
+                  + ["RESHAPE", "FULLY_CONNECTED", "FULLY_CONNECTED"],
+}
+REFERENCE_INSTRUCTIONS = {"tiny_cnn": (7_200_000, 7_400_000), "door_cnn_w": (2_600_000, 2_800_000)}  # at 73eb1aa: 7,293,330 / 2,713,946
+
+
 def test_reference_model_is_bit_exact_and_counted(test_inputs):
     payload = REFERENCE.read_bytes()
     report = exact.compare(payload, test_inputs, with_wheel=False)
     assert report.identical_host == report.total == len(test_inputs), report.lines()
     result = runner.run(payload, test_inputs[:1], count=1)
     ops = [o.op for o in result.ops]
-    # The paper's CNN; its head is a sigmoid unit or a softmax, depending on the bundle's class count.
-    assert ops[:-1] == ["CONV_2D", "MAX_POOL_2D"] * 3 + ["RESHAPE", "FULLY_CONNECTED", "FULLY_CONNECTED"]
+    card = json.loads((REFERENCE.parent / "model_card.json").read_text())
+    # The reference's design, as its card names it; the head is a sigmoid unit or a softmax by class count.
+    assert ops[:-1] == REFERENCE_OPS[card["training"]["arch"]]
     assert ops[-1] in ("LOGISTIC", "SOFTMAX")
     assert sum(o.instructions for o in result.ops) + result.overhead_instructions == result.instructions
-    assert 7_200_000 < result.instructions < 7_400_000  # 7,293,330 at 73eb1aa
+    # the card counted one of the build's images: the same design within a few instructions on another
+    assert result.instructions == pytest.approx(card["estimate"]["counted"]["instructions"], rel=1e-4)
+    low, high = REFERENCE_INSTRUCTIONS[card["training"]["arch"]]
+    assert low < result.instructions < high
     assert 0 < result.overhead_instructions < 5_000
     assert latency.estimate_ms(result.instructions) == pytest.approx(result.instructions * latency.CYCLES_PER_INSTRUCTION / 480e3)
 
@@ -119,8 +132,10 @@ def test_cli_run_prints_outputs_instructions_and_ops(capsys, tmp_path, test_inpu
     np.save(inputs, test_inputs[:2])
     assert cli.main(["run", str(REFERENCE), "--inputs", str(inputs), "--ops"]) == 0
     out = capsys.readouterr().out
-    assert "input 1: raw int8 output" in out and "instructions per Invoke(): 7," in out
-    assert "CONV_2D" in out and "MAC estimate 15.1 ms" in out and "s each" in out
+    card = json.loads((REFERENCE.parent / "model_card.json").read_text())
+    counted = card["estimate"]["counted"]["instructions"]
+    assert "input 1: raw int8 output" in out and f"instructions per Invoke(): {counted // 1000:,}," in out
+    assert "CONV_2D" in out and f"MAC estimate {card['estimate']['inference_ms']:.1f} ms" in out and "s each" in out
     assert cli.main(["run", str(REFERENCE), "--inputs", str(inputs), "--no-count", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["outputs"]) == 2
 

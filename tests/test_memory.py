@@ -69,9 +69,10 @@ def test_a_load_that_failed_before_the_interpreter_never_resets():
 
 
 def too_big_bundle():
-    """The reference bundle with an arena that cannot fit beside the model in any H7 heap block."""
+    """The reference bundle with an arena larger than any H7 heap block (267 KB): on 4.8 a model under
+    64 KB goes to the first block and an arena beside it to the second, so only this cannot load."""
     bundle = load(bundle_dir(), "openmv_h7")
-    bundle.card["arena_bytes"] = 200_000
+    bundle.card["arena_bytes"] = 280_000
     return bundle
 
 

@@ -276,7 +276,7 @@ def test_scenes_negative_sample_opens_nothing(tmp_path):
     assert result.door_openings() == 0
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 is open: 10 of the 239 no-face test pictures score masked at the"
+@pytest.mark.xfail(strict=True, reason="issue 16 is open: some of the 239 no-face test pictures score masked at the"
                    " bundle's door threshold (docs/presence.md); this passes, and strict xfail fails, once none does")
 def test_every_no_face_test_picture_held_in_front_of_the_door_opens_nothing(tmp_path):
     """Each picture of the negatives' test split held for the debounce, at the bundle's own door

@@ -1,6 +1,6 @@
 """Knowledge distillation from an int8 teacher bundle (`--distill TEACHER.tflite`, issue 13).
 
-The teacher is a committed .tflite (e.g. models/tinymask/tinymask.tflite, the 135 KB tiny_cnn) run
+The teacher is an int8 bundle's .tflite (e.g. runs/door/tinymask/tinymask.tflite, the 135 KB tiny_cnn of `tinymask build --recipe door --out runs/door`) run
 by LiteRT without default delegates (no XNNPACK, as host.tflm's fast host interpreter), fed the
 board's int8 input (pixel - 128) of exactly the augmented float batch the student trains on. Its
 dequantized softmax is softened by a temperature (log of the clipped probabilities / T, softmax

@@ -5,7 +5,7 @@
 - `--publish` writes `models/<name>/` (or `--publish --models-dir DIR`), the bundle that deploy, simulate and
   report use by default, and only through this gate:
   1. the int8 accuracy on the test split must reach `--min-accuracy` (default 0.90: the paper recipe
-     lands at 98.9% +- 0.35 over seeds on facemask-v1, the door recipe at 94-96% (its three classes
+     lands at 98.9% +- 0.35 over seeds on facemask-v1, the door recipes at 94-96% (their three classes
      and degradations remove the "little detail = mask" shortcut), so only a broken or truncated
      build falls below it);
   2. the test split must hold at least `--min-test-images` (default 200: one error then moves the
