@@ -283,7 +283,7 @@ def test_curves_mark_the_shipped_epoch():
 # ---- issue 13: the default recipe is the small door model (door-small) ----------------------------
 
 
-def test_the_default_recipe_is_door_small_and_its_model_fits_the_flash(tmp_path, data_dir):
+def test_the_default_recipe_is_door_small_and_its_model_is_sized_for_the_flash(tmp_path, data_dir):
     result = run_build("--data", str(data_dir), "--out", str(tmp_path), "--limit", "20", "--epochs", "1", "--quiet",
                        "--representative", "20")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -292,7 +292,7 @@ def test_the_default_recipe_is_door_small_and_its_model_fits_the_flash(tmp_path,
     assert training["recipe"] == "door-small" and training["arch"] == "door_cnn_w" and training["augment"] == "door"
     assert training["balance"] == "source" and training["refit"] is False and training["epochs"] == 1
     assert training["doorframe_shrink"] == "window"
-    assert card["model_bytes"] <= 64 * 1024 and card["estimate"]["inference_ms"] <= 5.0  # fits the H7's /flash
+    assert card["model_bytes"] <= 64 * 1024 and card["estimate"]["inference_ms"] <= 5.0  # the /flash budget
     assert card["door_expected"]["target_unmasked_admitted"] == 0.01 and "target_met" in card["door_expected"]
 
 

@@ -34,7 +34,7 @@ DOORFRAME = augment.DOOR_PARTS["doorframe"][0]  # share of a door-augmented epoc
 
 
 # What `host.build` and `host.train` do without flags (--recipe door-small, the issue 13 default: 62 KB,
-# fits the H7's /flash, 4.8 ms counted), the paper's CNN trained the same way (--recipe door, 135 KB,
+# sized for the H7's /flash, 4.8 ms counted), the paper's CNN trained the same way (--recipe door, 135 KB,
 # needs a card), or the paper itself (--recipe paper, the issue 2 model: 2 classes from facemask-v1).
 # Any flag given overrides its recipe's value. Measured in docs/model.md (issue 13): door framing moves
 # the door-framed figures; with faces framed from their camera window (doorframe_shrink "window")
