@@ -39,16 +39,16 @@ def detail(rgb: np.ndarray) -> float:
 
 def face_patches(path: Path, fraction: float) -> dict[str, np.ndarray]:
     image = data_mod.load_image(path)
-    window = preprocess.camera_window_rgb565(image)
-    picture = preprocess.window_pixels(window)  # the 32 px training picture
+    picture = preprocess.board_pixels(image)  # the 32 px training picture
     side = int(round(preprocess.INPUT_SIZE * fraction))
     camera_side = int(round(preprocess.WINDOW * fraction))
+    # the face alone, resized into its part of the window as the door-framed test pastes it
     face_in_window = framing.door_frame(image, image, 1.0, np.random.default_rng(0), window=camera_side)
     return {
         "camera": preprocess.window_pixels(face_in_window, side),
         "box": augment.shrunk(picture, side, "box"),
         "board": augment.shrunk(picture, side, "board"),
-        "window": preprocess.window_pixels(preprocess.board_downscale_rgb565(window, augment.WINDOW_COPY), side),
+        "window": preprocess.window_pixels(augment.window_copy(image), side),  # as augment.door_framing
     }
 
 

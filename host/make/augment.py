@@ -165,9 +165,13 @@ def window_copies(paths: list, progress: bool = True) -> np.ndarray:
 
     out = np.zeros((len(paths), WINDOW_COPY, WINDOW_COPY), np.uint16)
     for i, path in enumerate(tqdm(paths, desc="window copies", unit="img", disable=not progress, leave=False)):
-        window = preprocess.camera_window_rgb565(data_mod.load_image(path))
-        out[i] = preprocess.board_downscale_rgb565(window, WINDOW_COPY)
+        out[i] = window_copy(data_mod.load_image(path))
     return out
+
+
+def window_copy(image: Image.Image) -> np.ndarray:
+    """One picture's camera window (host.preprocess) at WINDOW_COPY px, by the board's own bilinear."""
+    return preprocess.board_downscale_rgb565(preprocess.camera_window_rgb565(image), WINDOW_COPY)
 
 
 def colour_field(rng: np.random.Generator, size: int) -> np.ndarray:
