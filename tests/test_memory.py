@@ -144,3 +144,14 @@ def test_simulated_watchdog_constructor_reprograms_the_one_watchdog(tmp_path):
         machine.WDT(timeout=40000)
     with pytest.raises(ValueError, match="doesn't exist"):
         machine.WDT(id=1)
+
+
+def test_the_profiles_firmware_heap_is_measured_from_todays_firmware():
+    """boards/*.json firmware_retained_bytes is what the firmware keeps on a real MicroPython heap:
+    not below today's measurement (an understatement hides a heap that no longer fits), and not stale."""
+    from host.boards import load_board
+
+    measured = heap.measure_firmware_retained()
+    for board in ("openmv_h7", "openmv_h7_plus", "openmv_rt1062"):
+        stated = heap.firmware_retained_bytes(load_board(board).data)
+        assert measured <= stated < measured + 2048, (board, stated, measured)

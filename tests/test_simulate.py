@@ -393,6 +393,73 @@ def test_firmware_cannot_import_what_the_board_lacks(tmp_path, version):
         assert not hasattr(loader._import("tf"), "load")  # tf is only an alias of ml from 4.5.6
 
 
+# --- the firmware as deployed: .mpy bytecode where the camera imports it -----------------------------
+
+@pytest.mark.parametrize(("version", "firmware_format", "suffix"),
+                         [("4.6.0", "auto", ".mpy"), ("4.8.0", "mpy", ".mpy"), ("4.3.3", "auto", ".py"),
+                          ("4.6.0", "py", ".py")])
+def test_the_card_holds_the_firmware_as_tools_deploy_ships_it(tmp_path, version, firmware_format, suffix):
+    from tools.payload import firmware_files
+
+    result = run(tmp_path, frames_of(MASK, 6), firmware_version=version, firmware_format=firmware_format)
+    card = tmp_path / "sd"
+    modules = {p.stem for p in firmware_files()}
+    assert {p.stem for p in card.glob(f"*{suffix}")} == modules
+    assert not [p for p in card.iterdir() if p.stem in modules and p.suffix != suffix]
+    assert result.door_openings() == 1 and len(frame_records(result)) == 6
+
+
+def test_mpy_firmware_on_a_camera_that_imports_no_v6_files_is_refused_in_one_line(tmp_path):
+    from host.errors import UserError
+
+    with pytest.raises(UserError, match="^--firmware-format mpy: .*version 5") as caught:
+        run(tmp_path, frames_of(MASK, 1), firmware_version="4.3.3", firmware_format="mpy")
+    assert "\n" not in str(caught.value)
+
+
+def _loader(tmp_path, version: str):
+    from host.sim.board import Board, Costs
+    from host.sim.frames import FrameSource, list_frames
+    from host.sim.runner import FirmwareLoader, make_modules
+    from tools.payload import firmware_payload
+
+    board = Board(frames=FrameSource(list_frames(frames_of(MASK, 1))), storage_dirs=(tmp_path / "sd", tmp_path / "f"),
+                  firmware_version=version, camera_api="sensor", faults=Faults(), costs=Costs(), frames_count=1,
+                  time_limit_ms=1000)
+    card = tmp_path / "card"
+    card.mkdir()
+    for path in firmware_payload(tmp_path / "staging", compiled=True):
+        (card / path.name).write_bytes(path.read_bytes())
+    return board, card, FirmwareLoader(board, make_modules(board), firmware_dir=card)
+
+
+def test_a_mpy_the_board_would_refuse_fails_as_on_the_board(tmp_path):
+    board, card, loader = _loader(tmp_path, "4.6.0")
+    data = bytearray((card / "door.mpy").read_bytes())
+    data[1] = 5  # a .mpy of MicroPython 1.18 left on the card
+    (card / "door.mpy").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="incompatible .mpy file"):
+        loader._import("door")
+    assert "door.mpy" in board.console[-1] and "version 5" in board.console[-1]
+    assert loader._import("tmlog").__file__.endswith("tmlog.py")  # the others import (run from their source)
+
+
+def test_a_mpy_that_is_not_the_firmware_compiled_cannot_be_simulated(tmp_path):
+    from host.errors import UserError
+
+    _, card, loader = _loader(tmp_path, "4.6.0")
+    (card / "door.mpy").write_bytes((card / "door.mpy").read_bytes() + b"\0")
+    with pytest.raises(UserError, match="door.mpy: not mpy-cross of firmware/door.py"):
+        loader._import("door")
+
+
+def test_a_py_beside_its_mpy_wins_as_micropythons_import_prefers_it(tmp_path):
+    _, card, loader = _loader(tmp_path, "4.6.0")
+    (card / "door.mpy").write_bytes(b"garbage")  # never read: door.py comes first
+    (card / "door.py").write_text("WHO = 'the card source'\n")
+    assert loader._import("door").WHO == "the card source"
+
+
 def test_cli_runs_and_reports(tmp_path, capsys):
     from host.sim.cli import main
 
@@ -402,11 +469,12 @@ def test_cli_runs_and_reports(tmp_path, capsys):
         for i, path in enumerate(frames_of(kind, 4)):
             (frames / label / f"{i}.jpg").symlink_to(path)
     code = main(["--frames", str(frames), "--bundle", str(bundle_dir()), "--sd", str(tmp_path / "sd"),
-                 "--frames-count", "12", "--config", "debounce_frames=2", "--fault", "inference@10"])
+                 "--frames-count", "12", "--config", "debounce_frames=2", "--fault", "inference@10",
+                 "--firmware-format", "auto"])
     out = capsys.readouterr().out
     assert code == 0
     assert "12 frames" in out and "accuracy vs folder labels: 100.0%" in out and "error" in out
-    assert (tmp_path / "sd" / "config.json").is_file() and (tmp_path / "sd" / "main.py").is_file()
+    assert (tmp_path / "sd" / "config.json").is_file() and (tmp_path / "sd" / "main.mpy").is_file()
 
 
 def test_cli_bad_input_is_one_line(tmp_path, capsys):

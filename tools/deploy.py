@@ -30,9 +30,12 @@ from tools import snippets
 from tools.payload import (
     DEFAULT_BUNDLE,
     FIRMWARE_DIR,
+    FIRMWARE_FORMATS,
     LOADER,
-    firmware_files,
+    compiled_firmware,
     firmware_module,
+    firmware_names,
+    firmware_payload,
     load_bundle,
     load_site_config,
     parse_overrides,
@@ -111,10 +114,11 @@ def board_path(root: str, name: str) -> str:
     return root.rstrip("/") + "/" + name
 
 
-def local_files(bundle, config: dict, staging: Path) -> list[LocalFile]:
+def local_files(bundle, config: dict, staging: Path, compiled: bool = True) -> list[LocalFile]:
+    """Model, labels, config.json, then the firmware modules (.mpy when `compiled`, else .py)."""
     config_path = staging / "config.json"
     config_path.write_text(json.dumps(config, indent=1) + "\n")
-    paths = [bundle.model, bundle.labels, config_path, *firmware_files()]
+    paths = [bundle.model, bundle.labels, config_path, *firmware_payload(staging, compiled)]
     names = [p.name for p in paths]
     if len(set(names)) != len(names):
         raise UserError(f"two files would share a name on the camera: {sorted(names)}")
@@ -212,6 +216,18 @@ def copy_commands(files: list[LocalFile], folder: str, loader: LocalFile | None,
     return commands
 
 
+def probe_names(bundle) -> list[str]:
+    """Files looked for at the storage root (the layout before sets), firmware as source and compiled."""
+    return [bundle.model.name, bundle.labels.name, "config.json", *firmware_names()]
+
+
+def describe_firmware(files: list[LocalFile]) -> str:
+    modules = [f for f in files if f.name.endswith((".mpy", ".py"))]
+    compiled = all(f.name.endswith(".mpy") for f in modules)
+    kind = "compiled by mpy-cross to .mpy" if compiled else "as .py sources"
+    return f"firmware: {len(modules)} modules {kind}, {sum(f.size for f in modules)} bytes"
+
+
 def report(files: list[LocalFile], root: str) -> None:
     width = max(len(f.name) for f in files)
     print(f"{'file':<{width}}  {'bytes':>8}  sha256        status   (on the camera in {root})")
@@ -269,14 +285,15 @@ def set_clock(remote: Remote) -> bool:
     return False
 
 
-def dry_run(remote: Remote, files: list[LocalFile], args, board: BoardProfile) -> int:
+def dry_run(remote: Remote, bundle, files: list[LocalFile], args, board: BoardProfile) -> int:
     root = assumed_root(args.target, board)
     folder = set_path(root, 1)
     loader = loader_file()
     print(f"# dry run: nothing is sent. config.json is staged at {files[2].path}")
     print(f"# storage root assumed {root}, a card without sets (the real run probes the camera, numbers the "
           f"set after the running one and copies unchanged files on the camera)")
-    remote.run("probe", ["exec", snippets.probe([f.name for f in files])])
+    print(f"# {describe_firmware(files)} (the real run checks that the camera's MicroPython imports them)")
+    remote.run("probe", ["exec", snippets.probe(probe_names(bundle))])
     remote.run("prepare", ["exec", snippets.prepare([], [board_path(root, SETS_DIR), folder], [])])
     remote.run("copy", *copy_commands(files, folder, loader, root))
     remote.run("verify", ["exec", snippets.hashes([board_path(folder, f.name) for f in files]
@@ -292,11 +309,16 @@ def dry_run(remote: Remote, files: list[LocalFile], args, board: BoardProfile) -
     return 0
 
 
-def deploy(remote: Remote, files: list[LocalFile], args, board: BoardProfile, config: dict) -> None:
-    info = remote.run_snippet("probe", snippets.probe([f.name for f in files]))
+def deploy(remote: Remote, bundle, config: dict, staging: Path, args, board: BoardProfile) -> None:
+    info = remote.run_snippet("probe", snippets.probe(probe_names(bundle)))
     root, has_sd = choose_root(info, args.target, board, config)
     print(f"camera on {remote.device}: OpenMV firmware {info['firmware'] or 'unknown'}, "
           f"board id {info['board_id'] or 'unknown'}, SD card {'yes' if has_sd else 'no'}; deploying to {root}")
+    compiled, note = compiled_firmware(args.firmware_format, info.get("mpy"))
+    if note:
+        print(f"note: {note}")
+    files = local_files(bundle, config, staging, compiled)
+    print(describe_firmware(files))
     on_board = info["roots"][root]
     plan = plan_set(files, loader_file(), on_board, root)
     if plan.leftovers:
@@ -344,6 +366,9 @@ def parse_args(argv):
                         help="override a config.json value, for example --set threshold=0.7 (repeatable)")
     parser.add_argument("--target", choices=("auto", "sdcard", "flash"), default="auto",
                         help="storage to deploy to (default: the SD card if inserted, else the flash)")
+    parser.add_argument("--firmware-format", choices=FIRMWARE_FORMATS, default="auto",
+                        help="the firmware modules as mpy-cross bytecode (mpy: 22 KB) or as sources (py: 62 KB); "
+                             "auto (default): .mpy when the camera's MicroPython imports them (firmware 4.4.0 on)")
     parser.add_argument("--dry-run", action="store_true", help="print the mpremote commands; touch nothing")
     parser.add_argument("--no-reset", action="store_true", help="leave the camera at the REPL afterwards")
     parser.add_argument("--no-set-clock", action="store_true",
@@ -360,13 +385,13 @@ def main(argv=None) -> int:
     overrides.update(parse_overrides(args.set))
     config = render_config(bundle, board, overrides)
     staging = Path(tempfile.mkdtemp(prefix="tinymask-deploy-"))
-    files = local_files(bundle, config, staging)
     remote = Remote(args.port, verbose=args.verbose, dry_run=args.dry_run)
     if args.dry_run:
-        return dry_run(remote, files, args, board)
+        files = local_files(bundle, config, staging, compiled=args.firmware_format != "py")
+        return dry_run(remote, bundle, files, args, board)
     remote.check_port()
     try:
-        deploy(remote, files, args, board, config)
+        deploy(remote, bundle, config, staging, args, board)
         if not args.no_set_clock:
             set_clock(remote)
     finally:

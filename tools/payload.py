@@ -19,6 +19,7 @@ from pathlib import Path
 from host.boards import BoardProfile
 from host.errors import UserError
 from host.gate import check_gate_labels
+from tools.mpy import compile_module, why_not_loaded
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE_DIR = ROOT / "firmware"
@@ -238,3 +239,42 @@ def firmware_files() -> list[Path]:
     if not files:
         raise UserError(f"{FIRMWARE_DIR}: no firmware files found")
     return files
+
+
+FIRMWARE_FORMATS = ("auto", "mpy", "py")
+
+
+def compiled_firmware(choice: str, camera_mpy: int | None) -> tuple[bool, str | None]:
+    """(ship the firmware as .mpy, a note for the user) for `--firmware-format` `choice` on a camera
+    whose firmware reports `camera_mpy` (sys.implementation._mpy). auto: .mpy when the camera
+    imports them, else the sources; mpy: .mpy or one clear error; py: the sources."""
+    if choice == "py":
+        return False, None
+    reason = why_not_loaded(camera_mpy, compile_module(firmware_files()[-1]))
+    if reason is None:
+        return True, None
+    if choice == "mpy":
+        raise UserError(f"--firmware-format mpy: the camera cannot import the compiled firmware ({reason}); "
+                        f"deploy the sources with --firmware-format py")
+    return False, f"the camera cannot import the compiled firmware ({reason}): the firmware goes as .py sources"
+
+
+def firmware_payload(staging: Path, compiled: bool) -> list[Path]:
+    """The firmware files of a set: firmware/*.py, or each compiled by mpy-cross to
+    staging/firmware/<name>.mpy (the set loader imports main.mpy as it would main.py); main last."""
+    sources = firmware_files()
+    if not compiled:
+        return sources
+    folder = Path(staging) / "firmware"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for source in sources:
+        path = folder / f"{source.stem}.mpy"
+        path.write_bytes(compile_module(source))
+        paths.append(path)
+    return paths
+
+
+def firmware_names() -> list[str]:
+    """Every name a firmware module can have on the camera, as source or compiled."""
+    return sorted(f"{p.stem}{suffix}" for p in firmware_files() for suffix in (".py", ".mpy"))

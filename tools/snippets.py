@@ -121,10 +121,13 @@ def probe(names: list[str]) -> str:
     when the port cannot say; the firmware's storage.card_present), and for every storage root
     (/flash and /sdcard on firmware >= 4.6, else the single root /): free space, the active set
     (tmboot.choose: the folder, its manifest), every other set folder with its files' sizes, the
-    size+sha256 of `names` and main.py at the root (the layout before sets), and leftover .tmp/.old."""
+    size+sha256 of `names` and main.py at the root (the layout before sets), and leftover .tmp/.old;
+    `mpy`: the .mpy version the firmware imports (sys.implementation._mpy, `.mpy` on MicroPython
+    1.18, None when it imports none; tools/mpy.py)."""
     return f"""\
-import os, json, hashlib, binascii
+import os, sys, json, hashlib, binascii
 {_SHA}{_VFS}{_SIZES}{_loader()}R = {{'firmware': '', 'board_id': ''}}
+R['mpy'] = getattr(sys.implementation, '_mpy', getattr(sys.implementation, 'mpy', None))
 try:
  import omv
  R['firmware'] = omv.version_string()

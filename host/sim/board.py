@@ -10,6 +10,7 @@ from host.errors import UserError
 from host.sim.clock import Clock
 from host.sim.frames import FrameSource
 from host.sim.storage import Storage
+from tools.mpy import firmware_mpy
 
 
 class StopSimulation(BaseException):
@@ -168,6 +169,7 @@ class Board:
         self.frames = frames
         self.firmware_version = firmware_version
         self.version = parse_version(firmware_version)
+        self.mpy = firmware_mpy(self.version)  # sys.implementation._mpy: the .mpy version it imports
         self.camera_api = camera_api
         self.faults = faults
         self.costs = costs

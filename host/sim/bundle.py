@@ -1,21 +1,24 @@
 """The bundle and config.json exactly as `tools.deploy` would put them on the card.
 
-Loading, checking and config rendering are tools.payload's (the deploy step's own code), so the
-simulated board runs what a real deploy would install; only the copy onto a folder is ours.
+Loading, checking, config rendering and the choice of .mpy or .py firmware are tools.payload's (the
+deploy step's own code), so the simulated board runs what a real deploy would install; only the copy
+onto a folder is ours.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 from host.boards import load_board
 from tools.payload import (
     FIRMWARE_DIR,
     Bundle,
-    firmware_files,
+    compiled_firmware,
     firmware_module,
+    firmware_payload,
     load_bundle,
     parse_overrides,
     render_config,
@@ -32,8 +35,10 @@ def render(bundle: Bundle, board: str = "openmv_h7", overrides: dict | None = No
     return render_config(bundle, load_board(board), dict(overrides or {}))
 
 
-def deploy(bundle: Bundle, config: dict, target: Path, firmware: bool = True) -> list[str]:
-    """Copy model, labels, config.json (and the firmware files) where the board runs from."""
+def deploy(bundle: Bundle, config: dict, target: Path, firmware: bool = True, camera_mpy: int | None = None,
+           firmware_format: str = "auto") -> list[str]:
+    """Copy model, labels, config.json (and the firmware files: .mpy when a camera reporting
+    `camera_mpy` imports them, by tools.deploy's rule) where the board runs from."""
     target.mkdir(parents=True, exist_ok=True)
     copied = []
     for src in (bundle.model, bundle.labels):
@@ -42,7 +47,9 @@ def deploy(bundle: Bundle, config: dict, target: Path, firmware: bool = True) ->
     (target / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
     copied.append("config.json")
     if firmware:
-        for src in firmware_files():
-            shutil.copyfile(src, target / src.name)
-            copied.append(src.name)
+        compiled, _ = compiled_firmware(firmware_format, camera_mpy)
+        with tempfile.TemporaryDirectory(prefix="tinymask-sim-deploy-") as staging:
+            for src in firmware_payload(Path(staging), compiled):
+                shutil.copyfile(src, target / src.name)
+                copied.append(src.name)
     return copied

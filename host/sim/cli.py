@@ -24,7 +24,7 @@ from host.errors import UserError, run_cli
 from host.field.logread import parse_log
 from host.sim import Faults, SimOptions, SimResult, list_frames, simulate
 from host.sim.bundle import firmware_module, parse_overrides
-from tools.payload import DEFAULT_BUNDLE
+from tools.payload import DEFAULT_BUNDLE, FIRMWARE_FORMATS
 
 
 def parse_args(argv):
@@ -42,6 +42,9 @@ def parse_args(argv):
                         ">=4.8 the csi.CSI camera class (default 4.6.0)")
     p.add_argument("--camera-api", choices=("sensor", "csi"),
                    help="camera API the board offers (default: csi from 4.8.0, else sensor)")
+    p.add_argument("--firmware-format", choices=FIRMWARE_FORMATS, default="auto",
+                   help="the firmware on the card as tools.deploy ships it: auto (default: .mpy when this firmware "
+                        "imports them), mpy or py")
     p.add_argument("--board", default="openmv_h7", help="board profile for costs and pins (default openmv_h7)")
     p.add_argument("--no-sd", action="store_true", help="no card inserted (same as --fault no-sd)")
     p.add_argument("--fault", action="append", default=[], metavar="SPEC",
@@ -63,7 +66,7 @@ def main(argv=None) -> int:
         frames=frames, bundle=args.bundle, sd_dir=args.sd, flash_dir=args.flash, frames_count=count,
         firmware_version=args.firmware_version, camera_api=args.camera_api, config=parse_overrides(args.config),
         faults=faults, board=args.board, start_ticks_ms=args.start_ticks, max_boots=args.max_boots,
-        echo=args.echo, progress=lambda index: bar.update(1))
+        echo=args.echo, firmware_format=args.firmware_format, progress=lambda index: bar.update(1))
     if args.sd is not None and args.sd.exists() and not args.sd.is_dir():
         raise UserError(f"--sd {args.sd} is a file; pass a folder to play the SD card")
     try:

@@ -33,6 +33,7 @@ from host.sim.board import (
 )
 from host.sim.bundle import FIRMWARE_DIR, Bundle, deploy, load, render
 from host.sim.frames import Frame, FrameSource, list_frames
+from tools.mpy import compile_module, why_not_loaded
 
 # MicroPython modules on OpenMV firmware that behave the same in CPython for what firmware uses
 PASSTHROUGH = {"array", "binascii", "collections", "errno", "hashlib", "heapq", "io", "json", "math",
@@ -57,7 +58,8 @@ class SimOptions:
     rtc_utc: str | None = None  # the RTC as tools.deploy sets it ('2026-12-01T11:35:55Z'); None: never set
     max_boots: int = 3
     time_limit_ms: float | None = None
-    deploy_firmware: bool = True
+    deploy_firmware: bool = True  # False: the card holds the bundle only, and firmware/ runs as it is
+    firmware_format: str = "auto"  # tools.deploy --firmware-format: .mpy when this firmware imports them
     echo: bool = False
     progress: object = None  # callable(frame_index) for progress bars
 
@@ -223,7 +225,7 @@ class FirmwareLoader:
             return module
         if name in self.loaded:
             return self.loaded[name]
-        if (self.firmware_dir / f"{name}.py").is_file():
+        if any((self.firmware_dir / f"{name}{suffix}").is_file() for suffix in (".py", ".mpy")):
             return self.load(name)
         if name in PASSTHROUGH:
             return builtins.__import__(name, globals, locals, fromlist, level)
@@ -237,10 +239,29 @@ class FirmwareLoader:
             _CODE_CACHE[key] = code
         return code
 
+    def source(self, name: str) -> Path:
+        """The file to run for module `name`: its .py, which MicroPython's import prefers (py/builtinimport.c
+        stat_file_py_or_mpy), else the firmware source its .mpy was compiled from. A .mpy the board would
+        refuse raises the board's own error; one that is not mpy-cross of firmware/<name>.py cannot be run."""
+        path = self.firmware_dir / f"{name}.py"
+        if path.is_file():
+            return path
+        compiled = self.firmware_dir / f"{name}.mpy"
+        data = compiled.read_bytes()
+        reason = why_not_loaded(self.board.mpy, data)
+        if reason is not None:
+            self.board.print(f"[sim] {compiled.name}: {reason}")
+            raise ValueError("incompatible .mpy file")  # py/persistentcode.c mp_raw_code_load
+        source = FIRMWARE_DIR / f"{name}.py"
+        if not source.is_file() or compile_module(source) != data:
+            raise UserError(f"{compiled}: not mpy-cross of firmware/{name}.py, so the simulator cannot run it; "
+                            f"deploy again (tools.deploy or host.simulate compile the firmware)")
+        return source
+
     def load(self, name: str, as_main: bool = False):
         import types
 
-        path = self.firmware_dir / f"{name}.py"
+        path = self.source(name)
         module = types.ModuleType("__main__" if as_main else name)
         module.__file__ = str(path)
         module.__dict__["__builtins__"] = self.builtins
@@ -296,7 +317,7 @@ def _simulate(options: SimOptions, sd_dir: Path, flash_dir: Path) -> SimResult:
         frames_count=count, time_limit_ms=limit, start_ticks_ms=options.start_ticks_ms, echo=options.echo,
         on_frame=options.progress, memory=memory, board_name=options.board,
         flash_bytes=load_board(options.board).data.get("flash_fs_bytes"))
-    _deploy(board, bundle, config, options)
+    firmware_dir = _deploy(board, bundle, config, options)
     board.arm_sd_full()
 
     started = host_time.perf_counter()
@@ -304,7 +325,7 @@ def _simulate(options: SimOptions, sd_dir: Path, flash_dir: Path) -> SimResult:
     feeds = 0
     requested = 0
     while board.boot <= options.max_boots:
-        loader = FirmwareLoader(board, make_modules(board, options.rtc_utc))
+        loader = FirmwareLoader(board, make_modules(board, options.rtc_utc), firmware_dir=firmware_dir)
         try:
             loader.load("main", as_main=True)
             exit_reason = "returned"
@@ -340,10 +361,12 @@ def _simulate(options: SimOptions, sd_dir: Path, flash_dir: Path) -> SimResult:
         snapshot_ms=board.snapshot_ms, console_ms=board.console_ms)
 
 
-def _deploy(board: Board, bundle: Bundle, config: dict, options: SimOptions) -> None:
+def _deploy(board: Board, bundle: Bundle, config: dict, options: SimOptions) -> Path:
+    """Put the set where the board runs main.py from; returns the folder the firmware is imported from."""
     storage = board.storage
     target = storage.host_path(storage.default_cwd())
-    deploy(bundle, config, target, firmware=options.deploy_firmware)
+    deploy(bundle, config, target, firmware=options.deploy_firmware, camera_mpy=board.mpy,
+           firmware_format=options.firmware_format)
     if options.config_text is not None:
         (target / "config.json").write_text(options.config_text)
     model = target / bundle.model.name
@@ -354,6 +377,7 @@ def _deploy(board: Board, bundle: Bundle, config: dict, options: SimOptions) -> 
         model.write_bytes(data[: len(data) // 2])  # a copy cut short (card pulled out mid-copy)
     storage.sd_used = sum(p.stat().st_size for p in storage.sd_dir.rglob("*") if p.is_file()) \
         if storage.sd_dir is not None else 0
+    return Path(target) if options.deploy_firmware else FIRMWARE_DIR
 
 
 def config_json(result: SimResult) -> str:
