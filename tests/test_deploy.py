@@ -251,6 +251,20 @@ def test_the_reference_bundle_fits_a_card_less_h7s_flash(reference_bundle, tmp_p
         assert code == 0, err
         model = (reference_bundle / "tinymask.tflite").read_bytes()
         assert running(device.board.root / "flash")["tinymask.tflite"] == model
+        # a second set does not fit beside the first: a settings change replaces the running set in place
+        change = ["--board", "openmv_h7", "--port", device.port, "--bundle", str(reference_bundle),
+                  "--set", "log_enabled=false", "--set", "threshold=0.7"]
+        before = tree(device.board.root)
+        code, _, err = run(change, capsys)
+        assert code == 2 and "insert an SD card, or deploy with --replace-running" in err and tree(device.board.root) == before
+        sent = device.received
+        code, out, err = run([*change, "--replace-running"], capsys)
+        assert code == 0, err
+        assert "replacing the running set /flash/tmset/000001 in place" in out
+        on_flash = running(device.board.root / "flash")
+        assert json.loads(on_flash["config.json"])["threshold"] == 0.7 and on_flash["tinymask.tflite"] == model
+        assert sorted(p.name for p in (device.board.root / "flash" / "tmset").iterdir()) == ["000002"]
+        assert device.received - sent < len(model) / 3  # snippets and config: the model was moved on the camera
 
 
 def test_firmware_that_imports_no_v6_mpy_gets_the_sources_with_a_note(bundle, tmp_path, capsys):

@@ -197,3 +197,54 @@ def test_the_loader_picks_the_newest_complete_set_on_micropython_as_on_cpython(t
     assert run.stdout.strip().splitlines()[-1] == "/input/card/tmset/000003"
     assert firmware_module("tmboot").choose(str(tmp_path / "card")) == str(sets / "000003")
     assert firmware_module("tmboot").choose(str(tmp_path / "nothing")) is None
+
+
+def test_replacing_the_running_set_in_place_boots_the_old_the_new_or_nothing_at_every_cut(tmp_path, capsys):
+    """A card-less camera whose flash holds one set (--replace-running): the cable pulled before each
+    change leaves the previous set, the new one, or no complete set (the loader starts nothing, the door
+    stays closed), never a mix; the same deploy then finishes the job."""
+    old = make_bundle(tmp_path / "old", model=b"old model " * 6000)  # 60 KB: two sets do not fit 128 KB
+    new = make_bundle(tmp_path / "new", model=b"old model " * 6000)
+    card = json.loads((new / "model_card.json").read_text())
+    (new / "tinymask.txt").write_text("without_mask\nwith_mask\n")
+    argv = ["--board", "openmv_h7", "--set", "log_enabled=false"]
+    template = tmp_path / "template"
+    with FakeDevice(template, sdcard=False) as device:
+        assert run([*argv, "--port", device.port, "--bundle", str(old)], capsys)[0] == 0
+        before = tree(template)
+        code, _, err = run([*argv, "--port", device.port, "--bundle", str(new), "--set", "open_ms=4000"], capsys)
+        assert code == 2 and err.count("\n") == 1 and "--replace-running" in err and tree(template) == before
+    previous = booted_set(template / "flash")
+    full = tmp_path / "full"
+    shutil.copytree(template, full)
+    change = [*argv, "--bundle", str(new), "--set", "open_ms=4000", "--replace-running"]
+    with FakeDevice(full, sdcard=False) as device:
+        code, out, err = run([*change, "--port", device.port], capsys)
+        assert code == 0, err
+        assert "13 unchanged file(s) moved on the camera" in out
+        steps = device.board.ops
+    wanted = booted_set(full / "flash")
+    assert json.loads(wanted["config.json"])["open_ms"] == 4000 and wanted["tinymask.tflite"] == previous["tinymask.tflite"]
+    assert card["sha256"] == hashlib.sha256(wanted["tinymask.tflite"]).hexdigest()
+    outcomes = {"previous": 0, "new": 0, "nothing": 0}
+    for cut in range(steps):
+        root = tmp_path / f"cut{cut}"
+        shutil.copytree(template, root)
+        with FakeDevice(root, sdcard=False, drop_after_ops=cut) as device:
+            code, _, err = run([*change, "--port", device.port], capsys)
+            assert device.dropped, f"cut {cut}: the cable was not pulled"
+        assert code == 2 and "lost the connection" in err, (cut, err)
+        if firmware_module("tmboot").choose(str(root / "flash")) is None:
+            outcomes["nothing"] += 1
+        else:
+            files = booted_set(root / "flash")
+            assert files in (previous, wanted), f"cut {cut}: a mixed set: {sorted(files)}"
+            outcomes["previous" if files == previous else "new"] += 1
+        with FakeDevice(root, sdcard=False) as device:  # plugged back in: the same deploy finishes the job
+            code, _, err = run([*change, "--port", device.port], capsys)
+        assert code == 0, (cut, err)
+        assert booted_set(root / "flash") == wanted
+        assert len(list((root / "flash" / "tmset").iterdir())) == 1
+        shutil.rmtree(root)
+    print(f"in place: cable pulled before each of {steps} changes: {outcomes}")
+    assert min(outcomes.values()) > 0, outcomes

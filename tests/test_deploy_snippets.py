@@ -27,6 +27,8 @@ ALL = {
     "listing": snippets.listing(),
     "prepare": snippets.prepare(["/sdcard/tmset/000003"], ["/sdcard/tmset", "/sdcard/tmset/000004"],
                                 [("/sdcard/tmset/000002/door.py", "/sdcard/tmset/000004/door.py")]),
+    "prepare_in_place": snippets.prepare([], ["/flash/tmset", "/flash/tmset/000002"], [], "/flash/tmset/000001",
+                                         [("/flash/tmset/000001/door.mpy", "/flash/tmset/000002/door.mpy")]),
     "commit": snippets.commit("/sdcard/tmset/000004", {"files": {"door.py": [10, "ab"]}},
                               [("/sdcard/main.py.tmp", "/sdcard/main.py")], ["/sdcard/tmset/000002"]),
     "keep_fed": KEEP_FED,

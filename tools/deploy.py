@@ -194,19 +194,38 @@ def plan_set(files: list[LocalFile], loader: LocalFile, on_board: dict, root: st
                 None if loader_runs else loader, leftovers, leftover_bytes, old, block)
 
 
-def check_space(plan: Plan, files: list[LocalFile], on_board: dict) -> None:
+def running_set_bytes(plan: Plan, on_board: dict) -> int:
+    """What the running set takes on the camera (its files, manifest and folder), 0 before sets."""
+    manifest = on_board.get("manifest")
+    if not (on_board.get("active") and manifest):
+        return 0
+    sizes = [int(v[0]) for v in manifest["files"].values()]
+    manifest_bytes = len(json.dumps(manifest, sort_keys=True))
+    return sum(on_disk(s, plan.block) for s in sizes) + on_disk(manifest_bytes, plan.block) + plan.block
+
+
+def check_space(plan: Plan, files: list[LocalFile], on_board: dict, replace_running: bool = False) -> bool:
     """Refuse, before anything is copied, a set that does not fit beside the running one (which stays
-    until the new one is complete). Leftovers of earlier deploys are removed first, so they count as free."""
+    until the new one is complete). Leftovers of earlier deploys are removed first, so they count as free.
+    With `replace_running`, a set that fits only in the running set's place is allowed: returns True,
+    and the deploy replaces that set in place."""
     manifest_bytes = len(json.dumps(set_manifest(files, plan.number), sort_keys=True))
     need = (sum(on_disk(f.size, plan.block) for f in files) + on_disk(manifest_bytes, plan.block)
             + (on_disk(plan.loader.size, plan.block) if plan.loader else 0) + 2 * plan.block)  # + the folders
     free = (on_board.get("vfs") or [0, 0])[1] + plan.leftover_bytes
-    if need > free:
-        hint = "insert an SD card" if plan.root == "/flash" else "free some space on the card"
-        counted = f" (counting {plan.leftover_bytes} bytes of leftovers that would be removed)" if plan.leftover_bytes else ""
-        raise UserError(f"not enough space on the camera's {plan.root} for the new set: {need} bytes needed "
-                        f"({len(files)} files, in {plan.block}-byte blocks, beside the running set), {free} free"
-                        f"{counted}; nothing was copied and the running door is unchanged: {hint}")
+    if need <= free:
+        return False
+    in_its_place = running_set_bytes(plan, on_board) and need <= free + running_set_bytes(plan, on_board)
+    if in_its_place and replace_running:
+        return True
+    hint = "insert an SD card" if plan.root == "/flash" else "free some space on the card"
+    if in_its_place:
+        hint += (", or deploy with --replace-running (it fits in the running set's place; a cut during that "
+                 "deploy leaves the door closed, with no door program, until a deploy finishes)")
+    counted = f" (counting {plan.leftover_bytes} bytes of leftovers that would be removed)" if plan.leftover_bytes else ""
+    raise UserError(f"not enough space on the camera's {plan.root} for the new set: {need} bytes needed "
+                    f"({len(files)} files, in {plan.block}-byte blocks, beside the running set), {free} free"
+                    f"{counted}; nothing was copied and the running door is unchanged: {hint}")
 
 
 def copy_commands(files: list[LocalFile], folder: str, loader: LocalFile | None, root: str) -> list[list[str]]:
@@ -329,15 +348,21 @@ def deploy(remote: Remote, bundle, config: dict, staging: Path, args, board: Boa
         report(files, on_board["active"])
         print("the camera already holds this exact bundle; nothing to copy")
         return
-    check_space(plan, files, on_board)
+    in_place = check_space(plan, files, on_board, args.replace_running)
     sent = plan.changed + ([plan.loader] if plan.loader else [])
     print(f"copying {len(sent)} file(s), {sum(f.size for f in sent)} bytes, to {plan.folder}: "
           f"{', '.join(f.name for f in sent)}")
+    on_camera = [(board_path(plan.source, f.name), board_path(plan.folder, f.name)) for f in plan.unchanged]
+    if in_place:
+        print(f"replacing the running set {plan.source} in place (--replace-running): until this deploy "
+              f"commits, the camera has no complete set and its door stays closed")
     if plan.unchanged:
-        print(f"{len(plan.unchanged)} unchanged file(s) copied on the camera from {plan.source}")
-    copies = [(board_path(plan.source, f.name), board_path(plan.folder, f.name)) for f in plan.unchanged]
+        print(f"{len(plan.unchanged)} unchanged file(s) {'moved' if in_place else 'copied'} on the camera "
+              f"from {plan.source}")
+    copies, retire, moves = ([], plan.source, on_camera) if in_place else (on_camera, None, [])
     try:
-        remote.run_snippet("prepare", snippets.prepare(plan.leftovers, [board_path(root, SETS_DIR), plan.folder], copies))
+        remote.run_snippet("prepare", snippets.prepare(plan.leftovers, [board_path(root, SETS_DIR), plan.folder],
+                                                       copies, retire, moves))
         remote.run("copy", *copy_commands(plan.changed, plan.folder, plan.loader, root))
     except UserError as exc:
         if "EROFS" in str(exc):  # MicroPython's FAT on a locked card (FatFs FR_WRITE_PROTECTED)
@@ -369,6 +394,10 @@ def parse_args(argv):
     parser.add_argument("--firmware-format", choices=FIRMWARE_FORMATS, default="auto",
                         help="the firmware modules as mpy-cross bytecode (mpy: 22 KB) or as sources (py: 62 KB); "
                              "auto (default): .mpy when the camera's MicroPython imports them (firmware 4.4.0 on)")
+    parser.add_argument("--replace-running", action="store_true",
+                        help="when the new set fits only in the running set's place (a card-less H7's 128 KB "
+                             "/flash holds one set), replace it in place: a cut during the deploy then leaves the "
+                             "door closed, with no door program, until a deploy finishes")
     parser.add_argument("--dry-run", action="store_true", help="print the mpremote commands; touch nothing")
     parser.add_argument("--no-reset", action="store_true", help="leave the camera at the REPL afterwards")
     parser.add_argument("--no-set-clock", action="store_true",

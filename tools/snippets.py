@@ -209,10 +209,15 @@ print({RESULT_MARK!r} + json.dumps(done))
 """
 
 
-def prepare(remove: list[str], folders: list[str], board_copies: list[tuple[str, str]]) -> str:
+def prepare(remove: list[str], folders: list[str], board_copies: list[tuple[str, str]],
+            retire: str | None = None, moves: list[tuple[str, str]] = ()) -> str:
     """Before a set is copied: remove leftovers (files, and folders with everything in them), make the
     new set's folders, and copy the files that did not change from the running set on the camera
-    itself (nothing crosses the cable)."""
+    itself (nothing crosses the cable). `retire` (a deploy that replaces the running set in place):
+    that set's manifest goes first, so from there no set is complete, then `moves` rename its
+    unchanged files into the new folder and the rest of it is removed."""
+    retire_block = "" if retire is None else (
+        f"rm({retire + '/set.json'!r})\nfor a, c in {[list(p) for p in moves]!r}:\n os.rename(a, c)\nrm({retire!r})\n")
     return f"""\
 import os, json
 {_RM}for p in {remove!r}:
@@ -223,7 +228,7 @@ for p in {folders!r}:
  except OSError as e:
   if e.errno != 17:
    raise
-b = bytearray(4096)
+{retire_block}b = bytearray(4096)
 m = memoryview(b)
 for a, c in {[list(p) for p in board_copies]!r}:
  f = open(a, 'rb')
