@@ -220,6 +220,10 @@ class FakeBoard:
 
         version = version_tuple(self.firmware)
         mpy = firmware_mpy(version)
+        if mpy is not None and version >= (4, 4, 0):
+            # a build with the native emitter also reports its arch (armv7emdp, bits 10-13; whether OpenMV's
+            # builds have it is not checked): tools.deploy must read only the version bits
+            mpy |= 8 << 10
         key = "_mpy" if version >= (4, 4, 0) else "mpy"
         return types.SimpleNamespace(name="micropython", **({key: mpy} if mpy is not None else {}))
 

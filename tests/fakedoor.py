@@ -103,7 +103,8 @@ class Door:
         from host.sim.board import StopSimulation, WatchdogReset
 
         try:
-            self.loader.load("main", as_main=True)
+            # the card's main.py boots; a set's main (main.mpy as deployed) is imported by the loader
+            self.loader.load("main", as_main=self.set_folder is None)
             self.exit = "returned"
         except KeyboardInterrupt:
             self.exit = "interrupted"

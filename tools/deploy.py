@@ -256,7 +256,8 @@ def report(files: list[LocalFile], root: str) -> None:
     print(f"{counts['new']} new, {counts['updated']} updated, {counts['unchanged']} unchanged")
 
 
-def verify(remote: Remote, files: list[LocalFile], folder: str, loader_tmp: tuple[str, LocalFile] | None = None) -> None:
+def verify(remote: Remote, files: list[LocalFile], folder: str, loader_tmp: tuple[str, LocalFile] | None = None,
+           running: str = "is unchanged") -> None:
     """Every file of the new set (and the loader's .tmp copy) by size and sha256, before the commit."""
     where = {board_path(folder, f.name): f for f in files}
     if loader_tmp is not None:
@@ -271,7 +272,7 @@ def verify(remote: Remote, files: list[LocalFile], folder: str, loader_tmp: tupl
             bad.append(f"{f.name} has sha256 {there[1][:12]} ({there[0]} bytes), expected {f.sha256[:12]} ({f.size} bytes)")
     if bad:
         raise UserError(f"verification FAILED on the camera ({folder}): " + "; ".join(bad)
-                        + ". The running set is unchanged. The storage may be failing: deploy again, and replace "
+                        + f". The running set {running}. The storage may be failing: deploy again, and replace "
                           "the SD card if it repeats")
     print(f"verified {len(where)} files on the camera by sha256")
 
@@ -312,6 +313,9 @@ def dry_run(remote: Remote, bundle, files: list[LocalFile], args, board: BoardPr
     print(f"# storage root assumed {root}, a card without sets (the real run probes the camera, numbers the "
           f"set after the running one and copies unchanged files on the camera)")
     print(f"# {describe_firmware(files)} (the real run checks that the camera's MicroPython imports them)")
+    if args.replace_running:
+        print("# --replace-running: the real run replaces the running set in place only if the new set does not "
+              "fit beside it")
     remote.run("probe", ["exec", snippets.probe(probe_names(bundle))])
     remote.run("prepare", ["exec", snippets.prepare([], [board_path(root, SETS_DIR), folder], [])])
     remote.run("copy", *copy_commands(files, folder, loader, root))
@@ -368,14 +372,19 @@ def deploy(remote: Remote, bundle, config: dict, staging: Path, args, board: Boa
         if "EROFS" in str(exc):  # MicroPython's FAT on a locked card (FatFs FR_WRITE_PROTECTED)
             raise UserError(f"the camera's {root} is read-only (is the SD card's lock switch on?): nothing was "
                             f"changed and the running door is unchanged; unlock the card and deploy again") from None
-        raise UserError(f"{exc}; the running set is untouched: deploy again to finish") from None
-    verify(remote, files, plan.folder, (board_path(root, "main.py.tmp"), plan.loader) if plan.loader else None)
+        where = ("the camera starts the running set if this came before its manifest was removed, else no set "
+                 "(no door program, the door stays closed)") if in_place else "the running set is untouched"
+        raise UserError(f"{exc}; {where}: deploy again to finish") from None
+    verify(remote, files, plan.folder, (board_path(root, "main.py.tmp"), plan.loader) if plan.loader else None,
+           running="was taken apart (--replace-running): the camera starts no set and the door stays closed"
+           if in_place else "is unchanged")
     pairs = [(board_path(root, "main.py.tmp"), board_path(root, "main.py"))] if plan.loader else []
     print(f"committing set {plan.number}: its manifest makes it the one the camera starts")
     try:
         remote.run_snippet("commit", snippets.commit(plan.folder, set_manifest(files, plan.number), pairs, plan.old))
     except UserError as exc:
-        raise UserError(f"{exc}; the camera starts the new set if its manifest arrived, else the previous one: "
+        previous = "no set (the door stays closed)" if in_place else "the previous one"
+        raise UserError(f"{exc}; the camera starts the new set if its manifest arrived, else {previous}: "
                         f"deploy again to finish") from None
     report(files, plan.folder)
 

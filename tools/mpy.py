@@ -5,8 +5,10 @@ beside a 62 KB model; as `.mpy` it is 22 KB. The camera compiles nothing at impo
 
 Which cameras load which `.mpy` (sources: micropython and openmv/openmv at the tags named):
 - A bytecode-only `.mpy` loads when its version byte equals the firmware's MPY_VERSION and its
-  small-int bits fit; the sub-version is checked only for native code
-  (micropython py/persistentcode.c, mp_raw_code_load, v1.19 to v1.27; docs/reference/mpyfiles.rst).
+  small-int bits fit; from v1.20 the sub-version is checked only for native code (micropython
+  py/persistentcode.c, mp_raw_code_load, v1.20 to v1.27; docs/reference/mpyfiles.rst). v1.19 (.mpy
+  6.0) instead requires the low two bits of the third header byte, its feature flags, to equal
+  MPY_FEATURE_FLAGS (0) in every file. mpy-cross writes 0 there for bytecode, which both accept.
 - The firmware says which version it loads: `sys.implementation._mpy` (low byte) from MicroPython
   1.19, `sys.implementation.mpy` in 1.18 (py/modsys.c at v1.18 and v1.19), present only when
   MICROPY_PERSISTENT_CODE_LOAD is on, as it is on stm32 and mimxrt
@@ -102,6 +104,8 @@ def why_not_loaded(camera_mpy: int | None, data: bytes) -> str | None:
         return f"its MicroPython imports .mpy version {camera_version}, this file is version {header.version}"
     if header.arch:
         return "the file holds native code, which the firmware's .mpy never do"
+    if (camera_mpy >> 8) & 3 == 0 and header.sub_version:  # v1.19: those bits are feature flags, 0
+        return f"its MicroPython (1.19) needs feature flags 0 in the header, this file has {header.sub_version}"
     if header.small_int_bits > SMALL_INT_BITS:
         return f"the file needs {header.small_int_bits}-bit small ints, the camera has {SMALL_INT_BITS}"
     return None

@@ -250,7 +250,8 @@ def compiled_firmware(choice: str, camera_mpy: int | None) -> tuple[bool, str | 
     imports them, else the sources; mpy: .mpy or one clear error; py: the sources."""
     if choice == "py":
         return False, None
-    reason = why_not_loaded(camera_mpy, compile_module(firmware_files()[-1]))
+    # a camera that imports no .mpy at all gets the sources without running mpy-cross
+    reason = why_not_loaded(None, b"") if camera_mpy is None else why_not_loaded(camera_mpy, compile_module(firmware_files()[-1]))
     if reason is None:
         return True, None
     if choice == "mpy":

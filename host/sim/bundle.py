@@ -18,6 +18,7 @@ from tools.payload import (
     Bundle,
     compiled_firmware,
     firmware_module,
+    firmware_names,
     firmware_payload,
     load_bundle,
     parse_overrides,
@@ -31,6 +32,9 @@ def load(folder: Path | str, board: str = "openmv_h7") -> Bundle:
     return load_bundle(Path(folder), load_board(board))
 
 
+BOOT_FILE = FIRMWARE_DIR / "main.py"
+
+
 def render(bundle: Bundle, board: str = "openmv_h7", overrides: dict | None = None) -> dict:
     return render_config(bundle, load_board(board), dict(overrides or {}))
 
@@ -38,7 +42,7 @@ def render(bundle: Bundle, board: str = "openmv_h7", overrides: dict | None = No
 def deploy(bundle: Bundle, config: dict, target: Path, firmware: bool = True, camera_mpy: int | None = None,
            firmware_format: str = "auto") -> list[str]:
     """Copy model, labels, config.json (and the firmware files: .mpy when a camera reporting
-    `camera_mpy` imports them, by tools.deploy's rule) where the board runs from."""
+    `camera_mpy` imports them, by tools.deploy's rule, and main.py, the boot file) where the board runs from."""
     target.mkdir(parents=True, exist_ok=True)
     copied = []
     for src in (bundle.model, bundle.labels):
@@ -47,9 +51,13 @@ def deploy(bundle: Bundle, config: dict, target: Path, firmware: bool = True, ca
     (target / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
     copied.append("config.json")
     if firmware:
+        for name in firmware_names():  # a card used before keeps no module in the other form
+            (target / name).unlink(missing_ok=True)
         compiled, _ = compiled_firmware(firmware_format, camera_mpy)
         with tempfile.TemporaryDirectory(prefix="tinymask-sim-deploy-") as staging:
-            for src in firmware_payload(Path(staging), compiled):
+            # OpenMV boots only a main.py: on this flat card (the layout before sets) the door's main stays
+            # a source; tools.deploy's sets boot the loader as main.py, which imports the set's main.mpy
+            for src in [p for p in firmware_payload(Path(staging), compiled) if p.stem != "main"] + [BOOT_FILE]:
                 shutil.copyfile(src, target / src.name)
                 copied.append(src.name)
     return copied

@@ -261,6 +261,9 @@ class FirmwareLoader:
     def load(self, name: str, as_main: bool = False):
         import types
 
+        if as_main and not (self.firmware_dir / f"{name}.py").is_file():
+            raise UserError(f"{self.firmware_dir}: no {name}.py to boot: OpenMV runs only a main.py at boot "
+                            f"(a .mpy is imported, never booted)")
         path = self.source(name)
         module = types.ModuleType("__main__" if as_main else name)
         module.__file__ = str(path)
