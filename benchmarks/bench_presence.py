@@ -11,6 +11,8 @@
    test treated as masked, and masked / unmasked face images of facemask-v1 and facemask-extra
    test admitted as masked, as close-ups and at door framing (40-70% of the window in a real
    scene), each with and without the gate.
+   Then the pictures the door logic admits (at most --still-pictures), each held --still-seconds
+   (a coat on a hook, a poster), with the firmware's still rule (presence_still_ms) and without.
 3. The gate's added cost per frame (pixels examined x the simulator's per-pixel estimate, plus
    per-call overhead) and the estimated loop FPS with it.
 Prints numbers; asserts nothing.
@@ -45,6 +47,11 @@ def open_rgb(path: Path) -> Image.Image:
         return image.convert("RGB")
 
 
+def window_and_outputs(model: Int8Model, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    window = preprocess.camera_window_rgb565(open_rgb(path))
+    return window, outputs_of(model, window)
+
+
 def outputs_of(model: Int8Model, window: np.ndarray) -> np.ndarray:
     pixels = preprocess.window_pixels(window)
     return model.dequantized(preprocess.to_int8_input(pixels))
@@ -57,6 +64,8 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--no-sim", action="store_true", help="skip the long simulated runs")
+    parser.add_argument("--still-pictures", type=int, default=3, help="admitted pictures held still (0: skip)")
+    parser.add_argument("--still-seconds", type=float, default=60.0, help="how long each is held")
     parser.add_argument("--board", default="openmv_h7")
     args = parser.parse_args(argv)
 
@@ -76,6 +85,18 @@ def main(argv=None) -> int:
                   f"(door open {100 * r['open_share']:.1f}% of the time; {r['wall_s']:.0f} s wall)")
 
     model = Int8Model(bundle.model)
+    if not args.no_sim and args.still_pictures > 0:
+        admitted = [p for p in negatives
+                    if gate.DoorJudge(config).masked(*window_and_outputs(model, p))][:args.still_pictures]
+        fps = nobody.gate_cost(config, load_board(args.board), int(bundle.card.get("macs") or 0))["fps_with"]
+        each = int(args.still_seconds * fps)
+        print(f"   {len(admitted)} admitted pictures, each held {args.still_seconds:.0f} s ({each} frames at"
+              f" {fps:.1f} FPS): {', '.join(p.name for p in admitted)}")
+        for still_ms in (config["presence_still_ms"], 0):
+            r = nobody.still_run(args.bundle, admitted, each, still_ms, args.board)
+            print(f"   still rule {'off' if still_ms == 0 else f'{still_ms} ms'}: door openings {r['openings']} over"
+                  f" {r['frames']} frames, {r['sim_s']:.0f} s (door open {100 * r['open_share']:.1f}% of the time;"
+                  f" {r['wall_s']:.0f} s wall)")
     rng = np.random.default_rng(args.seed)
     scenes = [open_rgb(p) for p in real_test_scenes(args.data / "scenes-negative")]
     print("\n2. admitted as masked by the door logic (host/gate.py), with / without the gate")

@@ -199,6 +199,7 @@ class SmartDoor:
             return
         try:
             absent = self.gate.check(img)  # None, or why nobody can be there (dark, flat, plain)
+            still = self.gate.still(t1)  # nothing moved for presence_still_ms: cannot open the door
         except Exception as exc:
             self.fault(time.ticks_ms(), "error", "presence: " + str(exc))
             return
@@ -217,7 +218,7 @@ class SmartDoor:
         if self.relay is None or self.log_blocks_door() or time.ticks_diff(self.fault_until, t2) > 0:
             event = self.door.force_closed("fault")
         else:
-            event = self.door.update(score, t2, present)
+            event = self.door.update(score, t2, present and not still)
         if self.relay is not None:
             self.relay.set(self.door.relay_on())
         image = "-"

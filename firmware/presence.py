@@ -3,10 +3,16 @@
 #   dark   every block's mean lightness <= presence_dark_l      (lens covered, lights off)
 #   flat   every block's lightness stdev <= presence_flat_l     (paper, a blank wall, a gradient)
 #   plain  block means differ by <= presence_plain_l            (noise, a uniform texture)
-# A gated frame is logged as `none` and never counts toward opening the door. The blocks are a
+# A gated frame is logged as `none` and never counts toward opening the door.
+#   still  no block changed by more than presence_change_l for presence_still_ms (a scene that
+#          stands still: a coat on a hook, a poster). Not "nobody": the frame keeps the model's
+#          label in the log, but it cannot open the door or hold it open (Gate.still).
+# The blocks are a
 # presence_grid x presence_grid layout of presence_block-pixel squares centred in the window's
 # cells, so the cost is a fixed number of pixels whatever the window. Integer arithmetic only: the
 # host (host/gate.py) runs this very code and must get the same answer. docs/presence.md.
+
+from door import ticks_diff
 
 DARK = "dark"
 FLAT = "flat"
@@ -33,8 +39,13 @@ class Gate:
         self.dark_l = cfg["presence_dark_l"]
         self.flat_l = cfg["presence_flat_l"]
         self.plain_l = cfg["presence_plain_l"]
+        self.still_ms = cfg["presence_still_ms"]
+        self.change_l = cfg["presence_change_l"]
         self.size = None
         self.rois = ()
+        self.means = []  # this frame's block means, kept for still()
+        self.reference = []  # the block means when the window last changed
+        self.changed_at = None  # ticks_ms of that change; None until a first frame was measured
 
     def check(self, img):
         """None when the frame may hold a face, else DARK, FLAT or PLAIN."""
@@ -45,13 +56,18 @@ class Gate:
         if self.size != (width, height):  # once per window size, not per frame
             self.rois = block_rois(width, height, self.grid, self.block)
             self.size = (width, height)
+            self.means = [0] * len(self.rois)
+            self.reference = [0] * len(self.rois)
+            self.changed_at = None
         low = 101
         high = -1
         spread = -1
-        for roi in self.rois:
-            stats = img.get_statistics(roi=roi)
+        means = self.means
+        for k in range(len(self.rois)):
+            stats = img.get_statistics(roi=self.rois[k])
             mean = stats.l_mean()
             stdev = stats.l_stdev()
+            means[k] = mean
             if mean < low:
                 low = mean
             if mean > high:
@@ -65,3 +81,31 @@ class Gate:
         if high - low <= self.plain_l:
             return PLAIN
         return None
+
+    def still(self, now):
+        """After check() on the same frame: True when no block's mean has moved by more than
+        change_l since the last change and that change is still_ms old or more. A person arriving
+        or moving changes blocks; a scene the model mistakes for a masked face does not, so it can
+        open the door at most once per change (at boot, when the lights switch) instead of holding
+        it open for good. A change is a block moving against the others: the mean shift of all
+        blocks (auto exposure, mains flicker) is taken out first. Integers only, as check()."""
+        if not self.enabled or self.still_ms <= 0 or self.size is None:
+            return False
+        means = self.means
+        reference = self.reference
+        count = len(means)
+        shift = 0
+        for k in range(count):
+            shift += means[k] - reference[k]
+        limit = self.change_l * count
+        moved = self.changed_at is None
+        for k in range(count):
+            d = (means[k] - reference[k]) * count - shift
+            if d > limit or d < -limit:
+                moved = True
+        if moved:
+            for k in range(count):
+                reference[k] = means[k]
+            self.changed_at = now
+            return False
+        return ticks_diff(now, self.changed_at) >= self.still_ms

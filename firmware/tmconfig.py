@@ -20,6 +20,10 @@ SCHEMA = {
     "presence_dark_l": (12, int, (0, 100)),
     "presence_flat_l": (4, int, (0, 100)),
     "presence_plain_l": (6, int, (0, 100)),
+    # a window with no block changed by more than presence_change_l L* for presence_still_ms can
+    # neither open the door nor hold it open (0: off; docs/presence.md)
+    "presence_still_ms": (10000, int, (0, 3600000)),
+    "presence_change_l": (4, int, (1, 100)),
     "threshold": (0.8, float, (0.0, 1.0)),
     "debounce_frames": (5, int, (1, 1000)),
     "open_ms": (3000, int, (100, 600000)),

@@ -371,3 +371,107 @@ def test_three_class_bundle_with_a_none_class_is_accepted(tmp_path):
                                none_label="none")
     config = render_config(load_bundle(bundle, load_board("openmv_h7")), load_board("openmv_h7"), {})
     assert config["none_label"] == "none" and config["labels"][2] == "none"
+
+
+# --- a scene that stands still (presence_still_ms) ----------------------------------------------
+
+class BlockMeans:
+    """An image whose gate blocks have given L* means (the rest of image.Image the gate reads)."""
+
+    def __init__(self, means):
+        self.means = list(means)
+        self.next = 0
+
+    def width(self):
+        return 200
+
+    def height(self):
+        return 200
+
+    def get_statistics(self, roi=None):
+        mean = self.means[self.next % len(self.means)]
+        self.next += 1
+        return type("S", (), {"l_mean": lambda s: mean, "l_stdev": lambda s: 20})()
+
+
+STILL_MS, CHANGE_L = 1000, 4
+
+
+def still_gate():
+    return gate.presence_module().Gate(gate.gate_config({"presence_still_ms": STILL_MS, "presence_change_l": CHANGE_L}))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(20, 80), min_size=9, max_size=9),
+       st.lists(st.tuples(st.integers(1, 400), st.integers(-15, 15), st.none() | st.tuples(st.integers(0, 8), st.integers(2 * CHANGE_L, 30))),
+                min_size=1, max_size=40))
+def test_still_means_no_block_moved_against_the_others_for_still_ms(base, steps):
+    """Frames of block means: a shift of every block alike (exposure, flicker) is never a change; one
+    block moving by 2 x presence_change_l or more always is. still() is True exactly when the last
+    change (or the first frame) is at least presence_still_ms old."""
+    g = still_gate()
+    now = 0
+    g.check(BlockMeans(base))
+    assert g.still(now) is False  # the first frame is a change: nothing is known before it
+    changed_at, level = 0, list(base)
+    for dt, shift, kick in steps:
+        now += dt
+        means = [m + shift for m in level]
+        if kick is not None:
+            k, amount = kick
+            means[k] += amount
+            changed_at, level = now, [m - shift for m in means]  # the new reference, before the shift
+        g.check(BlockMeans(means))
+        assert g.still(now) is (now - changed_at >= STILL_MS), (now, changed_at)
+
+
+def test_still_is_off_with_zero_or_with_the_gate_off():
+    for overrides in ({"presence_still_ms": 0}, {"presence_gate": False}):
+        g = gate.presence_module().Gate(gate.gate_config(overrides))
+        for now in range(0, 100000, 5000):
+            g.check(BlockMeans([50] * 9))
+            assert g.still(now) is False
+
+
+def held(face: Path, frames: int, sigma: float, seed: int = 3) -> list[np.ndarray]:
+    """A picture held in front of the camera: its 200x200 window, with sensor-like noise per frame."""
+    with Image.open(face) as picture:
+        rgb = preprocess.rgb565_to_rgb888(preprocess.camera_window_rgb565(picture)).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    return [np.clip(rgb + rng.normal(0, sigma, rgb.shape), 0, 255) for _ in range(frames)]
+
+
+def door_times(result) -> list[tuple[float, str]]:
+    """(time, event) of the door's events, without the close when the run stops."""
+    return [(t, event) for t, event, reason in result.timed_events()
+            if event == "door_open" or (event == "door_close" and reason != "stop")]
+
+
+@pytest.mark.parametrize("sigma", [0.0, 4.0])
+def test_a_scene_that_stands_still_opens_the_door_once_and_not_for_good(tmp_path, sigma):
+    """A picture the model admits, held still (with or without sensor noise of sigma 4/255 per
+    channel): the door opens once, closes presence_still_ms + open_ms after the picture appeared,
+    and stays closed; with the rule off it stays open to the end."""
+    frames = save_frames(tmp_path / "frames", held(sure_masked(1)[0], 300, sigma))
+    config = {"presence_still_ms": STILL_MS, "open_ms": 500}
+    result = simboard.run(tmp_path / "on", frames, config)
+    assert result.frames == 300 and not result.errors()
+    times = door_times(result)
+    assert [e for _, e in times] == ["door_open", "door_close"], times
+    first = result.snapshot_ms[0]
+    assert STILL_MS + 500 <= times[1][0] - first <= STILL_MS + 500 + 100
+    assert result.snapshot_ms[-1] - times[1][0] > 1000  # the run went on long after the close
+    assert not result.relay_active(result.relay.history[-1][1])
+    off = simboard.run(tmp_path / "off", frames, dict(config, presence_still_ms=0))
+    assert [e for _, e in door_times(off)] == ["door_open"]
+
+
+def test_a_person_who_moves_keeps_the_door_open(tmp_path):
+    """The same picture, moved by 10 px now and then (a person shifting their weight): every move is
+    a change, so the door stays open as before."""
+    still = held(sure_masked(1)[0], 1, 0.0)[0]
+    moved = np.roll(still, 10, axis=1)
+    frames = save_frames(tmp_path / "frames", [still if (i // 30) % 2 == 0 else moved for i in range(180)])
+    result = simboard.run(tmp_path, frames, {"presence_still_ms": STILL_MS, "open_ms": 500})
+    assert result.frames == 180 and not result.errors()
+    assert [e for _, e in door_times(result)] == ["door_open"]

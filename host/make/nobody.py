@@ -3,6 +3,8 @@
 - `long_run`: the real firmware/main.py on the simulated board over no-face pictures only (each held
   1-20 frames, as a coat, a wall or a covered lens stays a while), with the bundle's own config:
   door openings and the share of the time the door stood open.
+- `still_run`: the same with a few pictures each held for a long time (a coat on a hook, a poster),
+  with and without the firmware's still rule (`presence_still_ms`).
 - `gate_cost`: the presence gate's added time per frame on the board (pixels examined x the
   simulator's per-pixel cost, plus per-call overhead) and the loop rate with and without it.
 
@@ -36,20 +38,34 @@ def negative_frames(paths: list[Path], frames: int, seed: int) -> list[Path]:
 def long_run(bundle, paths: list[Path], frames: int = LONG_RUN_FRAMES, seed: int = 16, gate_on: bool = True,
              board: str = "openmv_h7") -> dict:
     """Door openings over a simulated run of no-face pictures only (the bundle's threshold and debounce)."""
+    run = negative_frames(paths, frames, seed)
+    config = {"presence_gate": gate_on, "report_ms": 0, "log_enabled": False, "require_log": False}
+    return door_figures(bundle, run, config, board) | {"pictures": len(paths), "presence_gate": gate_on, "seed": seed}
+
+
+def still_run(bundle, paths: list[Path], frames_each: int, still_ms: int | None = None,
+              board: str = "openmv_h7") -> dict:
+    """Each picture held for `frames_each` frames in turn (the bundle's config; `still_ms` overrides
+    presence_still_ms, 0 turns the still rule off): door openings and the share of time open."""
+    run = [p for p in paths for _ in range(frames_each)]
+    config = {"report_ms": 0, "log_enabled": False, "require_log": False}
+    if still_ms is not None:
+        config["presence_still_ms"] = still_ms
+    return door_figures(bundle, run, config, board) | {"pictures": len(paths), "frames_each": frames_each}
+
+
+def door_figures(bundle, run: list[Path], config: dict, board: str) -> dict:
     from host.errors import UserError
     from host.sim import SimOptions, simulate
 
-    run = negative_frames(paths, frames, seed)
-    config = {"presence_gate": gate_on, "report_ms": 0, "log_enabled": False, "require_log": False}
     result = simulate(SimOptions(frames=run, bundle=bundle, config=config, board=board))
     errors = result.errors()
     if errors:  # e.g. a model the board's TFLM refuses: no door at all is not "0 openings"
         raise UserError(f"{bundle}: the simulated board reports {errors[0][0]}: {errors[0][1]}; no door figures")
     history = result.relay.history + [(result.sim_ms, None)]
     open_ms = sum(t1 - t0 for (t0, level), (t1, _) in zip(history, history[1:]) if result.relay_active(level))
-    return {"frames": result.frames, "pictures": len(paths), "openings": result.door_openings(),
-            "open_share": open_ms / result.sim_ms if result.sim_ms else 0.0, "presence_gate": gate_on,
-            "wall_s": round(result.wall_s, 1), "seed": seed}
+    return {"frames": result.frames, "openings": result.door_openings(), "sim_s": round(result.sim_ms / 1000, 1),
+            "open_share": open_ms / result.sim_ms if result.sim_ms else 0.0, "wall_s": round(result.wall_s, 1)}
 
 
 def gate_cost(config: dict, board, macs: int) -> dict:
