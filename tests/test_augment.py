@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from host import preprocess
-from host.make import augment, ood
+from host.errors import UserError
+from host.make import augment, ood, train
 from host.make import data as data_mod
 
 
@@ -166,3 +167,36 @@ def test_window_copies_are_the_camera_window_at_64_px(tmp_path):
     assert copy.shape == (1, augment.WINDOW_COPY, augment.WINDOW_COPY) and copy.dtype == np.uint16
     window = preprocess.camera_window_rgb565(Image.open(path).convert("RGB"))
     assert np.array_equal(copy[0], preprocess.board_downscale_rgb565(window, augment.WINDOW_COPY))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.0, 1.0))
+def test_none_zoom_replaces_only_no_face_pictures_by_a_square_of_their_window(seed, p):
+    """--none-zoom: faces untouched; a changed no-face picture is the board's scaling of a square of
+    50-100% of its window's side. The windows carry their coordinates (red x, green y), so the
+    square is searched near the corners the picture shows."""
+    ys, xs = np.mgrid[0:64, 0:64]
+    rgb = np.stack([xs * 4, ys * 4, np.full_like(xs, 128)], axis=-1).astype(np.uint8)
+    windows = np.stack([preprocess.rgb888_to_rgb565(rgb)] * 6)
+    pixels = np.stack([preprocess.window_pixels(w) for w in windows])
+    no_face = np.array([True, False, True, False, True, True])
+    out = augment.none_zoom(pixels, no_face, windows, np.random.default_rng(seed), p)
+    assert out.dtype == np.uint8 and out.shape == pixels.shape
+    for i in np.nonzero(~no_face)[0]:
+        assert np.array_equal(out[i], pixels[i])
+    for i in np.nonzero(no_face & np.any(out != pixels, axis=(1, 2, 3)))[0]:
+        x0, y0 = int(out[i, 0, 0, 0]) // 4, int(out[i, 0, 0, 1]) // 4
+        x1 = int(out[i, -1, -1, 0]) // 4
+        candidates = [(s, y, x) for s in range(x1 - x0 - 3, x1 - x0 + 5) for y in range(y0 - 3, y0 + 4)
+                      for x in range(x0 - 3, x0 + 4) if 32 <= s <= 64 and 0 <= x <= 64 - s and 0 <= y <= 64 - s]
+        assert any(np.array_equal(out[i], preprocess.window_pixels(windows[i, y:y + s, x:x + s]))
+                   for s, y, x in candidates), i
+    if p == 0:
+        assert np.array_equal(out, pixels)
+
+
+def test_none_zoom_needs_window_copies():
+    with pytest.raises(UserError, match="--none-zoom needs"):
+        train.TrainConfig(none_zoom=0.5, doorframe_shrink="box")
+    with pytest.raises(UserError, match="--none-zoom 2"):
+        train.TrainConfig(none_zoom=2.0, doorframe_shrink="window")

@@ -149,6 +149,23 @@ def door_framing(x: np.ndarray, rng: np.random.Generator, p: float, scenes: np.n
     return x
 
 
+def none_zoom(pixels: np.ndarray, no_face: np.ndarray, windows: np.ndarray, rng: np.random.Generator,
+              p: float) -> np.ndarray:
+    """uint8 pixels with each no-face picture, with probability `p`, replaced by a closer view of its
+    camera window: a random square of 50-100% of the window's side, scaled to the model's input by
+    the board's bilinear path, as the camera sees a scene it stands nearer to. Faces are left alone
+    (a zoom could cut the face out and leave its label wrong)."""
+    if len(windows) != len(pixels):
+        raise ValueError("--none-zoom needs one window copy per image")
+    out = pixels.copy()
+    size = pixels.shape[1]
+    for i in np.nonzero(no_face & (rng.random(len(pixels)) < p))[0]:
+        side = int(rng.integers(WINDOW_COPY // 2, WINDOW_COPY + 1))
+        ox, oy = rng.integers(0, WINDOW_COPY - side + 1, size=2)
+        out[i] = preprocess.window_pixels(windows[i, oy:oy + side, ox:ox + side], size)
+    return out
+
+
 def shrunk(face: np.ndarray, side: int, shrink: str) -> np.ndarray:
     """uint8 (side, side, 3): the face made smaller by area averaging ("box") or by the board's scaling."""
     if shrink == "board":

@@ -79,6 +79,7 @@ class TrainConfig:
     ema: float = 0.0  # momentum of an exponential moving average of the weights (Polyak averaging); 0 is off
     doorframe: float = DOORFRAME  # share of images door-framed, when augment has doorframe
     doorframe_shrink: str = "box"  # how door framing shrinks the face: augment.SHRINKS
+    none_zoom: float = 0.0  # share of no-face pictures replaced by a closer view of their window (augment.none_zoom)
 
     @property
     def soft_targets(self) -> bool:
@@ -109,6 +110,10 @@ class TrainConfig:
             raise UserError(f"--doorframe {self.doorframe}: a probability per image from 0 to 1, e.g. 0.5")
         if self.doorframe_shrink not in augment.SHRINKS:
             raise UserError(f"--doorframe-shrink {self.doorframe_shrink!r}: choose one of {', '.join(augment.SHRINKS)}")
+        if not (math.isfinite(self.none_zoom) and 0.0 <= self.none_zoom <= 1.0):
+            raise UserError(f"--none-zoom {self.none_zoom}: a probability per no-face picture from 0 to 1, e.g. 0.5")
+        if self.none_zoom > 0 and self.doorframe_shrink != "window":
+            raise UserError("--none-zoom needs the camera-window copies of --doorframe-shrink window")
         if not 0.0 < self.none_share < 1.0:
             raise UserError(f"--none-share {self.none_share}: a share of the epoch above 0 and below 1, e.g. 0.2")
         if self.balance not in BALANCES:
@@ -204,8 +209,10 @@ def sample_weights(labels: np.ndarray, sources: list[str], balance: str, none_sh
 
 
 def window_copies(split: data_mod.Split, config: TrainConfig, verbose: bool) -> np.ndarray | None:
-    """The camera windows door framing shrinks from, with --doorframe-shrink window (else None)."""
-    if config.doorframe_shrink != "window" or "doorframe" not in augment.parts_of(config.augment):
+    """The camera windows door framing shrinks from, with --doorframe-shrink window, and --none-zoom
+    zooms into (else None)."""
+    framing_from_window = config.doorframe_shrink == "window" and "doorframe" in augment.parts_of(config.augment)
+    if not framing_from_window and config.none_zoom == 0:
         return None
     return augment.window_copies(split.paths, progress=verbose)
 
@@ -217,7 +224,7 @@ def scene_pixels(pixels: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
 
 
 def batches(pixels, labels, batch_size, mode, rng, weights=None, teacher=None, mixup=0.0, classes=2, doorframe=None,
-            shrink="box", windows=None):
+            shrink="box", windows=None, none_zoom=0.0):
     """Augmented batches; with a `teacher` (host.make.distill.Teacher) the targets are its mixed soft
     targets for exactly the augmented images yielded, instead of the labels. With `mixup` > 0 every
     image is blended with another of its batch, and its target with that image's (one-hot for
@@ -227,7 +234,10 @@ def batches(pixels, labels, batch_size, mode, rng, weights=None, teacher=None, m
         order = rng.permutation(len(labels)) if weights is None else rng.choice(len(labels), len(labels), p=weights)
         for start in range(0, len(order) - batch_size + 1, batch_size):
             idx = order[start:start + batch_size]
-            x = augment.augment_batch(preprocess.to_float_input(pixels[idx]), mode, rng, scenes, doorframe, shrink,
+            picked = pixels[idx]
+            if none_zoom > 0:
+                picked = augment.none_zoom(picked, labels[idx] == 2, windows[idx], rng, none_zoom)
+            x = augment.augment_batch(preprocess.to_float_input(picked), mode, rng, scenes, doorframe, shrink,
                                       None if windows is None else windows[idx])
             if teacher is not None:
                 y = teacher.targets(x, labels[idx])
@@ -339,7 +349,7 @@ def train(dataset: data_mod.Dataset, config: TrainConfig, verbose: bool = True) 
     start = time.time()
     history = model.fit(
         batches(pixels, labels, batch_size, config.augment, rng, weights, teacher, config.mixup, classes,
-                config.doorframe, config.doorframe_shrink, window_copies(dataset.train, config, verbose)),
+                config.doorframe, config.doorframe_shrink, window_copies(dataset.train, config, verbose), config.none_zoom),
         steps_per_epoch=max(1, len(labels) // batch_size),
         epochs=config.epochs,
         validation_data=(preprocess.to_float_input(dataset.val.pixels),
@@ -371,7 +381,8 @@ def refit(dataset: data_mod.Dataset, config: TrainConfig, rates: list[float], ve
         callbacks.append(EpochLine(len(rates)))
     history = model.fit(
         batches(pixels, labels, batch_size, config.augment, np.random.default_rng(config.seed), weights, teacher,
-                config.mixup, classes, config.doorframe, config.doorframe_shrink, window_copies(both, config, verbose)),
+                config.mixup, classes, config.doorframe, config.doorframe_shrink, window_copies(both, config, verbose),
+                config.none_zoom),
         steps_per_epoch=max(1, len(labels) // batch_size),
         epochs=len(rates),
         callbacks=callbacks,
@@ -457,6 +468,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              " board (the camera's bilinear sampling of it) or window (sampled from a 64 px copy of"
                              " the face's camera window, so it keeps the detail a door camera sees) (default: the"
                              " recipe's)")
+    parser.add_argument("--none-zoom", type=float, default=d.none_zoom, metavar="P",
+                        help="share of no-face training pictures replaced by a random closer view (50-100%% of the"
+                             " side) of their camera window, so the none class sees scenes at more scales"
+                             " (default: %(default)s, off; docs/presence.md)")
 
 
 def config_from_args(args) -> TrainConfig:
@@ -471,7 +486,7 @@ def config_from_args(args) -> TrainConfig:
         dropout=args.dropout, augment=pick("augment"), seed=args.seed, refit=pick("refit"),
         schedule=args.schedule, balance=pick("balance"), none_share=args.none_share, distill=args.distill, distill_alpha=args.distill_alpha,
         distill_temperature=args.distill_temperature, mixup=args.mixup, ema=args.ema,
-        doorframe=pick("doorframe"), doorframe_shrink=pick("doorframe_shrink"),
+        doorframe=pick("doorframe"), doorframe_shrink=pick("doorframe_shrink"), none_zoom=args.none_zoom,
     )
 
 
