@@ -9,10 +9,10 @@
 #   any state --confident no-mask frame (score <= 1 - threshold)--> closed  (a safety choice)
 #   any state --fault (no score)-->                   closed
 #
-# "A face present": the presence gate passed the frame and the model did not call it its none
-# class (main.py). A frame without a face never counts toward opening and never restarts the open
-# timer; it does not close an open door at once either (the person may be walking through), the
-# timer does.
+# "A face present": the presence gate passed the frame, the model did not call it its none
+# class, and the window has not stood still for presence_still_ms (main.py, presence.py). A
+# frame without a face never counts toward opening and never restarts the open timer; it does not
+# close an open door at once either (the person may be walking through), the timer does.
 #
 # When threshold < 0.5 the two bands overlap; "no mask" wins, again for safety.
 

@@ -46,6 +46,7 @@ class Gate:
         self.means = []  # this frame's block means, kept for still()
         self.reference = []  # the block means when the window last changed
         self.changed_at = None  # ticks_ms of that change; None until a first frame was measured
+        self.quiet = False  # still_ms passed since that change (latched: ticks_ms wraps in 12 days)
 
     def check(self, img):
         """None when the frame may hold a face, else DARK, FLAT or PLAIN."""
@@ -59,6 +60,7 @@ class Gate:
             self.means = [0] * len(self.rois)
             self.reference = [0] * len(self.rois)
             self.changed_at = None
+            self.quiet = False
         low = 101
         high = -1
         spread = -1
@@ -86,9 +88,11 @@ class Gate:
         """After check() on the same frame: True when no block's mean has moved by more than
         change_l since the last change and that change is still_ms old or more. A person arriving
         or moving changes blocks; a scene the model mistakes for a masked face does not, so it can
-        open the door at most once per change (at boot, when the lights switch) instead of holding
+        open the door at most once per change (at boot, when something moves) instead of holding
         it open for good. A change is a block moving against the others: the mean shift of all
-        blocks (auto exposure, mains flicker) is taken out first. Integers only, as check()."""
+        blocks (auto exposure, mains flicker, an even change of light) is taken out first. Once
+        quiet, it stays quiet until a change, however long the scene stands (ticks_ms wraps).
+        Integers only, as check()."""
         if not self.enabled or self.still_ms <= 0 or self.size is None:
             return False
         means = self.means
@@ -107,5 +111,8 @@ class Gate:
             for k in range(count):
                 reference[k] = means[k]
             self.changed_at = now
+            self.quiet = False
             return False
-        return ticks_diff(now, self.changed_at) >= self.still_ms
+        if not self.quiet and ticks_diff(now, self.changed_at) >= self.still_ms:
+            self.quiet = True
+        return self.quiet

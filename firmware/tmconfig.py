@@ -60,6 +60,7 @@ SCHEMA = {
 
 
 _INF = float("inf")
+STILL_MS_MIN = 1000
 
 
 def defaults():
@@ -129,6 +130,10 @@ def validate(raw):
     if config["positive_label"] not in config["labels"]:
         errors.append("positive_label: not in labels")
         config["positive_label"] = config["labels"][-1]
+    if 0 < config["presence_still_ms"] < STILL_MS_MIN:
+        errors.append("presence_still_ms: 0 (off) or at least " + str(STILL_MS_MIN)
+                      + " (shorter, a masked person standing still might never open the door)")
+        config["presence_still_ms"] = defaults()["presence_still_ms"]
     if not _safe_name(config["none_label"]) or config["none_label"] == config["positive_label"]:
         errors.append("none_label: must be a plain name other than positive_label")
         config["none_label"] = defaults()["none_label"]

@@ -19,7 +19,7 @@ from host.errors import UserError
 from host.field import logread
 from host.framing import manifest_paths
 from tests import simboard
-from tools.payload import firmware_module
+from tools.payload import firmware_module, tmconfig
 
 SCENES = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "scenes-negative"
 
@@ -403,26 +403,76 @@ def still_gate():
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(20, 80), min_size=9, max_size=9),
-       st.lists(st.tuples(st.integers(1, 400), st.integers(-15, 15), st.none() | st.tuples(st.integers(0, 8), st.integers(2 * CHANGE_L, 30))),
+       st.lists(st.tuples(st.integers(1, 400), st.integers(-15, 15), st.lists(st.integers(-2, 2), min_size=9, max_size=9),
+                          st.none() | st.tuples(st.integers(0, 8), st.integers(9, 30) | st.integers(-30, -9))),
                 min_size=1, max_size=40))
 def test_still_means_no_block_moved_against_the_others_for_still_ms(base, steps):
-    """Frames of block means: a shift of every block alike (exposure, flicker) is never a change; one
-    block moving by 2 x presence_change_l or more always is. still() is True exactly when the last
-    change (or the first frame) is at least presence_still_ms old."""
+    """Frames of block means: a shift of every block alike (exposure, flicker) plus jitter of up to 2
+    L* per block (9 x 2 + 8 x 2 = 34 <= 9 x 4 against the others) is never a change; one block moved by
+    9 or more is, jitter or not (8 x 9 - 34 > 36). still() is True exactly when the last change (or
+    the first frame) is at least presence_still_ms old."""
     g = still_gate()
     now = 0
     g.check(BlockMeans(base))
     assert g.still(now) is False  # the first frame is a change: nothing is known before it
     changed_at, level = 0, list(base)
-    for dt, shift, kick in steps:
+    for dt, shift, jitter, kick in steps:
         now += dt
-        means = [m + shift for m in level]
         if kick is not None:
             k, amount = kick
-            means[k] += amount
-            changed_at, level = now, [m - shift for m in means]  # the new reference, before the shift
-        g.check(BlockMeans(means))
+            level = list(level)
+            level[k] += amount
+            changed_at = now
+            jitter = [0] * 9  # the new reference is exactly this frame (less the shift, which cancels)
+        g.check(BlockMeans([m + shift + j for m, j in zip(level, jitter)]))
         assert g.still(now) is (now - changed_at >= STILL_MS), (now, changed_at)
+
+
+@pytest.mark.parametrize("moved, change", [
+    ([4] + [0] * 8, False),  # 9 x 4 - 4 = 32 against the others: within 4 x 9
+    ([5, 4] + [0] * 7, False),  # 9 x 5 - 9 = 36: exactly the limit, not over it
+    ([5, 3] + [0] * 7, True),  # 9 x 5 - 8 = 37
+    ([5] + [0] * 8, True),  # 40
+    ([-5] + [0] * 8, True),
+    ([7] * 9, False),  # everything brighter alike: exposure, not a change
+])
+def test_a_change_is_a_block_moving_more_than_change_l_against_the_others(moved, change):
+    g = still_gate()
+    g.check(BlockMeans([50] * 9))
+    g.still(0)
+    g.check(BlockMeans([50 + m for m in moved]))
+    g.still(STILL_MS - 1)
+    g.check(BlockMeans([50 + m for m in moved]))
+    assert g.still(STILL_MS) is (not change)  # a change at STILL_MS - 1 restarts the wait
+
+
+def test_a_slow_drift_is_measured_against_the_last_change_not_the_last_frame():
+    """One block drifting by 1 L* per frame never moves 4 between frames, but it moves 5 from the
+    last change every 5 frames, so the window never counts as still."""
+    g = still_gate()
+    for frame in range(100):
+        g.check(BlockMeans([50 + frame] + [50] * 8))
+        assert g.still(frame * 100) is False, frame
+
+
+def test_a_quiet_window_stays_quiet_across_the_ticks_wrap():
+    """ticks_ms wraps at 2**30 (12 days): a poster left up for a week must not open the door again."""
+    g = still_gate()
+    g.check(BlockMeans([50] * 9))
+    assert g.still(0) is False
+    for now in (STILL_MS, 2**29 - 1, 2**29, 2**29 + STILL_MS, 2**30 - 1, 5, 2**29 + 7):
+        g.check(BlockMeans([50] * 9))
+        assert g.still(now) is True, now
+    g.check(BlockMeans([60] + [50] * 8))
+    assert g.still(2**29 + 9) is False  # a change ends the quiet, whenever it comes
+
+
+def test_still_ms_below_a_second_is_refused_in_one_line():
+    config, errors = tmconfig().validate({"presence_still_ms": 50})
+    assert errors == ["presence_still_ms: 0 (off) or at least 1000 (shorter, a masked person standing still might"
+                      " never open the door)"]
+    assert config["presence_still_ms"] == 10000
+    assert tmconfig().validate({"presence_still_ms": 0})[1] == []
 
 
 def test_still_is_off_with_zero_or_with_the_gate_off():
@@ -450,18 +500,21 @@ def door_times(result) -> list[tuple[float, str]]:
 @pytest.mark.parametrize("sigma", [0.0, 4.0])
 def test_a_scene_that_stands_still_opens_the_door_once_and_not_for_good(tmp_path, sigma):
     """A picture the model admits, held still (with or without sensor noise of sigma 4/255 per
-    channel): the door opens once, closes presence_still_ms + open_ms after the picture appeared,
-    and stays closed; with the rule off it stays open to the end."""
-    frames = save_frames(tmp_path / "frames", held(sure_masked(1)[0], 300, sigma))
+    channel): the door opens once, closes presence_still_ms + open_ms after the picture appeared and
+    stays closed, until the picture moves by 10 px, which opens it again. With the rule off it
+    stays open to the end."""
+    still = held(sure_masked(1)[0], 300, sigma)
+    moved = [np.roll(frame, 10, axis=1) for frame in held(sure_masked(1)[0], 40, sigma, seed=4)]
+    frames = save_frames(tmp_path / "frames", still + moved)
     config = {"presence_still_ms": STILL_MS, "open_ms": 500}
     result = simboard.run(tmp_path / "on", frames, config)
-    assert result.frames == 300 and not result.errors()
+    assert result.frames == 340 and not result.errors()
     times = door_times(result)
-    assert [e for _, e in times] == ["door_open", "door_close"], times
+    assert [e for _, e in times] == ["door_open", "door_close", "door_open"], times
     first = result.snapshot_ms[0]
     assert STILL_MS + 500 <= times[1][0] - first <= STILL_MS + 500 + 100
-    assert result.snapshot_ms[-1] - times[1][0] > 1000  # the run went on long after the close
-    assert not result.relay_active(result.relay.history[-1][1])
+    assert result.snapshot_ms[299] - times[1][0] > 1000  # closed long before the picture moved
+    assert times[2][0] > result.snapshot_ms[300]
     off = simboard.run(tmp_path / "off", frames, dict(config, presence_still_ms=0))
     assert [e for _, e in door_times(off)] == ["door_open"]
 
