@@ -88,3 +88,26 @@ def test_a_two_class_student_is_refused_in_one_line(teacher_path):
 def test_a_teacher_that_sees_another_input_is_refused_in_one_line(teacher_path):
     with pytest.raises(UserError, match=r"the teacher takes \(32, 32, 3\) images, the student \(48, 48, 3\)"):
         distill.Teacher(teacher_path).check_student(THREE, (48, 48, 3))
+
+
+def test_several_teachers_teach_by_their_mean_softmax(teacher_path, tmp_path):
+    """--distill A B: the ensemble's probabilities are the mean of each teacher's; its targets are one
+    teacher's targets with those probabilities; the card keeps every teacher's sha256."""
+    other = tmp_path / "other.tflite"  # a second, different int8 3-class teacher: an untrained door_cnn_g
+    from host.make import quantize, zoo
+
+    pixels = np.random.default_rng(1).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    other.write_bytes(quantize.quantize(zoo.door_cnn_g(seed=3, classes=3), quantize.with_extremes(pixels)))
+    config = train.TrainConfig(distill=[str(teacher_path), str(other)], distill_alpha=0.7, distill_temperature=3.0)
+    assert config.distill == [str(teacher_path), str(other)]
+    assert config.distill_sha256.split(",") == [bundle.sha256_hex(p.read_bytes()) for p in (teacher_path, other)]
+    ensemble = train.teacher_of(config, THREE)
+    x, labels = synthetic_batch(), np.arange(12) % 3
+    a, b = distill.Teacher(teacher_path).probabilities(x), distill.Teacher(other).probabilities(x)
+    assert not np.array_equal(a, b)
+    np.testing.assert_allclose(ensemble.probabilities(x), (a + b) / 2, rtol=1e-6)
+    np.testing.assert_allclose(ensemble.targets(x, labels),
+                               distill.mixed_targets(distill.soften((a + b) / 2, 3.0), labels, 0.7), rtol=1e-6)
+    assert train.TrainConfig(distill=[str(teacher_path)]).distill == str(teacher_path)  # one teacher stays a path
+    with pytest.raises(UserError, match="no such teacher"):
+        train.TrainConfig(distill=[str(teacher_path), str(tmp_path / "missing.tflite")])

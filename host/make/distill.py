@@ -6,6 +6,10 @@ board's int8 input (pixel - 128) of exactly the augmented float batch the studen
 dequantized softmax is softened by a temperature (log of the clipped probabilities / T, softmax
 again) and mixed with the one-hot labels: alpha * teacher + (1 - alpha) * one_hot, trained with
 categorical cross-entropy.
+
+Several teachers (`--distill A.tflite B.tflite ...`) teach as one: the mean of their dequantized
+softmax outputs, then softened and mixed as one teacher's (an ensemble's averaged prediction, the
+usual stronger teacher for a small student).
 """
 
 from __future__ import annotations
@@ -114,8 +118,25 @@ def _bundle_labels(path: Path) -> list[str] | None:
     return [line.strip() for line in txt.read_text().splitlines() if line.strip()]
 
 
-def teacher_for(path: Path | str, student_labels: list[str], alpha: float, temperature: float) -> Teacher:
-    """The teacher, refused (UserError) when it cannot teach this student."""
-    teacher = Teacher(path, alpha, temperature)
-    teacher.check_student(student_labels)
-    return teacher
+class Ensemble:
+    """Teachers whose mean softmax output teaches (the targets of one teacher with those outputs)."""
+
+    def __init__(self, teachers: list[Teacher]):
+        self.teachers = teachers
+        self.alpha, self.temperature = teachers[0].alpha, teachers[0].temperature
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        return np.mean([t.probabilities(x) for t in self.teachers], axis=0)
+
+    def targets(self, x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        return mixed_targets(soften(self.probabilities(x), self.temperature), labels, self.alpha)
+
+
+def teacher_for(path: Path | str | list, student_labels: list[str], alpha: float,
+                temperature: float) -> Teacher | Ensemble:
+    """The teacher (several paths: their ensemble), refused (UserError) when one cannot teach this student."""
+    paths = [path] if isinstance(path, (str, Path)) else list(path)
+    teachers = [Teacher(p, alpha, temperature) for p in paths]
+    for teacher in teachers:
+        teacher.check_student(student_labels)
+    return teachers[0] if len(teachers) == 1 else Ensemble(teachers)

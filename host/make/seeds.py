@@ -22,7 +22,7 @@ CARD = bundle.file_names("")["card"]
 
 # What the training section must share for the pooled rows to be one design over seeds.
 SAME_DESIGN = ("arch", "recipe", "epochs", "augment", "balance", "dropout", "doorframe", "doorframe_shrink",
-               "mixup", "ema", "distill", "distill_alpha", "distill_temperature", "prune")
+               "mixup", "ema", "distill", "distill_alpha", "distill_temperature", "prune", "none_share", "none_zoom")
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ class TrainConfig:
     schedule: str = "cosine"  # see SCHEDULES; "plateau" with 60 epochs, dropout 0.2 and no refit is the paper's schedule
     balance: str = "none"  # see BALANCES and sample_weights; "source" is for combined sets (issue 13, unmeasured)
     none_share: float = NONE_SHARE  # the `none` class's share of a balanced epoch (docs/presence.md measures 0.2-0.5)
-    distill: str | None = None  # a teacher .tflite (host.make.distill); 3-class students only
+    distill: str | list[str] | None = None  # teacher .tflite(s) (host.make.distill); 3-class students only
     distill_alpha: float = 0.5  # targets: alpha * teacher (softened) + (1 - alpha) * one-hot
     distill_temperature: float = 2.0
     distill_sha256: str | None = None  # the teacher's, filled in from the file
@@ -88,14 +88,18 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.distill is not None:
-            self.distill = str(self.distill)
-            if not Path(self.distill).is_file():
-                raise UserError(f"--distill {self.distill}: no such teacher .tflite")
+            paths = [str(p) for p in ([self.distill] if isinstance(self.distill, (str, Path)) else self.distill)]
+            if not paths:
+                raise UserError("--distill: name at least one teacher .tflite")
+            self.distill = paths[0] if len(paths) == 1 else paths
+            for path in paths:
+                if not Path(path).is_file():
+                    raise UserError(f"--distill {path}: no such teacher .tflite")
             if not 0.0 <= self.distill_alpha <= 1.0:
                 raise UserError(f"--distill-alpha {self.distill_alpha}: a weight from 0 to 1 for the teacher, e.g. 0.5")
             if self.distill_temperature <= 0:
                 raise UserError(f"--distill-temperature {self.distill_temperature}: above 0, e.g. 2")
-            self.distill_sha256 = self.distill_sha256 or bundle.sha256_hex(Path(self.distill).read_bytes())
+            self.distill_sha256 = self.distill_sha256 or ",".join(bundle.sha256_hex(Path(p).read_bytes()) for p in paths)
         if not augment.valid_mode(self.augment):
             raise UserError(f"--augment {self.augment!r}: choose one of {', '.join(AUGMENTATIONS)},"
                             f" or a +-joined list of jitter and {', '.join(augment.DOOR_PARTS)}")
@@ -447,9 +451,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--schedule", default=d.schedule, choices=SCHEDULES,
                         help="learning rate: plateau (the paper's ReduceLROnPlateau) or cosine (a half cosine over"
                              " --epochs) (default: %(default)s)")
-    parser.add_argument("--distill", default=None, metavar="TEACHER.tflite",
+    parser.add_argument("--distill", default=None, nargs="+", metavar="TEACHER.tflite",
                         help="knowledge distillation: train a 3-class student on alpha * the int8 teacher's softened"
-                             " softmax + (1 - alpha) * the one-hot label, e.g. runs/door/tinymask/tinymask.tflite")
+                             " softmax + (1 - alpha) * the one-hot label, e.g. runs/door/tinymask/tinymask.tflite;"
+                             " several teachers teach by their mean softmax (an ensemble)")
     parser.add_argument("--distill-alpha", type=float, default=d.distill_alpha,
                         help="with --distill: the teacher's share of the targets (default: %(default)s)")
     parser.add_argument("--distill-temperature", type=float, default=d.distill_temperature,
