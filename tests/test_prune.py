@@ -107,9 +107,9 @@ def test_refit_fine_tune_learns_validation_images_and_keeps_last_epoch(tiny, dat
     seen = []
     real_batches = train.batches
 
-    def spy(pixels, labels, *args):
+    def spy(pixels, labels, *args, **kwargs):
         seen.append(len(labels))
-        return real_batches(pixels, labels, *args)
+        return real_batches(pixels, labels, *args, **kwargs)
 
     monkeypatch.setattr(train, "batches", spy)
     pruned = prune.prune_by_rate(tiny, 0.5)
@@ -121,3 +121,27 @@ def test_refit_fine_tune_learns_validation_images_and_keeps_last_epoch(tiny, dat
     seen.clear()
     prune.fine_tune(prune.prune_by_rate(tiny, 0.5), dataset, prune.FineTune(epochs=1))
     assert seen == [len(dataset.train)]
+
+
+def test_fine_tuning_draws_and_frames_pictures_as_the_source_was_trained(tiny, data_dir, monkeypatch):
+    """A pruned row is tuned the way its source trained: balance, none share, door framing from the
+    window and none zoom come from the source's TrainConfig, not from FineTune's defaults."""
+    from host.make import train
+
+    source = train.TrainConfig(augment="door", balance="source", none_share=0.33, doorframe=0.6,
+                               doorframe_shrink="window", none_zoom=0.25, seed=9, refit=False)
+    tune = prune.fine_tune_like(source, 7, False)
+    assert (tune.epochs, tune.augment, tune.seed, tune.refit, tune.balance, tune.none_share, tune.doorframe,
+            tune.doorframe_shrink, tune.none_zoom) == (7, "door", 9, False, "source", 0.33, 0.6, "window", 0.25)
+    dataset = data_mod.load_dataset(data_dir, limit=6, progress=False)
+    calls, real_batches = [], train.batches
+
+    def spy(pixels, labels, *args, **kwargs):
+        calls.append(kwargs)
+        return real_batches(pixels, labels, *args, **kwargs)
+
+    monkeypatch.setattr(train, "batches", spy)
+    prune.fine_tune(prune.prune_by_rate(tiny, 0.5), dataset, prune.fine_tune_like(source, 1, False))
+    (kwargs,) = calls
+    assert kwargs["shrink"] == "window" and kwargs["doorframe"] == 0.6 and kwargs["none_zoom"] == 0.25
+    assert kwargs["windows"].shape == (len(dataset.train), 64, 64)  # each picture's camera window

@@ -187,8 +187,7 @@ def prune_trained(trained, dataset, config, args, progress):
     from host.make import prune
 
     stage_line(f"prune {args.prune:g} of the filters ({args.prune_method}), fine-tune {args.fine_tune_epochs} epochs")
-    tune = prune.FineTune(epochs=args.fine_tune_epochs, augment=config.augment, seed=config.seed,
-                          verbose=progress, refit=config.refit)
+    tune = prune.fine_tune_like(config, args.fine_tune_epochs, progress)
     method = prune.one_shot if args.prune_method == "one-shot" else prune.iterative
     result = method(trained.model, args.prune, dataset, tune)
     print(f"  filters kept {result.filters} ({result.seconds:.0f} s)")

@@ -293,8 +293,7 @@ def run(config: CompareConfig, data_dir: Path | list[Path], out: Path, progress:
                 if candidate.kind == "pruned" else f"training {candidate.arch}, augment {candidate.augment}")
         say(f"[{i}/{len(candidates)}] {candidate.name}: {what}", flush=True)
         if candidate.kind == "pruned":
-            tune = prune.FineTune(epochs=config.fine_tune_epochs, augment=candidate.augment, seed=config.seed,
-                                  verbose=progress, refit=config.refit, balance=config.balance)
+            tune = prune.fine_tune_like(source_configs[candidate.prune_source], config.fine_tune_epochs, progress)
             if candidate.prune_method == "one-shot":
                 result = prune.one_shot(sources[candidate.prune_source], candidate.prune_rate, dataset, tune)
             else:

@@ -131,6 +131,20 @@ class FineTune:
     # has already learnt the validation images, so choosing its best epoch on them would choose nothing.
     refit: bool = False
     balance: str = "none"  # host.train's --balance: what each fine-tuning epoch draws
+    # and the rest of how the source model's training drew and framed its pictures (fine_tune_like)
+    none_share: float | None = None  # None: host.train's default
+    doorframe: float | None = None
+    doorframe_shrink: str = "box"
+    none_zoom: float = 0.0
+
+
+def fine_tune_like(trained_with, epochs: int, verbose: bool) -> FineTune:
+    """Fine-tuning that draws, frames and augments pictures as `trained_with` (a host.train
+    TrainConfig) did, so a pruned row is tuned the way its source was trained."""
+    return FineTune(epochs=epochs, augment=trained_with.augment, seed=trained_with.seed, verbose=verbose,
+                    refit=trained_with.refit, balance=trained_with.balance, none_share=trained_with.none_share,
+                    doorframe=trained_with.doorframe, doorframe_shrink=trained_with.doorframe_shrink,
+                    none_zoom=trained_with.none_zoom)
 
 
 def fine_tune(model: keras.Model, dataset: data_mod.Dataset, config: FineTune) -> tuple[keras.Model, float]:
@@ -148,7 +162,8 @@ def fine_tune(model: keras.Model, dataset: data_mod.Dataset, config: FineTune) -
                   loss="binary_crossentropy" if classes == 2 else "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     tune_on = data_mod.Split.concat(dataset.train, dataset.val) if config.refit else dataset.train
-    weights = train.sample_weights(tune_on.labels, tune_on.source_list(), config.balance)
+    weights = train.sample_weights(tune_on.labels, tune_on.source_list(), config.balance,
+                                   train.NONE_SHARE if config.none_share is None else config.none_share)
     batch_size = min(config.batch_size, len(tune_on))
     rng = np.random.default_rng(config.seed)
     callbacks = [train.EpochLine(config.epochs)] if config.verbose else []
@@ -162,7 +177,10 @@ def fine_tune(model: keras.Model, dataset: data_mod.Dataset, config: FineTune) -
         best.epoch, best.weights = 0, model.get_weights()
         callbacks.insert(0, best)
     if config.epochs > 0:
-        model.fit(train.batches(tune_on.pixels, tune_on.labels, batch_size, config.augment, rng, weights),
+        windows = train.window_copies(tune_on, config, config.verbose)
+        model.fit(train.batches(tune_on.pixels, tune_on.labels, batch_size, config.augment, rng, weights,
+                                doorframe=config.doorframe, shrink=config.doorframe_shrink, windows=windows,
+                                none_zoom=config.none_zoom),
                   steps_per_epoch=max(1, len(tune_on) // batch_size), epochs=config.epochs,
                   validation_data=val, callbacks=callbacks, shuffle=False, verbose=0)
     if best is None:
