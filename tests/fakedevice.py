@@ -49,6 +49,8 @@ import tty
 import types
 from pathlib import Path
 
+from host.sim import fat
+
 FLASH_BYTES = 128 * 1024
 SDCARD_BYTES = 8 * 1024 ** 3
 BLOCK = 512
@@ -144,13 +146,26 @@ class FakeBoard:
             raise OSError(errno.EPERM, "EPERM")
         return host
 
+    def flash_volume(self, mount):
+        """The FAT volume OpenMV makes on the internal flash (host/sim/fat.py), or None for the card."""
+        on_flash = mount == "flash" or (mount == "" and not self.sdcard)
+        return fat.volume(self.flash_bytes) if on_flash else None
+
     def used_bytes(self, mount):
         base = self.mounts()[mount][0]
+        vol = self.flash_volume(mount)
+        if vol is not None:
+            return fat.used_clusters(base, vol) * vol.cluster_bytes
         total = 0
         for dirpath, _, files in os.walk(base):
             for name in files:
                 total += -(-os.path.getsize(os.path.join(dirpath, name)) // BLOCK) * BLOCK
         return total
+
+    def capacity(self, mount):
+        """Bytes the volume holds: the card's size, or the flash volume's clusters."""
+        vol = self.flash_volume(mount)
+        return self.mounts()[mount][1] if vol is None else vol.total_bytes
 
     # -- the runtime -------------------------------------------------------------------------
 
@@ -284,9 +299,11 @@ class FakeBoard:
             host, mount = board.resolve(path)
             if host is None:
                 return (0,) * 10
-            total = board.mounts()[mount][1]
-            free = max(0, total - board.used_bytes(mount)) // BLOCK
-            return (BLOCK, BLOCK, total // BLOCK, free, free, 0, 0, 0, 0, 255)
+            vol = board.flash_volume(mount)
+            block = BLOCK if vol is None else vol.cluster_bytes  # extmod/vfs_fat.c: f_bsize is the cluster
+            total = board.capacity(mount)
+            free = max(0, total - board.used_bytes(mount)) // block
+            return (block, block, total // block, free, free, 0, 0, 0, 0, 255)
 
         def mkdir(path):
             host = board.host_path(path)
@@ -461,9 +478,11 @@ class _BoardFile:
             raise Dropped("dropped after writes")
         if isinstance(data, str):
             data = data.encode()
-        total, _ = board.mounts()[self.mount][1], None
+        total = board.capacity(self.mount)
         self.f.flush()
-        if board.used_bytes(self.mount) + len(data) > total:
+        vol = board.flash_volume(self.mount)
+        slack = 0 if vol is None else -self.f.tell() % vol.cluster_bytes  # the rest of the last cluster
+        if board.used_bytes(self.mount) + len(data) - slack > total:
             raise OSError(errno.ENOSPC, "ENOSPC")
         return self.f.write(bytes(data))
 

@@ -15,6 +15,8 @@ import types
 from pathlib import Path
 from typing import Callable
 
+from host.sim import fat
+
 FLASH_BYTES = 128 * 1024  # H7 internal flash filesystem (docs/platform.md item 5)
 CARD_BYTES = 8 * 1024**3
 BLOCK = 512
@@ -44,6 +46,7 @@ class Storage:
         self.mounts = mounts  # True: firmware 4.6+ layout (/flash, /sdcard); False: legacy single "/"
         self.has_rom = has_rom
         self.flash_bytes = FLASH_BYTES if flash_bytes is None else int(flash_bytes)
+        self.flash_volume = fat.volume(self.flash_bytes)  # the FAT OpenMV makes there (host/sim/fat.py)
         self.on_write = on_write or (lambda n: None)
         self.check_alive = check_alive or (lambda: None)
         self.flash_dir.mkdir(parents=True, exist_ok=True)
@@ -107,15 +110,16 @@ class Storage:
             raise _oserror(errno.EISDIR, str(path)) from None
         return BoardFile(f, self, on_card) if writing else f
 
-    def charge(self, nbytes: int, on_card: bool) -> int:
-        """How many of nbytes fit on the medium; accounts for them."""
+    def charge(self, nbytes: int, on_card: bool, at: int = 0) -> int:
+        """How many of nbytes, written at offset `at` of a file, fit on the medium; accounts for them."""
         self.check_alive()
         fit = nbytes
         if on_card:
             fit = max(0, min(nbytes, self.sd_capacity - self.sd_used))
             self.sd_used += fit
-        else:  # the internal flash filesystem is small on the H7 (128 KB): it fills up too
-            fit = max(0, min(nbytes, self.flash_bytes - _tree_bytes(self.flash_dir)))
+        else:  # the H7's flash filesystem is small (113,664 bytes of FAT clusters): it fills up too
+            slack = -at % self.flash_volume.cluster_bytes  # the rest of the file's last cluster
+            fit = max(0, min(nbytes, slack + fat.free_bytes(self.flash_dir, self.flash_volume)))
         self.bytes_written += fit
         self.on_write(fit)
         return fit
@@ -190,9 +194,10 @@ class Storage:
             total, free = self.sd_capacity, self.sd_capacity - self.sd_used
         elif host is None:
             total, free = 0, 0
-        else:
-            total = self.flash_bytes
-            free = max(0, self.flash_bytes - _tree_bytes(self.flash_dir))
+        else:  # extmod/vfs_fat.c: the cluster is the block, the volume's clusters its blocks
+            vol = self.flash_volume
+            free = fat.free_bytes(self.flash_dir, vol) // vol.cluster_bytes
+            return (vol.cluster_bytes, vol.cluster_bytes, vol.clusters, free, free, 0, 0, 0, 0, 255)
         return (BLOCK, BLOCK, total // BLOCK, free // BLOCK, free // BLOCK, 0, 0, 0, 0, 255)
 
     def chdir(self, path: str) -> None:
@@ -232,7 +237,7 @@ class BoardFile:
     def write(self, data) -> int:
         data = data.encode() if isinstance(data, str) and "b" in self._f.mode else data
         n = len(data)
-        fit = self._storage.charge(n, self._on_card)
+        fit = self._storage.charge(n, self._on_card, self._f.tell())
         self._f.write(data[:fit])
         if fit < n:
             self._f.flush()
