@@ -86,8 +86,8 @@ def main(argv=None) -> int:
 
     model = Int8Model(bundle.model)
     if not args.no_sim and args.still_pictures > 0:
-        admitted = [p for p in negatives
-                    if gate.DoorJudge(config).masked(*window_and_outputs(model, p))][:args.still_pictures]
+        judge = gate.DoorJudge(config)
+        admitted = [p for p in negatives if judge.masked(*window_and_outputs(model, p))][:args.still_pictures]
         fps = nobody.gate_cost(config, load_board(args.board), int(bundle.card.get("macs") or 0))["fps_with"]
         each = int(args.still_seconds * fps)
         print(f"   {len(admitted)} admitted pictures, each held {args.still_seconds:.0f} s ({each} frames at"

@@ -50,8 +50,7 @@ import types
 from pathlib import Path
 
 from host.sim import fat
-
-FLASH_BYTES = 128 * 1024
+from host.sim.storage import FLASH_BYTES
 SDCARD_BYTES = 8 * 1024 ** 3
 BLOCK = 512
 PASTE_WINDOW = 256
@@ -87,6 +86,7 @@ class FakeBoard:
         self.drop_on_rename = drop_on_rename
         self.rename_replaces = rename_replaces
         self.flash_bytes = flash_bytes
+        self.flash_fat = fat.volume(flash_bytes)  # the FAT OpenMV makes on the internal flash
         self.sdcard_bytes = sdcard_bytes
         self.has_rtc = has_rtc
         self.drop_after_ops = drop_after_ops  # the cable is pulled before the next change to the filesystem
@@ -149,7 +149,7 @@ class FakeBoard:
     def flash_volume(self, mount):
         """The FAT volume OpenMV makes on the internal flash (host/sim/fat.py), or None for the card."""
         on_flash = mount == "flash" or (mount == "" and not self.sdcard)
-        return fat.volume(self.flash_bytes) if on_flash else None
+        return self.flash_fat if on_flash else None
 
     def used_bytes(self, mount):
         base = self.mounts()[mount][0]

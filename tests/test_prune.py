@@ -145,3 +145,14 @@ def test_fine_tuning_draws_and_frames_pictures_as_the_source_was_trained(tiny, d
     (kwargs,) = calls
     assert kwargs["shrink"] == "window" and kwargs["doorframe"] == 0.6 and kwargs["none_zoom"] == 0.25
     assert kwargs["windows"].shape == (len(dataset.train), 64, 64)  # each picture's camera window
+
+
+def test_iterative_pruning_makes_the_window_copies_once_for_all_its_steps(tiny, data_dir, monkeypatch):
+    from host.make import train
+
+    dataset = data_mod.load_dataset(data_dir, limit=6, progress=False)
+    made, real = [], train.window_copies
+    monkeypatch.setattr(train, "window_copies", lambda *a, **k: made.append(1) or real(*a, **k))
+    source = train.TrainConfig(augment="door", doorframe_shrink="window", refit=False)
+    prune.iterative(tiny, 0.5, dataset, prune.fine_tune_like(source, 1, False), steps=3)
+    assert made == [1]

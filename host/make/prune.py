@@ -147,7 +147,12 @@ def fine_tune_like(trained_with, epochs: int, verbose: bool) -> FineTune:
                     none_zoom=trained_with.none_zoom)
 
 
-def fine_tune(model: keras.Model, dataset: data_mod.Dataset, config: FineTune) -> tuple[keras.Model, float]:
+def tune_split(dataset: data_mod.Dataset, config: FineTune) -> data_mod.Split:
+    return data_mod.Split.concat(dataset.train, dataset.val) if config.refit else dataset.train
+
+
+def fine_tune(model: keras.Model, dataset: data_mod.Dataset, config: FineTune,
+              windows: np.ndarray | None = None) -> tuple[keras.Model, float]:
     """Retrain a pruned model in place, keeping the weights of the best validation epoch (or, with
     `config.refit`, of the last epoch on train + validation; the returned accuracy is then NaN).
 
@@ -161,7 +166,7 @@ def fine_tune(model: keras.Model, dataset: data_mod.Dataset, config: FineTune) -
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                   loss="binary_crossentropy" if classes == 2 else "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    tune_on = data_mod.Split.concat(dataset.train, dataset.val) if config.refit else dataset.train
+    tune_on = tune_split(dataset, config)
     weights = train.sample_weights(tune_on.labels, tune_on.source_list(), config.balance,
                                    train.NONE_SHARE if config.none_share is None else config.none_share)
     batch_size = min(config.batch_size, len(tune_on))
@@ -177,7 +182,8 @@ def fine_tune(model: keras.Model, dataset: data_mod.Dataset, config: FineTune) -
         best.epoch, best.weights = 0, model.get_weights()
         callbacks.insert(0, best)
     if config.epochs > 0:
-        windows = train.window_copies(tune_on, config, config.verbose)
+        if windows is None:  # iterative() makes them once for all its steps
+            windows = train.window_copies(tune_on, config, config.verbose)
         model.fit(train.batches(tune_on.pixels, tune_on.labels, batch_size, config.augment, rng, weights,
                                 doorframe=config.doorframe, shrink=config.doorframe_shrink, windows=windows,
                                 none_zoom=config.none_zoom),
@@ -213,7 +219,10 @@ def iterative(model: keras.Model, rate: float, dataset: data_mod.Dataset, config
     start = time.time()
     original = conv_filters(model)
     current, val = model, float("nan")
+    from host.make import train
+
+    windows = train.window_copies(tune_split(dataset, config), config, config.verbose) if config.epochs > 0 else None
     for step in range(1, steps + 1):
         current = prune_by_rate(current, rate * step / steps, original)
-        current, val = fine_tune(current, dataset, config)
+        current, val = fine_tune(current, dataset, config, windows)
     return PruneResult(current, "iterative", rate, conv_filters(current), val, time.time() - start)

@@ -58,8 +58,9 @@ def volume(region_bytes: int) -> Volume:
         per_cluster <<= 1
     retried = False
     while True:
-        fat16 = sectors // per_cluster > MAX_FAT12
-        fat_bytes = (sectors // per_cluster) * 2 + 4 if fat16 else ((sectors // per_cluster) * 3 + 1) // 2 + 3
+        guess = sectors // per_cluster  # clusters before the metadata: they size the FAT
+        fat16 = guess > MAX_FAT12
+        fat_bytes = guess * 2 + 4 if fat16 else (guess * 3 + 1) // 2 + 3
         metadata = 1 + -(-fat_bytes // SECTOR) + ROOT_ENTRIES * ENTRY // SECTOR
         clusters = (sectors - metadata) // per_cluster
         # ff.c: a FAT16 guess left with too few (or too many) clusters tries once with clusters twice as big
