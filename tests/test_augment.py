@@ -195,6 +195,49 @@ def test_none_zoom_replaces_only_no_face_pictures_by_a_square_of_their_window(se
         assert np.array_equal(out, pixels)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.0, 1.0), st.lists(st.booleans(), min_size=1, max_size=8))
+def test_none_jigsaw_puts_a_face_of_the_batch_in_a_no_face_slot_with_its_tiles_shuffled(seed, p, flags):
+    """--none-jigsaw: faces untouched; a changed no-face picture holds the 16 tiles of one face of the
+    batch, each whole, at least one out of place; its window copy holds that face's window tiles in
+    the same order, so door framing from the window pastes the shuffled face."""
+    no_face = np.array(flags)
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (len(flags), 32, 32, 3), dtype=np.uint8)
+    windows = rng.integers(0, 2**16, (len(flags), 64, 64), dtype=np.uint16)
+    out, out_windows = augment.none_jigsaw(pixels, no_face, windows, np.random.default_rng(seed + 1), p)
+    assert out.shape == pixels.shape and out_windows.shape == windows.shape
+    for i in np.nonzero(~no_face)[0]:
+        assert np.array_equal(out[i], pixels[i]) and np.array_equal(out_windows[i], windows[i])
+    if p == 0 or no_face.all():
+        assert np.array_equal(out, pixels) and np.array_equal(out_windows, windows)
+
+    def tiles(image, side):
+        return [image[r * side:(r + 1) * side, c * side:(c + 1) * side] for r in range(4) for c in range(4)]
+
+    for i in np.nonzero(no_face & np.any(out != pixels, axis=(1, 2, 3)))[0]:
+        got = tiles(out[i], 8)
+        sources = [j for j in np.nonzero(~no_face)[0]
+                   if all(any(np.array_equal(t, u) for u in tiles(pixels[j], 8)) for t in got)]
+        assert sources, i
+        j = sources[0]
+        order = [next(k for k, u in enumerate(tiles(pixels[j], 8)) if np.array_equal(t, u)) for t in got]
+        assert sorted(order) == list(range(16)) and order != list(range(16))
+        window_tiles, face_window_tiles = tiles(out_windows[i], 16), tiles(windows[j], 16)
+        assert all(np.array_equal(window_tiles[k], face_window_tiles[order[k]]) for k in range(16))
+
+
+def test_none_jigsaw_without_window_copies_and_its_bounds():
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    out, windows = augment.none_jigsaw(pixels, np.array([True, False, True, False]), None,
+                                       np.random.default_rng(1), 1.0)
+    assert windows is None and not np.array_equal(out[0], pixels[0]) and np.array_equal(out[1], pixels[1])
+    assert any(np.array_equal(np.sort(out[0], axis=None), np.sort(pixels[j], axis=None)) for j in (1, 3))
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(UserError, match="--none-jigsaw"):
+            train.TrainConfig(none_jigsaw=bad)
+
+
 def test_none_zoom_needs_window_copies():
     with pytest.raises(UserError, match="--none-zoom needs"):
         train.TrainConfig(none_zoom=0.5, doorframe_shrink="box")

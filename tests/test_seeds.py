@@ -74,6 +74,19 @@ def test_bundles_of_different_designs_are_flagged(tmp_path, capsys):
     assert "differ in arch" in capsys.readouterr().out
 
 
+def test_a_card_older_than_an_option_pools_with_cards_trained_without_it(tmp_path, capsys):
+    cards = seeded_cards([0.9, 0.8, 0.7])
+    for key, off in seeds.ADDED_LATER.items():
+        cards[0]["training"].pop(key, None)
+        cards[1]["training"][key] = off
+    cards[2]["training"]["none_jigsaw"] = 0.3
+    runs = [write_bundle(tmp_path, f"run_{i}", c) for i, c in enumerate(cards)]
+    seeds.main(list(map(str, runs[:2])))
+    assert "differ" not in capsys.readouterr().out
+    seeds.main(list(map(str, runs)))
+    assert "differ in none_jigsaw" in capsys.readouterr().out
+
+
 def test_bad_folders_are_refused_with_one_line(tmp_path):
     with pytest.raises(UserError, match="no such bundle folder"):
         seeds.find_card(tmp_path / "missing")

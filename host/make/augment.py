@@ -166,6 +166,49 @@ def none_zoom(pixels: np.ndarray, no_face: np.ndarray, windows: np.ndarray, rng:
     return out
 
 
+JIGSAW_GRID = 4  # tiles per side: 8 px at the model's 32, 16 px in a 64 px window copy
+
+
+def none_jigsaw(pixels: np.ndarray, no_face: np.ndarray, windows: np.ndarray | None, rng: np.random.Generator,
+                p: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """Each no-face picture, with probability `p`, replaced by a face of the same batch cut into a
+    JIGSAW_GRID x JIGSAW_GRID grid of tiles put back in a shuffled order: a hard `none` example with a
+    face's skin, fabric and colours but not its layout, the confusion the door's admitted no-face
+    pictures show (hands, torsos, clothing; docs/presence.md). Its window copy, when there is one, is
+    shuffled the same way, so door framing from the window pastes the shuffled face, not the face.
+    Faces are left alone and labels do not change; a batch without faces is returned as it is."""
+    faces = np.nonzero(~no_face)[0]
+    if len(faces) == 0:
+        return pixels, windows
+    out = pixels.copy()
+    out_windows = None if windows is None else windows.copy()
+    for i in np.nonzero(no_face & (rng.random(len(pixels)) < p))[0]:
+        source = int(faces[rng.integers(len(faces))])
+        order = _shuffled_tiles(rng)
+        out[i] = jigsaw(pixels[source], order)
+        if out_windows is not None:
+            out_windows[i] = jigsaw(windows[source], order)
+    return out, out_windows
+
+
+def _shuffled_tiles(rng: np.random.Generator) -> np.ndarray:
+    identity = np.arange(JIGSAW_GRID * JIGSAW_GRID)
+    while True:
+        order = rng.permutation(identity)
+        if (order != identity).any():
+            return order
+
+
+def jigsaw(image: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """`image` (side, side, c) cut into a JIGSAW_GRID grid; tile k of the result is tile order[k]."""
+    side = image.shape[0] // JIGSAW_GRID
+    tiles = [image[r * side:(r + 1) * side, c * side:(c + 1) * side]
+             for r in range(JIGSAW_GRID) for c in range(JIGSAW_GRID)]
+    rows = [np.concatenate([tiles[order[r * JIGSAW_GRID + c]] for c in range(JIGSAW_GRID)], axis=1)
+            for r in range(JIGSAW_GRID)]
+    return np.concatenate(rows, axis=0)
+
+
 def shrunk(face: np.ndarray, side: int, shrink: str) -> np.ndarray:
     """uint8 (side, side, 3): the face made smaller by area averaging ("box") or by the board's scaling."""
     if shrink == "board":

@@ -136,6 +136,7 @@ class FineTune:
     doorframe: float | None = None
     doorframe_shrink: str = "box"
     none_zoom: float = 0.0
+    none_jigsaw: float = 0.0
 
 
 def fine_tune_like(trained_with, epochs: int, verbose: bool) -> FineTune:
@@ -144,7 +145,7 @@ def fine_tune_like(trained_with, epochs: int, verbose: bool) -> FineTune:
     return FineTune(epochs=epochs, augment=trained_with.augment, seed=trained_with.seed, verbose=verbose,
                     refit=trained_with.refit, balance=trained_with.balance, none_share=trained_with.none_share,
                     doorframe=trained_with.doorframe, doorframe_shrink=trained_with.doorframe_shrink,
-                    none_zoom=trained_with.none_zoom)
+                    none_zoom=trained_with.none_zoom, none_jigsaw=trained_with.none_jigsaw)
 
 
 def tune_split(dataset: data_mod.Dataset, config: FineTune) -> data_mod.Split:
@@ -186,7 +187,7 @@ def fine_tune(model: keras.Model, dataset: data_mod.Dataset, config: FineTune,
             windows = train.window_copies(tune_on, config, config.verbose)
         model.fit(train.batches(tune_on.pixels, tune_on.labels, batch_size, config.augment, rng, weights,
                                 doorframe=config.doorframe, shrink=config.doorframe_shrink, windows=windows,
-                                none_zoom=config.none_zoom),
+                                none_zoom=config.none_zoom, none_jigsaw=config.none_jigsaw),
                   steps_per_epoch=max(1, len(tune_on) // batch_size), epochs=config.epochs,
                   validation_data=val, callbacks=callbacks, shuffle=False, verbose=0)
     if best is None:

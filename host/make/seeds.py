@@ -22,7 +22,10 @@ CARD = bundle.file_names("")["card"]
 
 # What the training section must share for the pooled rows to be one design over seeds.
 SAME_DESIGN = ("arch", "recipe", "epochs", "augment", "balance", "dropout", "doorframe", "doorframe_shrink",
-               "mixup", "ema", "distill", "distill_alpha", "distill_temperature", "prune", "none_share", "none_zoom")
+               "mixup", "ema", "distill", "distill_alpha", "distill_temperature", "prune", "none_share", "none_zoom",
+               "none_jigsaw")
+# Options added after cards were first written: a card without one was trained without it.
+ADDED_LATER = {"none_zoom": 0.0, "none_jigsaw": 0.0}
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ def pooled(values: list[float | None], kind: str) -> str:
 def design_differences(cards: list[dict]) -> list[str]:
     differ = []
     for key in SAME_DESIGN:
-        seen = {json.dumps(c.get("training", {}).get(key), sort_keys=True) for c in cards}
+        seen = {json.dumps(c.get("training", {}).get(key, ADDED_LATER.get(key)), sort_keys=True) for c in cards}
         if len(seen) > 1:
             differ.append(key)
     if len({c.get("model_bytes") for c in cards}) > 1:

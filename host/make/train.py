@@ -80,6 +80,7 @@ class TrainConfig:
     doorframe: float = DOORFRAME  # share of images door-framed, when augment has doorframe
     doorframe_shrink: str = "box"  # how door framing shrinks the face: augment.SHRINKS
     none_zoom: float = 0.0  # share of no-face pictures replaced by a closer view of their window (augment.none_zoom)
+    none_jigsaw: float = 0.0  # share of no-face pictures replaced by a tile-shuffled face (augment.none_jigsaw)
 
     @property
     def soft_targets(self) -> bool:
@@ -118,6 +119,8 @@ class TrainConfig:
             raise UserError(f"--none-zoom {self.none_zoom}: a probability per no-face picture from 0 to 1, e.g. 0.5")
         if self.none_zoom > 0 and self.doorframe_shrink != "window":
             raise UserError("--none-zoom needs the camera-window copies of --doorframe-shrink window")
+        if not (math.isfinite(self.none_jigsaw) and 0.0 <= self.none_jigsaw <= 1.0):
+            raise UserError(f"--none-jigsaw {self.none_jigsaw}: a probability per no-face picture from 0 to 1, e.g. 0.3")
         if not 0.0 < self.none_share < 1.0:
             raise UserError(f"--none-share {self.none_share}: a share of the epoch above 0 and below 1, e.g. 0.2")
         if self.balance not in BALANCES:
@@ -228,7 +231,7 @@ def scene_pixels(pixels: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
 
 
 def batches(pixels, labels, batch_size, mode, rng, weights=None, teacher=None, mixup=0.0, classes=2, doorframe=None,
-            shrink="box", windows=None, none_zoom=0.0):
+            shrink="box", windows=None, none_zoom=0.0, none_jigsaw=0.0):
     """Augmented batches; with a `teacher` (host.make.distill.Teacher) the targets are its mixed soft
     targets for exactly the augmented images yielded, instead of the labels. With `mixup` > 0 every
     image is blended with another of its batch, and its target with that image's (one-hot for
@@ -239,10 +242,13 @@ def batches(pixels, labels, batch_size, mode, rng, weights=None, teacher=None, m
         for start in range(0, len(order) - batch_size + 1, batch_size):
             idx = order[start:start + batch_size]
             picked = pixels[idx]
+            picked_windows = None if windows is None else windows[idx]
             if none_zoom > 0:
-                picked = augment.none_zoom(picked, labels[idx] == 2, windows[idx], rng, none_zoom)
+                picked = augment.none_zoom(picked, labels[idx] == 2, picked_windows, rng, none_zoom)
+            if none_jigsaw > 0:
+                picked, picked_windows = augment.none_jigsaw(picked, labels[idx] == 2, picked_windows, rng, none_jigsaw)
             x = augment.augment_batch(preprocess.to_float_input(picked), mode, rng, scenes, doorframe, shrink,
-                                      None if windows is None else windows[idx])
+                                      picked_windows)
             if teacher is not None:
                 y = teacher.targets(x, labels[idx])
             elif mixup > 0:
@@ -353,7 +359,8 @@ def train(dataset: data_mod.Dataset, config: TrainConfig, verbose: bool = True) 
     start = time.time()
     history = model.fit(
         batches(pixels, labels, batch_size, config.augment, rng, weights, teacher, config.mixup, classes,
-                config.doorframe, config.doorframe_shrink, window_copies(dataset.train, config, verbose), config.none_zoom),
+                config.doorframe, config.doorframe_shrink, window_copies(dataset.train, config, verbose), config.none_zoom,
+                config.none_jigsaw),
         steps_per_epoch=max(1, len(labels) // batch_size),
         epochs=config.epochs,
         validation_data=(preprocess.to_float_input(dataset.val.pixels),
@@ -386,7 +393,7 @@ def refit(dataset: data_mod.Dataset, config: TrainConfig, rates: list[float], ve
     history = model.fit(
         batches(pixels, labels, batch_size, config.augment, np.random.default_rng(config.seed), weights, teacher,
                 config.mixup, classes, config.doorframe, config.doorframe_shrink, window_copies(both, config, verbose),
-                config.none_zoom),
+                config.none_zoom, config.none_jigsaw),
         steps_per_epoch=max(1, len(labels) // batch_size),
         epochs=len(rates),
         callbacks=callbacks,
@@ -477,6 +484,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of no-face training pictures replaced by a random closer view (50-100%% of the"
                              " side) of their camera window, so the none class sees scenes at more scales"
                              " (default: %(default)s, off; docs/presence.md)")
+    parser.add_argument("--none-jigsaw", type=float, default=d.none_jigsaw, metavar="P",
+                        help="share of no-face training pictures replaced by a training face cut into 4x4 tiles"
+                             " shuffled: a face's colours and textures without its layout, as a hard no-face example"
+                             " (default: %(default)s, off; docs/presence.md)")
 
 
 def config_from_args(args) -> TrainConfig:
@@ -492,6 +503,7 @@ def config_from_args(args) -> TrainConfig:
         schedule=args.schedule, balance=pick("balance"), none_share=args.none_share, distill=args.distill, distill_alpha=args.distill_alpha,
         distill_temperature=args.distill_temperature, mixup=args.mixup, ema=args.ema,
         doorframe=pick("doorframe"), doorframe_shrink=pick("doorframe_shrink"), none_zoom=args.none_zoom,
+        none_jigsaw=args.none_jigsaw,
     )
 
 
