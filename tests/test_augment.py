@@ -112,6 +112,34 @@ def test_door_threshold_holds_one_percent_for_close_ups_and_door_framed_faces():
     assert ood.door_figures(framed.scores, framed.labels, t_close)["unmasked_admitted"] > ood.MAX_UNMASKED_ADMITTED
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.0, 0.2))
+def test_operating_points_follow_the_threshold_and_a_no_face_target_picks_the_lowest_level(seed, target):
+    """benchmarks/bench_tradeoff.py: from the door threshold up, every share admitted falls or holds;
+    a no-face target gives the masked shares of the lowest level meeting it (checked by brute force)."""
+    rng = np.random.default_rng(seed)
+
+    def scored(labels):
+        p = np.round(rng.uniform(0.3, 1.0, len(labels)) * 256) / 256
+        outputs = np.stack([1 - p, p, np.zeros_like(p)], axis=1)
+        return ood.Scored("x", np.array(labels), outputs, "")
+
+    close, framed = scored([0] * 120 + [1] * 60), scored([0] * 100 + [1] * 50)
+    nobody = scored([2] * 80)
+    points = ood.operating_points(close, framed, nobody)
+    assert points["level"][0] == ood.door_threshold(close, framed)
+    for key in ("no_face", "close", "framed"):
+        assert np.all(np.diff(points[key]) <= 0)
+    got = ood.masked_at_no_face(points, target)
+    meeting = [t for t in points["level"] if (nobody.scores >= t).mean() <= target + 1e-9]
+    if not meeting:
+        assert got is None and ood.first_at_no_face(points, target) is None
+    else:
+        t = meeting[0]
+        assert points["level"][ood.first_at_no_face(points, target)] == t
+        assert got == ((close.scores[close.labels == 1] >= t).mean(), (framed.scores[framed.labels == 1] >= t).mean())
+
+
 @pytest.mark.parametrize("share", [0.0, 0.25, 0.75, 1.0])
 def test_the_doorframe_share_is_the_share_of_pictures_door_framed(share):
     """host.train --doorframe P: about P of the pictures become a shrunken face in a scene (a

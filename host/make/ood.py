@@ -75,6 +75,34 @@ def door_threshold(close_up: Scored, framed: Scored | None = None) -> float:
     return threshold if framed is None else max(threshold, calibrate(framed.scores, framed.labels))
 
 
+def operating_points(close_up: Scored, framed: Scored, nobody: Scored) -> dict[str, np.ndarray]:
+    """Every int8 level at or above the door threshold, with the shares admitted there: no-face
+    pictures of `nobody`, masked faces close up and door-framed (benchmarks/bench_tradeoff.py)."""
+    levels = INT8_LEVELS[INT8_LEVELS >= door_threshold(close_up, framed)]
+
+    def admitted(s: Scored, cls: int) -> np.ndarray:
+        scores = s.scores[s.labels == cls]
+        if not len(scores):
+            raise ValueError(f"{s.name} has no images of class {cls}")
+        return (scores[None, :] >= levels[:, None]).mean(axis=1)
+
+    return {"level": levels, "no_face": admitted(nobody, NONE), "close": admitted(close_up, POSITIVE),
+            "framed": admitted(framed, POSITIVE)}
+
+
+def first_at_no_face(points: dict[str, np.ndarray], target: float) -> int | None:
+    """Index of the lowest level admitting at most `target` of the no-face pictures; None when even
+    the top level admits more."""
+    ok = np.nonzero(points["no_face"] <= target + 1e-9)[0]
+    return int(ok[0]) if len(ok) else None
+
+
+def masked_at_no_face(points: dict[str, np.ndarray], target: float) -> tuple[float, float] | None:
+    """(close up, door-framed) masked admission at `first_at_no_face`."""
+    i = first_at_no_face(points, target)
+    return None if i is None else (float(points["close"][i]), float(points["framed"][i]))
+
+
 def score_split(payload: bytes, split: data_mod.Split, name: str, description: str, progress: bool = False) -> Scored:
     return Scored(name, np.asarray(split.labels), evaluate.int8_outputs(payload, split.pixels, progress), description)
 

@@ -1,0 +1,143 @@
+"""Issues 13 and 16: masked faces admitted against no-face pictures admitted, over the whole range
+of door thresholds, so two designs are compared at the same no-face admission instead of at the
+one point each build's threshold rule happens to pick.
+
+    python benchmarks/bench_tradeoff.py NAME=BUNDLE[,BUNDLE...] ... [--out tradeoff.png]
+
+Each NAME is one design over seeds (e.g. `base=runs/win_5/tinymask,runs/win_21/tinymask`). For every
+bundle, the int8 model (TensorFlow Lite Micro, the board's kernels) scores the build's out-of-domain
+sets: facemask-extra test close up and door-framed, and scenes-negative test. Every int8 output level
+at or above the build's door threshold (at most 1% of unmasked faces admitted, close up and
+door-framed; host.make.ood) is an operating point: (no-face admitted, masked admitted close up,
+door-framed). Printed: per design, mean (sd) over its seeds of the masked faces admitted at the
+lowest level that admits at most each no-face target. The picture draws every bundle's curve.
+Prints numbers and writes the picture; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from host.errors import UserError  # noqa: E402
+from host.make import bundle as bundle_mod  # noqa: E402
+from host.make import data as data_mod  # noqa: E402
+from host.make import ood  # noqa: E402
+
+NO_FACE_TARGETS = (0.08, 0.06, 0.04, 0.03, 0.02, 0.01)
+
+
+def designs_of(specs: list[str]) -> dict[str, list[Path]]:
+    out: dict[str, list[Path]] = {}
+    for spec in specs:
+        name, sep, paths = spec.partition("=")
+        if not sep or not name or not paths:
+            raise UserError(f"{spec!r}: write NAME=BUNDLE[,BUNDLE...], e.g. base=runs/win_5/tinymask")
+        out[name] = [Path(p) for p in paths.split(",")]
+    return out
+
+
+def curve(payload: bytes, splits: dict) -> dict[str, np.ndarray]:
+    close_name = next(n for n in splits if n + ood.FRAMED in splits)
+    scored = {n: ood.score_split(payload, s, n, d) for n, (s, d) in splits.items()}
+    nobody = next(s for s in scored.values() if (s.labels == ood.NONE).any())
+    return ood.operating_points(scored[close_name], scored[close_name + ood.FRAMED], nobody)
+
+
+def level_at(points: dict[str, np.ndarray], target: float) -> str:
+    i = ood.first_at_no_face(points, target)
+    return "-" if i is None else f"{points['level'][i]:.3f}"
+
+
+def mean_sd(values: list[float]) -> str:
+    if not values:
+        return "-"
+    sd = f" ({100 * statistics.stdev(values):.2f})" if len(values) > 1 else ""
+    return f"{100 * statistics.mean(values):.2f}%{sd}"
+
+
+def plot(curves: dict[str, list[dict]], out: Path) -> None:
+    """Per design, the mean over its seeds of the masked share at each no-face target (a seed that
+    cannot reach a target leaves it out), with the seeds' range shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    targets = np.arange(0.0, 0.0801, 0.0025)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), sharex=True)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for (name, runs), colour in zip(curves.items(), colours):
+        for column, ax in enumerate(axes):
+            rows = [[ood.masked_at_no_face(r, t) for r in runs] for t in targets]
+            keep = [i for i, row in enumerate(rows) if all(h is not None for h in row)]
+            values = np.array([[100 * h[column] for h in rows[i]] for i in keep])
+            if not len(keep):
+                continue
+            x = 100 * targets[keep]
+            ax.plot(x, values.mean(axis=1), color=colour, label=f"{name} ({len(runs)})", drawstyle="steps-post")
+            ax.fill_between(x, values.min(axis=1), values.max(axis=1), color=colour, alpha=0.12, step="post")
+    for ax, title in zip(axes, ("masked faces admitted, close up", "masked faces admitted, door-framed")):
+        ax.set_title(title)
+        ax.set_xlabel("no-face pictures admitted at most (%), scenes-negative test")
+        ax.set_ylabel("% (mean over seeds; shade: their range)")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8, loc="lower right")
+    fig.suptitle("Masked faces admitted at the lowest door threshold that admits at most x% of no-face pictures"
+                 " (and at most 1% of unmasked faces)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("designs", nargs="+", metavar="NAME=BUNDLE[,BUNDLE...]")
+    parser.add_argument("--out", type=Path, default=Path("tradeoff.png"), help="the picture (default: %(default)s)")
+    args = parser.parse_args(argv)
+    designs = designs_of(args.designs)
+    print("loading the shared sets (facemask-v1, facemask-extra, scenes-negative) ...", flush=True)
+    dataset = data_mod.load_dataset(data_mod.shared_sets(), progress=True)
+    splits = ood.eval_splits(dataset)
+    curves: dict[str, list[dict]] = {}
+    for name, bundles in designs.items():
+        for path in bundles:
+            card = bundle_mod.load_card(path)
+            print(f"scoring {path} ...", flush=True)
+            curves.setdefault(name, []).append(curve((path / card["model_file"]).read_bytes(), splits))
+    print("\nmasked admitted (close up / door-framed) at the lowest threshold with no-face admission <= target,"
+          " mean (sd) over seeds; '-' where a seed cannot reach it")
+    print("| design | at the build's threshold: no-face | " + " | ".join(f"no-face <= {t:.0%}" for t in NO_FACE_TARGETS) + " |")
+    print("|---|---:|" + "---:|" * len(NO_FACE_TARGETS))
+    for name, runs in curves.items():
+        cells = [mean_sd([float(r["no_face"][0]) for r in runs])]
+        for target in NO_FACE_TARGETS:
+            hits = [ood.masked_at_no_face(r, target) for r in runs]
+            if any(h is None for h in hits):
+                cells.append("-")
+                continue
+            cells.append(f"{mean_sd([h[0] for h in hits])} / {mean_sd([h[1] for h in hits])}")
+        print(f"| {name} ({len(runs)}) | " + " | ".join(cells) + " |")
+    print("\nthe threshold reaching each target, per bundle (deploy one with tools.deploy --set threshold=T)")
+    print("| bundle | build's threshold | " + " | ".join(f"no-face <= {t:.0%}" for t in NO_FACE_TARGETS) + " |")
+    print("|---|---:|" + "---:|" * len(NO_FACE_TARGETS))
+    for name, bundles in designs.items():
+        for path, points in zip(bundles, curves[name]):
+            cells = [level_at(points, t) for t in NO_FACE_TARGETS]
+            print(f"| {path} | {points['level'][0]:.3f} | " + " | ".join(cells) + " |")
+    plot(curves, args.out)
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
