@@ -17,7 +17,6 @@ Prints numbers and writes the picture; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from host.errors import UserError  # noqa: E402
 from host.make import bundle as bundle_mod  # noqa: E402
 from host.make import data as data_mod  # noqa: E402
 from host.make import ood  # noqa: E402
+from host.make.seeds import pooled  # noqa: E402
 
 NO_FACE_TARGETS = (0.08, 0.06, 0.04, 0.03, 0.02, 0.01)
 
@@ -44,22 +44,18 @@ def designs_of(specs: list[str]) -> dict[str, list[Path]]:
 
 
 def curve(payload: bytes, splits: dict) -> dict[str, np.ndarray]:
+    """Scores only the three sets the curve needs: the close-up faces, their door-framed copies and
+    the no-face pictures."""
     close_name = next(n for n in splits if n + ood.FRAMED in splits)
-    scored = {n: ood.score_split(payload, s, n, d) for n, (s, d) in splits.items()}
-    nobody = next(s for s in scored.values() if (s.labels == ood.NONE).any())
-    return ood.operating_points(scored[close_name], scored[close_name + ood.FRAMED], nobody)
+    nobody_name = next(n for n, (s, _) in splits.items() if (np.asarray(s.labels) == ood.NONE).any())
+    close, framed, nobody = (ood.score_split(payload, splits[n][0], n, splits[n][1])
+                             for n in (close_name, close_name + ood.FRAMED, nobody_name))
+    return ood.operating_points(close, framed, nobody)
 
 
 def level_at(points: dict[str, np.ndarray], target: float) -> str:
     i = ood.first_at_no_face(points, target)
     return "-" if i is None else f"{points['level'][i]:.3f}"
-
-
-def mean_sd(values: list[float]) -> str:
-    if not values:
-        return "-"
-    sd = f" ({100 * statistics.stdev(values):.2f})" if len(values) > 1 else ""
-    return f"{100 * statistics.mean(values):.2f}%{sd}"
 
 
 def plot(curves: dict[str, list[dict]], out: Path) -> None:
@@ -74,13 +70,13 @@ def plot(curves: dict[str, list[dict]], out: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), sharex=True)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for (name, runs), colour in zip(curves.items(), colours):
+        rows = [[ood.masked_at_no_face(r, t) for r in runs] for t in targets]
+        keep = [i for i, row in enumerate(rows) if all(h is not None for h in row)]
+        if not keep:
+            continue
+        x = 100 * targets[keep]
         for column, ax in enumerate(axes):
-            rows = [[ood.masked_at_no_face(r, t) for r in runs] for t in targets]
-            keep = [i for i, row in enumerate(rows) if all(h is not None for h in row)]
             values = np.array([[100 * h[column] for h in rows[i]] for i in keep])
-            if not len(keep):
-                continue
-            x = 100 * targets[keep]
             ax.plot(x, values.mean(axis=1), color=colour, label=f"{name} ({len(runs)})", drawstyle="steps-post")
             ax.fill_between(x, values.min(axis=1), values.max(axis=1), color=colour, alpha=0.12, step="post")
     for ax, title in zip(axes, ("masked faces admitted, close up", "masked faces admitted, door-framed")):
@@ -115,13 +111,13 @@ def main(argv=None) -> int:
     print("| design | at the build's threshold: no-face | " + " | ".join(f"no-face <= {t:.0%}" for t in NO_FACE_TARGETS) + " |")
     print("|---|---:|" + "---:|" * len(NO_FACE_TARGETS))
     for name, runs in curves.items():
-        cells = [mean_sd([float(r["no_face"][0]) for r in runs])]
+        cells = [pooled([float(r["no_face"][0]) for r in runs], "percent")]
         for target in NO_FACE_TARGETS:
             hits = [ood.masked_at_no_face(r, target) for r in runs]
             if any(h is None for h in hits):
                 cells.append("-")
                 continue
-            cells.append(f"{mean_sd([h[0] for h in hits])} / {mean_sd([h[1] for h in hits])}")
+            cells.append(f"{pooled([h[0] for h in hits], 'percent')} / {pooled([h[1] for h in hits], 'percent')}")
         print(f"| {name} ({len(runs)}) | " + " | ".join(cells) + " |")
     print("\nthe threshold reaching each target, per bundle (deploy one with tools.deploy --set threshold=T)")
     print("| bundle | build's threshold | " + " | ".join(f"no-face <= {t:.0%}" for t in NO_FACE_TARGETS) + " |")
