@@ -51,6 +51,7 @@ from pathlib import Path
 
 from host.sim import fat
 from host.sim.storage import FLASH_BYTES
+
 SDCARD_BYTES = 8 * 1024 ** 3
 BLOCK = 512
 PASTE_WINDOW = 256

@@ -140,6 +140,36 @@ def test_operating_points_follow_the_threshold_and_a_no_face_target_picks_the_lo
         assert got == ((close.scores[close.labels == 1] >= t).mean(), (framed.scores[framed.labels == 1] >= t).mean())
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.0, 0.3))
+def test_a_no_face_target_raises_the_door_threshold_to_the_lowest_level_meeting_every_target(seed, target):
+    """--max-no-face: the door threshold is the lowest int8 level at which the unmasked faces (close
+    up and door-framed) and the no-face pictures all keep to their targets; one level lower misses
+    one of them, and the faces-only threshold is never above it (checked by brute force)."""
+    rng = np.random.default_rng(seed)
+
+    def scored(labels):
+        p = np.round(rng.uniform(0.3, 1.0, len(labels)) * 256) / 256
+        return ood.Scored("x", np.array(labels), np.stack([1 - p, p, np.zeros_like(p)], axis=1), "")
+
+    close, framed, nobody = scored([0] * 150 + [1] * 60), scored([0] * 120 + [1] * 40), scored([2] * 90)
+
+    def meets(t):
+        unmasked = [(s.scores[s.labels == 0] >= t).mean() for s in (close, framed)]
+        return max(unmasked) <= ood.MAX_UNMASKED_ADMITTED and (nobody.scores >= t).mean() <= target + 1e-9
+
+    t = ood.door_threshold(close, framed, nobody, target)
+    assert t >= ood.door_threshold(close, framed)
+    meeting = [level for level in ood.INT8_LEVELS if meets(level)]
+    if meeting:
+        assert t == meeting[0]
+        points = ood.operating_points(close, framed, nobody)  # bench_tradeoff.py's threshold for the same target
+        assert points["level"][ood.first_at_no_face(points, target)] == t
+    else:
+        assert t == ood.INT8_LEVELS[-1]
+    assert ood.door_threshold(close, framed, nobody, None) == ood.door_threshold(close, framed)
+
+
 @pytest.mark.parametrize("share", [0.0, 0.25, 0.75, 1.0])
 def test_the_doorframe_share_is_the_share_of_pictures_door_framed(share):
     """host.train --doorframe P: about P of the pictures become a shrunken face in a scene (a

@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO
 
 from host.errors import UserError
-from host.make import build, bundle, plots, publish
+from host.make import build, bundle, ood, plots, publish
 from host.make import data as data_mod
 
 SMALL = ["--recipe", "paper", "--limit", "40", "--epochs", "2", "--quiet", "--representative", "40"]
@@ -332,6 +332,34 @@ def test_calibrate_stores_the_door_threshold_and_leaves_the_model_alone(built, t
     assert 0.5 <= after["door_threshold"] < 1.0 and after["door_expected"]["target_unmasked_admitted"] == 0.01
     assert (bundle_dir / "tinymask.tflite").read_bytes() == model_before and after["sha256"] == card["sha256"]
     assert not list(bundle_dir.glob("*.tmp"))
+
+
+def test_calibrate_to_a_no_face_target_raises_the_threshold_and_simulates_the_door_at_it(built, tmp_path, data_dir):
+    """A stricter door (--max-no-face 0): the threshold admits none of the no-face pictures it was
+    measured on, is never below the faces' own, and the long run behind `nobody` used it."""
+    from host.make import calibrate
+
+    bundle_dir = tmp_path / "tinymask"
+    shutil.copytree(built, bundle_dir)
+    assert calibrate.main(["--bundle", str(bundle_dir), "--data", str(data_dir), "--limit", "20",
+                           "--max-no-face", "0", "--write"]) == 0
+    card = bundle.load_card(bundle_dir)
+    expected = card["door_expected"]
+    assert expected["target_no_face_admitted"] == 0
+    assert card["door_threshold"] >= expected["threshold_for_faces_alone"]
+    if expected["no_face_target_met"]:
+        assert expected["no_face_admitted"] == 0
+    else:
+        assert card["door_threshold"] == max(ood.INT8_LEVELS) and expected["no_face_admitted"] > 0
+    assert card["nobody"]["long_run"]["threshold"] == pytest.approx(card["door_threshold"])
+
+
+@pytest.mark.parametrize("share", ["-0.1", "1.5"])
+def test_a_no_face_target_outside_zero_to_one_is_one_line(share, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "host.cli", "calibrate", "--bundle", str(tmp_path),
+                             "--max-no-face", share], capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--max-no-face" in result.stderr.strip().splitlines()[-1]
 
 
 def test_calibrate_without_a_bundle_is_one_line(tmp_path):

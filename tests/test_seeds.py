@@ -74,6 +74,14 @@ def test_bundles_of_different_designs_are_flagged(tmp_path, capsys):
     assert "differ in arch" in capsys.readouterr().out
 
 
+def test_bundles_calibrated_to_different_no_face_targets_are_flagged(tmp_path, capsys):
+    cards = seeded_cards([0.9, 0.8])
+    cards[1]["door_expected"]["target_no_face_admitted"] = 0.02
+    runs = [write_bundle(tmp_path, f"run_{i}", c) for i, c in enumerate(cards)]
+    seeds.main(list(map(str, runs)))
+    assert "differ in the threshold rule (--max-no-face)" in capsys.readouterr().out
+
+
 def test_a_card_older_than_an_option_pools_with_cards_trained_without_it(tmp_path, capsys):
     cards = seeded_cards([0.9, 0.8, 0.7])
     for key, off in seeds.ADDED_LATER.items():

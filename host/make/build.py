@@ -78,7 +78,11 @@ def main(argv=None) -> int:
     parser.add_argument("--eval-data", type=Path, nargs="*", default=None, metavar="DIR",
                         help="more out-of-domain sets, measured on their test split and never trained on (default: the"
                              " shared facemask-extra and scenes-negative when --data does not include them)")
+    parser.add_argument("--max-no-face", type=float, default=None, metavar="SHARE",
+                        help="a stricter door: the threshold also admits at most this share of the no-face pictures"
+                             " (scenes-negative test), e.g. 0.02; the card states what it costs in masked faces")
     args = parser.parse_args(argv)
+    ood.check_share(args.max_no_face, "--max-no-face")
     start = time.time()
     progress = not args.quiet
     board = load_board(args.board)
@@ -130,7 +134,7 @@ def main(argv=None) -> int:
 
     stage_line("out-of-domain measure and door threshold (int8 with TFLM)")
     ood_splits = ood.eval_splits(dataset, args.eval_data, args.limit)
-    door = ood.measure(payload, dataset, progress=progress, splits=ood_splits)
+    door = ood.measure(payload, dataset, progress=progress, splits=ood_splits, max_no_face=args.max_no_face)
     print(ood.summary(door))
 
     macs = model_mod.count_macs(trained.model)

@@ -1,14 +1,16 @@
 """`tinymask calibrate`: measure an existing bundle out of domain and (with --write) store its door
 threshold and expected rates in its card, without retraining.
 
-    tinymask calibrate [--bundle models/tinymask] [--data DIR ...] [--eval-data DIR ...] [--write]
+    tinymask calibrate [--bundle models/tinymask] [--data DIR ...] [--eval-data DIR ...] [--max-no-face SHARE] [--write]
 
 The same measure as the build's (host/make/ood.py): the out-of-domain sets the bundle's data did not
 train on, their door-framed faces, the degraded test, and the threshold for <= 1% unmasked admitted
 close up and door-framed; and the long run of no-face pictures on the simulated board
 (host/make/nobody.py). `--data` names the folders the bundle was trained on (default: the
 paper recipe's, facemask-v1), so that they are not measured as out of domain; their test split is
-the one degraded. The card is rewritten atomically; the model file and its sha256 are untouched.
+the one degraded. `--max-no-face 0.02` asks for a stricter door: the lowest threshold that also
+admits at most 2% of the no-face pictures (the long run is simulated at it). The card is rewritten
+atomically; the model file and its sha256 are untouched.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ REFERENCE = Path(__file__).resolve().parents[2] / "models" / "tinymask"
 
 
 def calibrate(bundle_dir: Path, data_dirs: list[Path], eval_dirs=None, limit: int | None = None,
-              progress: bool = True) -> tuple[dict, dict]:
+              progress: bool = True, max_no_face: float | None = None) -> tuple[dict, dict]:
     """(the bundle's card, the door measure of its model)."""
     try:
         card = bundle_mod.load_card(bundle_dir)
@@ -39,9 +41,10 @@ def calibrate(bundle_dir: Path, data_dirs: list[Path], eval_dirs=None, limit: in
         raise UserError(f"{bundle_dir} classifies {card.get('labels')} but --data gives {dataset.labels};"
                         " pass the folders the bundle was trained on")
     splits = ood.eval_splits(dataset, eval_dirs, limit)
-    door = ood.measure(payload, dataset, progress=progress, splits=splits)
+    door = ood.measure(payload, dataset, progress=progress, splits=splits, max_no_face=max_no_face)
+    # the long run at the threshold just measured, which --write stores, not the card's old one
     door["nobody"] = nobody.card_fields(bundle_dir, splits, card.get("board", "openmv_h7"), int(card.get("macs") or 0),
-                                        nobody.frames_for(limit))
+                                        nobody.frames_for(limit), threshold=door["threshold"])
     return card, door
 
 
@@ -60,9 +63,14 @@ def main(argv=None) -> int:
     parser.add_argument("--eval-data", type=Path, nargs="*", default=None, metavar="DIR",
                         help="out-of-domain sets (default: the shared sets the bundle did not train on)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many images per split and class")
+    parser.add_argument("--max-no-face", type=float, default=None, metavar="SHARE",
+                        help="a stricter door: also admit at most this share of the no-face pictures"
+                             " (scenes-negative test), e.g. 0.02; costs masked admissions, which it prints")
     parser.add_argument("--write", action="store_true", help="store the threshold and rates in the card")
     args = parser.parse_args(argv)
-    card, door = calibrate(args.bundle, args.data or data_mod.default_data_dirs(), args.eval_data, args.limit)
+    ood.check_share(args.max_no_face, "--max-no-face")
+    card, door = calibrate(args.bundle, args.data or data_mod.default_data_dirs(), args.eval_data, args.limit,
+                           max_no_face=args.max_no_face)
     print(ood.summary(door))
     print(nobody.summary(door["nobody"]))
     fields = {**ood.card_fields(door), "nobody": door["nobody"]}

@@ -36,10 +36,13 @@ def negative_frames(paths: list[Path], frames: int, seed: int) -> list[Path]:
 
 
 def long_run(bundle, paths: list[Path], frames: int = LONG_RUN_FRAMES, seed: int = 16, gate_on: bool = True,
-             board: str = "openmv_h7") -> dict:
-    """Door openings over a simulated run of no-face pictures only (the bundle's threshold and debounce)."""
+             board: str = "openmv_h7", threshold: float | None = None) -> dict:
+    """Door openings over a simulated run of no-face pictures only (the bundle's debounce, and its
+    threshold unless `threshold` is given, as `tools.deploy --set threshold=T` would)."""
     run = negative_frames(paths, frames, seed)
     config = {"presence_gate": gate_on, "report_ms": 0, "log_enabled": False, "require_log": False}
+    if threshold is not None:
+        config["threshold"] = float(threshold)
     return door_figures(bundle, run, config, board) | {"pictures": len(paths), "presence_gate": gate_on, "seed": seed}
 
 
@@ -91,8 +94,10 @@ def no_face_paths(splits: dict) -> list[Path]:
     return []
 
 
-def card_fields(bundle_dir: Path, splits: dict, board_name: str, macs: int, frames: int = LONG_RUN_FRAMES) -> dict | None:
-    """The card's `nobody`: the long run (gate on, as deployed) and the gate's cost; None without no-face pictures."""
+def card_fields(bundle_dir: Path, splits: dict, board_name: str, macs: int, frames: int = LONG_RUN_FRAMES,
+                threshold: float | None = None) -> dict | None:
+    """The card's `nobody`: the long run (gate on, as deployed; at `threshold` when given, else the
+    card's) and the gate's cost; None without no-face pictures."""
     from host.boards import load_board
     from host.errors import UserError
     from host.sim.bundle import load, render
@@ -102,12 +107,13 @@ def card_fields(bundle_dir: Path, splits: dict, board_name: str, macs: int, fram
         return None
     try:
         config = render(load(bundle_dir, board_name), board_name, {})
-        run = long_run(bundle_dir, paths, frames, board=board_name)
+        run = long_run(bundle_dir, paths, frames, board=board_name, threshold=threshold)
     except UserError as exc:  # the board checks have passed, so this is the simulator's word: keep the bundle
         return {"error": str(exc)}
     return {"long_run": {**run, "open_share": round(run["open_share"], 4),
                          "what": "firmware/main.py on the simulated board over the no-face pictures only, each"
-                                 " held 1-20 frames; the bundle's threshold and debounce, presence gate on"},
+                                 " held 1-20 frames; the bundle's threshold and debounce, presence gate on",
+                         "threshold": config["threshold"] if threshold is None else float(threshold)},
             "gate": gate_cost(config, load_board(board_name), macs)}
 
 

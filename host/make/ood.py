@@ -12,7 +12,9 @@ when P(with_mask) >= the door threshold (firmware/door.py); for a softmax model 
 
 The door threshold is the lowest int8 output level (k/256, at least 0.5) at which at most
 `MAX_UNMASKED_ADMITTED` of the out-of-domain set's unmasked faces are admitted: the most masked
-faces admitted for that safety target.
+faces admitted for that safety target. A stricter door may also ask for at most `max_no_face` of the
+no-face pictures (`--max-no-face` of build and calibrate): the threshold is then the lowest level
+that meets both targets, and the masked faces it turns back are the price, stated in the card.
 """
 
 from __future__ import annotations
@@ -58,21 +60,37 @@ def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray, classes: int) -
     return float(np.mean(recalls)) if recalls else None
 
 
-def calibrate(scores: np.ndarray, labels: np.ndarray, max_unmasked: float = MAX_UNMASKED_ADMITTED) -> float:
-    """Lowest int8 level >= 0.5 with at most `max_unmasked` of the unmasked faces admitted (the
-    highest level when none reaches it)."""
-    unmasked = scores[labels == NEGATIVE]
+def calibrate(scores: np.ndarray, labels: np.ndarray, max_share: float = MAX_UNMASKED_ADMITTED,
+              cls: int = NEGATIVE) -> float:
+    """Lowest int8 level >= 0.5 with at most `max_share` of the images of class `cls` (unmasked
+    faces unless told) admitted; the highest level when none reaches it."""
+    members = scores[labels == cls]
     for level in INT8_LEVELS:
-        if not len(unmasked) or float((unmasked >= level).mean()) <= max_unmasked:
+        if not len(members) or float((members >= level).mean()) <= max_share + 1e-9:
             return float(level)
     return float(INT8_LEVELS[-1])
 
 
-def door_threshold(close_up: Scored, framed: Scored | None = None) -> float:
+def door_threshold(close_up: Scored, framed: Scored | None = None, nobody: Scored | None = None,
+                   max_no_face: float | None = None) -> float:
     """The door sees faces close up and framed with their surroundings: the lowest level at which
-    at most `MAX_UNMASKED_ADMITTED` of the unmasked faces of each are admitted."""
+    at most `MAX_UNMASKED_ADMITTED` of the unmasked faces of each are admitted, and, with
+    `max_no_face`, at most that share of `nobody`'s no-face pictures. Admission only falls as the
+    level rises, so the highest of the per-target levels meets every target."""
     threshold = calibrate(close_up.scores, close_up.labels)
-    return threshold if framed is None else max(threshold, calibrate(framed.scores, framed.labels))
+    if framed is not None:
+        threshold = max(threshold, calibrate(framed.scores, framed.labels))
+    if max_no_face is not None and nobody is not None:
+        threshold = max(threshold, calibrate(nobody.scores, nobody.labels, max_no_face, NONE))
+    return threshold
+
+
+def check_share(value: float | None, flag: str) -> float | None:
+    if value is not None and not 0.0 <= value <= 1.0:
+        from host.errors import UserError
+
+        raise UserError(f"{flag} {value}: a share of the pictures from 0 to 1, e.g. {flag} 0.02 for 2%")
+    return value
 
 
 def operating_points(close_up: Scored, framed: Scored, nobody: Scored) -> dict[str, np.ndarray]:
@@ -195,10 +213,12 @@ def _has_both_face_classes(labels) -> bool:
 
 
 def measure(payload: bytes, dataset: data_mod.Dataset, eval_dirs=None, progress: bool = False,
-            limit: int | None = None, splits: dict | None = None, degraded: dict | None = None) -> dict:
-    """Score every out-of-domain set, calibrate the door threshold, and report at it. `splits`
-    (from eval_splits) and `degraded` (from degraded_splits) may be passed in when measuring many
-    models on the same data (host.compare)."""
+            limit: int | None = None, splits: dict | None = None, degraded: dict | None = None,
+            max_no_face: float | None = None) -> dict:
+    """Score every out-of-domain set, calibrate the door threshold (with `max_no_face`, for that
+    share of no-face pictures too), and report at it. `splits` (from eval_splits) and `degraded`
+    (from degraded_splits) may be passed in when measuring many models on the same data
+    (host.compare)."""
     splits = eval_splits(dataset, eval_dirs, limit) if splits is None else splits
     sets = [score_split(payload, split, name, description, progress) for name, (split, description) in splits.items()]
     degraded = degraded_splits(dataset.test) if degraded is None else degraded
@@ -210,12 +230,20 @@ def measure(payload: bytes, dataset: data_mod.Dataset, eval_dirs=None, progress:
     faces = [s for s in sets if _has_both_face_classes(s.labels) and not s.name.endswith(FRAMED)]
     calibration = faces[0] if faces else score_split(payload, dataset.test, "test", f"{dataset.root.name} test split")
     framed = next((s for s in sets if s.name == calibration.name + FRAMED), None)
-    threshold = door_threshold(calibration, framed)
+    nobody = next((s for s in sets if len(s.labels) and bool((s.labels == NONE).all())), None)
+    if max_no_face is not None and nobody is None:
+        from host.errors import UserError
+
+        raise UserError(f"--max-no-face {max_no_face}: no no-face pictures to measure it on; keep"
+                        " scenes-negative among the out-of-domain sets (the default, or --eval-data .../scenes-negative)")
+    threshold = door_threshold(calibration, framed, nobody, max_no_face)
     measures = report([*sets, combined], threshold)
     per_degradation = {s.name.split(":", 1)[1]: float((evaluate.predicted_labels(s.outputs) == s.labels).mean())
                        for s in degraded_scored}
     return {"threshold": threshold, "calibration": calibration.name, "calibration_description": calibration.description,
             "calibration_framed": framed.name if framed is not None else None,
+            "face_threshold": door_threshold(calibration, framed), "max_no_face": max_no_face,
+            "no_face_set": nobody.name if nobody is not None else None,
             "sets": measures, "degraded_accuracy": per_degradation,
             "degraded_mean": float(np.mean(list(per_degradation.values()))) if per_degradation else None}
 
@@ -231,13 +259,29 @@ def missed_target(door: dict) -> list[tuple[str, float]]:
     return out
 
 
+def missed_no_face(door: dict) -> float | None:
+    """No-face admission at the threshold when `max_no_face` was asked for and even the highest
+    output level admits more; else None."""
+    target, name = door.get("max_no_face"), door.get("no_face_set")
+    admitted = door["sets"].get(name or "", {}).get("no_face_admitted")
+    return admitted if target is not None and admitted is not None and admitted > target + 1e-9 else None
+
+
 def summary(door: dict) -> str:
     on = door["calibration"] + (f" and {door['calibration_framed']}" if door.get("calibration_framed") else "")
     lines = [table(door["sets"], door["threshold"]),
              f"threshold chosen on {on} for <= {MAX_UNMASKED_ADMITTED:.0%} unmasked admitted (each)"]
+    if door.get("max_no_face") is not None:
+        face_only = door["face_threshold"]
+        lines.append(f"  and on {door['no_face_set']} for <= {door['max_no_face']:.1%} no-face admitted: "
+                     + (f"raised from {face_only:.4f}, the faces' own threshold" if door["threshold"] > face_only
+                        else "the faces' threshold already meets it"))
     for name, unmasked in missed_target(door):
         lines.append(f"WARNING: no threshold holds {name} to {MAX_UNMASKED_ADMITTED:.0%} unmasked admitted:"
                      f" {unmasked:.2%} even at the highest output level; this model is not safe for a door")
+    if missed_no_face(door) is not None:
+        lines.append(f"WARNING: no threshold holds {door['no_face_set']} to {door['max_no_face']:.1%} no-face admitted:"
+                     f" {missed_no_face(door):.2%} even at the highest output level")
     if door["degraded_mean"] is not None:
         lines.append("degraded accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in door["degraded_accuracy"].items())
                      + f"; mean {door['degraded_mean']:.4f}")
@@ -249,7 +293,7 @@ def card_fields(door: dict) -> dict:
     were measured on), and `out_of_domain` (every set measured)."""
     sets = door["sets"]
     at = sets.get(door["calibration"], {})
-    no_face = next((m for m in sets.values() if m["no_face_images"]), None)
+    no_face = sets.get(door.get("no_face_set") or "") or next((m for m in sets.values() if m["no_face_images"]), None)
     framed = sets.get(door.get("calibration_framed") or "", {})
     expected = {
         "measured_on": door["calibration_description"],
@@ -257,6 +301,9 @@ def card_fields(door: dict) -> dict:
                         "measured_on": framed.get("description")} if framed else None,
         "target_unmasked_admitted": MAX_UNMASKED_ADMITTED,
         "target_met": not missed_target(door),
+        "target_no_face_admitted": door.get("max_no_face"),
+        "no_face_target_met": None if door.get("max_no_face") is None else missed_no_face(door) is None,
+        "threshold_for_faces_alone": round(door["face_threshold"], 6) if "face_threshold" in door else None,
         "unmasked_admitted": at.get("unmasked_admitted"),
         "masked_admitted": at.get("masked_admitted"),
         "images": {"without_mask": at.get("unmasked_images"), "with_mask": at.get("masked_images")},

@@ -135,6 +135,8 @@ def design_differences(cards: list[dict]) -> list[str]:
             differ.append(key)
     if len({c.get("model_bytes") for c in cards}) > 1:
         differ.append("model_bytes")
+    if len({(c.get("door_expected") or {}).get("target_no_face_admitted") for c in cards}) > 1:
+        differ.append("the threshold rule (--max-no-face)")
     return differ
 
 
