@@ -63,7 +63,7 @@ def test_designs_convert_to_board_int8(arch):
         assert not by_name["model size"].ok  # SqueezeNets are beyond the H7's model budget
 
 
-@pytest.mark.parametrize("arch", ["door_cnn", "door_cnn_s1", "door_cnn_w", "door_cnn_g", "tiny_cnn_n6", "tiny_cnn_n8"])
+@pytest.mark.parametrize("arch", ["door_cnn", "door_cnn_s1", "door_cnn_w", "door_cnn_g", "door_cnn_e", "tiny_cnn_n6", "tiny_cnn_n8"])
 def test_door_designs_fit_the_h7_flash_and_the_5_ms_budget(arch):
     """Issue 13: a default candidate is at most 64 KB int8 and at most 5 ms estimated on the H7,
     and passes every board check, three classes included."""
