@@ -357,6 +357,27 @@ def test_site_config_file_then_set_overrides(bundle, tmp_path, capsys):
     assert code == 2 and err.count("\n") == 1 and "labels comes from the model card" in err
 
 
+def test_deploy_says_which_door_threshold_it_ships_and_what_the_card_expects_of_it(tmp_path, capsys):
+    from tools.payload import door_threshold_line
+
+    strict = make_bundle(tmp_path / "strict", door_threshold=0.96875,
+                         door_expected={"target_unmasked_admitted": 0.01, "target_no_face_admitted": 0.02,
+                                        "masked_admitted": 0.8759, "no_face_admitted": 0.0167,
+                                        "door_framed": {"masked_admitted": 0.6423}})
+    code, out, _ = run(["--board", "openmv_h7", "--port", "/dev/ttyACM0", "--bundle", str(strict), "--dry-run"], capsys)
+    assert code == 0
+    line = next(x for x in out.splitlines() if x.startswith("# door threshold"))
+    assert line == ("# door threshold 0.96875 from the model card (<= 1% unmasked admitted and <= 2.0% no-face);"
+                    " per frame on its out-of-domain sets: masked faces admitted 87.6% close up / 64.2% door-framed,"
+                    " no-face pictures 1.7%")
+    staged = json.loads(Path(out.split("config.json is staged at ")[1].split()[0]).read_text())
+    assert staged["threshold"] == 0.96875
+    code, out, _ = run(["--board", "openmv_h7", "--port", "/dev/ttyACM0", "--bundle", str(strict), "--dry-run",
+                        "--set", "threshold=0.7"], capsys)
+    assert "# door threshold 0.7, set for this installation (the card's calibrated one is 0.96875)" in out
+    assert "firmware's default" in door_threshold_line({}, {"threshold": 0.8}, {})
+
+
 def test_without_a_port_mpremote_looks_for_the_camera(bundle, capsys):
     from serial.tools import list_ports
     if any(p.vid is not None for p in list_ports.comports()):

@@ -33,6 +33,7 @@ from tools.payload import (
     FIRMWARE_FORMATS,
     LOADER,
     compiled_firmware,
+    door_threshold_line,
     firmware_module,
     firmware_names,
     firmware_payload,
@@ -426,11 +427,14 @@ def main(argv=None) -> int:
     overrides = load_site_config(args.config) if args.config else {}
     overrides.update(parse_overrides(args.set))
     config = render_config(bundle, board, overrides)
+    threshold = door_threshold_line(bundle.card, config, overrides)
     staging = Path(tempfile.mkdtemp(prefix="tinymask-deploy-"))
     remote = Remote(args.port, verbose=args.verbose, dry_run=args.dry_run)
     if args.dry_run:
         files = local_files(bundle, config, staging, compiled=args.firmware_format != "py")
+        print(f"# {threshold}")
         return dry_run(remote, bundle, files, args, board)
+    print(threshold)
     remote.check_port()
     try:
         deploy(remote, bundle, config, staging, args, board)

@@ -195,6 +195,33 @@ def _kind_name(kind) -> str:
     return {bool: "true or false", int: "an integer", float: "a number", list: "a comma-separated list"}.get(kind, "text")
 
 
+def door_threshold_line(card: dict, config: dict, overrides: dict) -> str:
+    """One line: the door threshold the camera will use, where it comes from, and what the card
+    expects of it per frame (the rates it was calibrated at)."""
+    threshold = config["threshold"]
+    calibrated = card.get("door_threshold")
+    if "threshold" in overrides:
+        return (f"door threshold {threshold:g}, set for this installation (the card's calibrated one is"
+                f" {calibrated:g})" if isinstance(calibrated, (int, float)) else
+                f"door threshold {threshold:g}, set for this installation")
+    if not isinstance(calibrated, (int, float)):
+        return (f"door threshold {threshold:g}, the firmware's default: this card has no calibrated one"
+                " (tinymask calibrate --bundle DIR --write gives it one)")
+    expected = card.get("door_expected") or {}
+    rule = f"<= {expected.get('target_unmasked_admitted', 0.01):.0%} unmasked admitted"
+    if expected.get("target_no_face_admitted") is not None:
+        rule += f" and <= {expected['target_no_face_admitted']:.1%} no-face"
+    rates = []
+    framed = (expected.get("door_framed") or {}).get("masked_admitted")
+    if expected.get("masked_admitted") is not None:
+        rates.append(f"masked faces admitted {expected['masked_admitted']:.1%} close up"
+                     + (f" / {framed:.1%} door-framed" if framed is not None else ""))
+    if expected.get("no_face_admitted") is not None:
+        rates.append(f"no-face pictures {expected['no_face_admitted']:.1%}")
+    return (f"door threshold {threshold:g} from the model card ({rule})"
+            + (f"; per frame on its out-of-domain sets: {', '.join(rates)}" if rates else ""))
+
+
 def render_config(bundle: Bundle, board: BoardProfile, overrides: dict) -> dict:
     """The config.json for this bundle on this board; validated with the firmware's own rules. The
     door threshold is the card's `door_threshold` (chosen for <= 1% unmasked admitted on faces from
