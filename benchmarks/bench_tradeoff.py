@@ -47,7 +47,7 @@ def curve(payload: bytes, splits: dict) -> dict[str, np.ndarray]:
     """Scores only the three sets the curve needs: the close-up faces, their door-framed copies and
     the no-face pictures."""
     close_name = next(n for n in splits if n + ood.FRAMED in splits)
-    nobody_name = next(n for n, (s, _) in splits.items() if (np.asarray(s.labels) == ood.NONE).any())
+    nobody_name = ood.no_face_set(splits)  # the set the build's --max-no-face holds to the same target
     close, framed, nobody = (ood.score_split(payload, splits[n][0], n, splits[n][1])
                              for n in (close_name, close_name + ood.FRAMED, nobody_name))
     return ood.operating_points(close, framed, nobody)

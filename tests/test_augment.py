@@ -147,9 +147,10 @@ def test_a_no_face_target_raises_the_door_threshold_to_the_lowest_level_meeting_
     up and door-framed) and the no-face pictures all keep to their targets; one level lower misses
     one of them, and the faces-only threshold is never above it (checked by brute force)."""
     rng = np.random.default_rng(seed)
+    high = {0: 0.85, 1: 1.0, 2: 1.0}  # unmasked faces mostly low, no-face pictures up to the top: the target bites
 
     def scored(labels):
-        p = np.round(rng.uniform(0.3, 1.0, len(labels)) * 256) / 256
+        p = np.round(np.array([rng.uniform(0.3, high[c]) for c in labels]) * 256) / 256
         return ood.Scored("x", np.array(labels), np.stack([1 - p, p, np.zeros_like(p)], axis=1), "")
 
     close, framed, nobody = scored([0] * 150 + [1] * 60), scored([0] * 120 + [1] * 40), scored([2] * 90)
@@ -168,6 +169,23 @@ def test_a_no_face_target_raises_the_door_threshold_to_the_lowest_level_meeting_
     else:
         assert t == ood.INT8_LEVELS[-1]
     assert ood.door_threshold(close, framed, nobody, None) == ood.door_threshold(close, framed)
+
+
+def test_a_no_face_target_no_level_meets_is_reported_missed_at_the_top_level():
+    faces = ood.Scored("faces", np.array([0] * 100 + [1] * 100),
+                       np.stack([np.r_[np.full(100, 0.9), np.full(100, 0.1)], np.r_[np.full(100, 0.1), np.full(100, 0.9)],
+                                 np.zeros(200)], axis=1), "")
+    nobody = ood.Scored("nobody", np.full(50, 2), np.tile([0.0, 255 / 256, 0.0], (50, 1)), "")
+    assert ood.door_threshold(faces) < ood.door_threshold(faces, None, nobody, 0.02) == ood.INT8_LEVELS[-1]
+    door = {"threshold": ood.INT8_LEVELS[-1], "face_threshold": ood.door_threshold(faces), "max_no_face": 0.02,
+            "no_face_set": "nobody", "calibration": "faces", "calibration_framed": None, "degraded_mean": None,
+            "degraded_accuracy": {}, "calibration_description": "",
+            "sets": ood.report([faces, nobody], ood.INT8_LEVELS[-1])}
+    assert ood.missed_no_face(door) == 1.0
+    assert "WARNING: no threshold holds nobody to 2% no-face admitted: 100.00%" in ood.summary(door)
+    fields = ood.card_fields(door)["door_expected"]
+    assert fields["no_face_target_met"] is False and fields["target_no_face_admitted"] == 0.02
+    assert fields["threshold_for_faces_alone"] == round(ood.door_threshold(faces), 6)
 
 
 @pytest.mark.parametrize("share", [0.0, 0.25, 0.75, 1.0])

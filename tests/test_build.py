@@ -349,8 +349,9 @@ def test_calibrate_to_a_no_face_target_raises_the_threshold_and_simulates_the_do
     assert card["door_threshold"] >= expected["threshold_for_faces_alone"]
     if expected["no_face_target_met"]:
         assert expected["no_face_admitted"] == 0
-    else:
-        assert card["door_threshold"] == max(ood.INT8_LEVELS) and expected["no_face_admitted"] > 0
+    else:  # even the top level admits some: the card says the target was missed
+        assert expected["no_face_target_met"] is False and expected["no_face_admitted"] > 0
+        assert card["door_threshold"] == pytest.approx(ood.INT8_LEVELS[-1], abs=1e-6)
     assert card["nobody"]["long_run"]["threshold"] == pytest.approx(card["door_threshold"])
 
 

@@ -367,7 +367,7 @@ def test_deploy_says_which_door_threshold_it_ships_and_what_the_card_expects_of_
     code, out, _ = run(["--board", "openmv_h7", "--port", "/dev/ttyACM0", "--bundle", str(strict), "--dry-run"], capsys)
     assert code == 0
     line = next(x for x in out.splitlines() if x.startswith("# door threshold"))
-    assert line == ("# door threshold 0.96875 from the model card (<= 1% unmasked admitted and <= 2.0% no-face);"
+    assert line == ("# door threshold 0.96875 from the model card (<= 1% unmasked admitted and <= 2% no-face);"
                     " per frame on its out-of-domain sets: masked faces admitted 87.6% close up / 64.2% door-framed,"
                     " no-face pictures 1.7%")
     staged = json.loads(Path(out.split("config.json is staged at ")[1].split()[0]).read_text())
@@ -376,6 +376,9 @@ def test_deploy_says_which_door_threshold_it_ships_and_what_the_card_expects_of_
                         "--set", "threshold=0.7"], capsys)
     assert "# door threshold 0.7, set for this installation (the card's calibrated one is 0.96875)" in out
     assert "firmware's default" in door_threshold_line({}, {"threshold": 0.8}, {})
+    older = door_threshold_line({"door_threshold": 0.7, "door_expected": {"masked_admitted": 0.9}}, {"threshold": 0.7}, {})
+    assert older == ("door threshold 0.7 from the model card (<= 1% unmasked admitted); per frame on its"
+                     " out-of-domain sets: masked faces admitted 90.0% close up")  # a card from before the rule
 
 
 def test_without_a_port_mpremote_looks_for_the_camera(bundle, capsys):

@@ -210,7 +210,7 @@ def door_threshold_line(card: dict, config: dict, overrides: dict) -> str:
     expected = card.get("door_expected") or {}
     rule = f"<= {expected.get('target_unmasked_admitted', 0.01):.0%} unmasked admitted"
     if expected.get("target_no_face_admitted") is not None:
-        rule += f" and <= {expected['target_no_face_admitted']:.1%} no-face"
+        rule += f" and <= {expected['target_no_face_admitted'] * 100:g}% no-face"
     rates = []
     framed = (expected.get("door_framed") or {}).get("masked_admitted")
     if expected.get("masked_admitted") is not None:

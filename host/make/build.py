@@ -112,6 +112,11 @@ def main(argv=None) -> int:
         if len(dataset.skipped) > 20:
             print(f"  ... and {len(dataset.skipped) - 20} more (listed in the model card)")
 
+    ood_splits = None
+    if args.max_no_face is not None:  # refused now, not after the training, when nothing can be held to it
+        ood_splits = ood.eval_splits(dataset, args.eval_data, args.limit)
+        ood.require_no_face(ood_splits, args.max_no_face)
+
     stage_line(f"train {config.arch} ({config.epochs} epochs, augment {config.augment})")
     trained = train.train(dataset, config, verbose=progress)
     print(f"  best epoch {trained.best_epoch}: val_accuracy {trained.best_val_accuracy:.4f} ({trained.seconds:.0f} s)")
@@ -133,7 +138,8 @@ def main(argv=None) -> int:
         miss["path"] = dataset.relative(Path(miss["path"]))
 
     stage_line("out-of-domain measure and door threshold (int8 with TFLM)")
-    ood_splits = ood.eval_splits(dataset, args.eval_data, args.limit)
+    if ood_splits is None:
+        ood_splits = ood.eval_splits(dataset, args.eval_data, args.limit)
     door = ood.measure(payload, dataset, progress=progress, splits=ood_splits, max_no_face=args.max_no_face)
     print(ood.summary(door))
 
@@ -150,6 +156,9 @@ def main(argv=None) -> int:
     if publishing:
         stage_line(f"publish to {models_dir / args.name} (the gate: host/make/publish.py)")
         door_splits = [ood_splits[n][0] for n in (door["calibration"], door.get("calibration_framed")) if n in ood_splits]
+        if args.max_no_face is not None:
+            print(f"  the gate compares models at their faces' thresholds (<= 1% unmasked); this card ships"
+                  f" {door['threshold']:.4f} for <= {args.max_no_face * 100:g}% no-face as well")
         print("\n".join(publish.check(models_dir / args.name, card, dataset.test, publish.gate_from_args(args),
                                       payload, door_splits)))
     def fill(staging: Path) -> bool:

@@ -74,6 +74,10 @@ def main(argv=None) -> int:
     print(ood.summary(door))
     print(nobody.summary(door["nobody"]))
     fields = {**ood.card_fields(door), "nobody": door["nobody"]}
+    stricter = (card.get("door_expected") or {}).get("target_no_face_admitted")
+    if stricter is not None and args.max_no_face is None:
+        print(f"note: the card's threshold was chosen for <= {stricter * 100:g}% no-face admitted as well; this"
+              f" measure is for faces alone (pass --max-no-face {stricter:g} to keep the stricter door)")
     before = card.get("door_threshold")
     print(f"door threshold: {before if before is not None else 'none'} in the card, {fields['door_threshold']} measured")
     if args.write:

@@ -85,13 +85,10 @@ def gate_cost(config: dict, board, macs: int) -> dict:
 
 def no_face_paths(splits: dict) -> list[Path]:
     """The pictures of the out-of-domain set that holds only `none` images (scenes-negative test)."""
-    from host.make.ood import NONE
+    from host.make.ood import no_face_set
 
-    for split, _ in splits.values():
-        labels = np.asarray(split.labels)
-        if len(labels) and (labels == NONE).all():
-            return list(split.paths)
-    return []
+    name = no_face_set(splits)
+    return [] if name is None else list(splits[name][0].paths)
 
 
 def card_fields(bundle_dir: Path, splits: dict, board_name: str, macs: int, frames: int = LONG_RUN_FRAMES,
@@ -112,7 +109,7 @@ def card_fields(bundle_dir: Path, splits: dict, board_name: str, macs: int, fram
         return {"error": str(exc)}
     return {"long_run": {**run, "open_share": round(run["open_share"], 4),
                          "what": "firmware/main.py on the simulated board over the no-face pictures only, each"
-                                 " held 1-20 frames; the bundle's threshold and debounce, presence gate on",
+                                 " held 1-20 frames; the bundle's debounce and the threshold below, presence gate on",
                          "threshold": config["threshold"] if threshold is None else float(threshold)},
             "gate": gate_cost(config, load_board(board_name), macs)}
 

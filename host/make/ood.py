@@ -207,6 +207,24 @@ def eval_splits(dataset: data_mod.Dataset, eval_dirs=None, limit: int | None = N
 FRAMED = " door-framed"
 
 
+def no_face_set(splits: dict) -> str | None:
+    """Name of the first out-of-domain set made only of no-face pictures (scenes-negative test): the
+    one the no-face figures, the --max-no-face target and the long run with nobody there use."""
+    for name, (split, _) in splits.items():
+        labels = np.asarray(split.labels)
+        if len(labels) and bool((labels == NONE).all()):
+            return name
+    return None
+
+
+def require_no_face(splits: dict, max_no_face: float | None) -> None:
+    if max_no_face is not None and no_face_set(splits) is None:
+        from host.errors import UserError
+
+        raise UserError(f"--max-no-face {max_no_face:g}: no no-face pictures to hold to it; keep scenes-negative"
+                        " among the out-of-domain sets (the default, or --eval-data .../scenes-negative)")
+
+
 def _has_both_face_classes(labels) -> bool:
     labels = np.asarray(labels)
     return bool((labels == NEGATIVE).any() and (labels == POSITIVE).any())
@@ -220,6 +238,7 @@ def measure(payload: bytes, dataset: data_mod.Dataset, eval_dirs=None, progress:
     (from degraded_splits) may be passed in when measuring many models on the same data
     (host.compare)."""
     splits = eval_splits(dataset, eval_dirs, limit) if splits is None else splits
+    require_no_face(splits, max_no_face)
     sets = [score_split(payload, split, name, description, progress) for name, (split, description) in splits.items()]
     degraded = degraded_splits(dataset.test) if degraded is None else degraded
     degraded_scored = [score_split(payload, s, f"degraded:{n}", degrade.DEGRADATIONS[n].description)
@@ -230,12 +249,7 @@ def measure(payload: bytes, dataset: data_mod.Dataset, eval_dirs=None, progress:
     faces = [s for s in sets if _has_both_face_classes(s.labels) and not s.name.endswith(FRAMED)]
     calibration = faces[0] if faces else score_split(payload, dataset.test, "test", f"{dataset.root.name} test split")
     framed = next((s for s in sets if s.name == calibration.name + FRAMED), None)
-    nobody = next((s for s in sets if len(s.labels) and bool((s.labels == NONE).all())), None)
-    if max_no_face is not None and nobody is None:
-        from host.errors import UserError
-
-        raise UserError(f"--max-no-face {max_no_face}: no no-face pictures to measure it on; keep"
-                        " scenes-negative among the out-of-domain sets (the default, or --eval-data .../scenes-negative)")
+    nobody = next((s for s in sets if s.name == no_face_set(splits)), None)
     threshold = door_threshold(calibration, framed, nobody, max_no_face)
     measures = report([*sets, combined], threshold)
     per_degradation = {s.name.split(":", 1)[1]: float((evaluate.predicted_labels(s.outputs) == s.labels).mean())
@@ -254,7 +268,7 @@ def missed_target(door: dict) -> list[tuple[str, float]]:
     out = []
     for name in (door["calibration"], door.get("calibration_framed")):
         unmasked = door["sets"].get(name or "", {}).get("unmasked_admitted")
-        if unmasked is not None and unmasked > MAX_UNMASKED_ADMITTED:
+        if unmasked is not None and unmasked > MAX_UNMASKED_ADMITTED + 1e-9:
             out.append((name, unmasked))
     return out
 
@@ -273,14 +287,14 @@ def summary(door: dict) -> str:
              f"threshold chosen on {on} for <= {MAX_UNMASKED_ADMITTED:.0%} unmasked admitted (each)"]
     if door.get("max_no_face") is not None:
         face_only = door["face_threshold"]
-        lines.append(f"  and on {door['no_face_set']} for <= {door['max_no_face']:.1%} no-face admitted: "
+        lines.append(f"  and on {door['no_face_set']} for <= {door['max_no_face'] * 100:g}% no-face admitted: "
                      + (f"raised from {face_only:.4f}, the faces' own threshold" if door["threshold"] > face_only
                         else "the faces' threshold already meets it"))
     for name, unmasked in missed_target(door):
         lines.append(f"WARNING: no threshold holds {name} to {MAX_UNMASKED_ADMITTED:.0%} unmasked admitted:"
                      f" {unmasked:.2%} even at the highest output level; this model is not safe for a door")
     if missed_no_face(door) is not None:
-        lines.append(f"WARNING: no threshold holds {door['no_face_set']} to {door['max_no_face']:.1%} no-face admitted:"
+        lines.append(f"WARNING: no threshold holds {door['no_face_set']} to {door['max_no_face'] * 100:g}% no-face admitted:"
                      f" {missed_no_face(door):.2%} even at the highest output level")
     if door["degraded_mean"] is not None:
         lines.append("degraded accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in door["degraded_accuracy"].items())

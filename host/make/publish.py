@@ -175,7 +175,7 @@ class DoorStanding:
         framings = f"close up{' / door-framed' if len(self.masked_admitted) > 1 else ''}"
         masked = " / ".join(f"{m:.2%}" for m in self.masked_admitted)
         unmasked = " / ".join(f"{u:.2%}" for u in self.unmasked_admitted)
-        return (f"  {self.where:28} door threshold {self.threshold:.4f}: masked admitted {masked}, unmasked"
+        return (f"  {self.where:28} faces' door threshold {self.threshold:.4f}: masked admitted {masked}, unmasked"
                 f" {unmasked} ({framings}){'' if self.safe else ' MISSES the 1% target'}, {self.model_bytes:,} bytes")
 
 
