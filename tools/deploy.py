@@ -427,14 +427,14 @@ def main(argv=None) -> int:
     overrides = load_site_config(args.config) if args.config else {}
     overrides.update(parse_overrides(args.set))
     config = render_config(bundle, board, overrides)
-    threshold = door_threshold_line(bundle.card, config, overrides)
+    threshold_line = door_threshold_line(bundle.card, config, overrides)
     staging = Path(tempfile.mkdtemp(prefix="tinymask-deploy-"))
     remote = Remote(args.port, verbose=args.verbose, dry_run=args.dry_run)
     if args.dry_run:
         files = local_files(bundle, config, staging, compiled=args.firmware_format != "py")
-        print(f"# {threshold}")
+        print(f"# {threshold_line}")
         return dry_run(remote, bundle, files, args, board)
-    print(threshold)
+    print(threshold_line)
     remote.check_port()
     try:
         deploy(remote, bundle, config, staging, args, board)

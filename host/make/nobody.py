@@ -103,14 +103,14 @@ def card_fields(bundle_dir: Path, splits: dict, board_name: str, macs: int, fram
     if not paths:
         return None
     try:
-        config = render(load(bundle_dir, board_name), board_name, {})
-        run = long_run(bundle_dir, paths, frames, board=board_name, threshold=threshold)
+        config = render(load(bundle_dir, board_name), board_name, {} if threshold is None else {"threshold": float(threshold)})
+        run = long_run(bundle_dir, paths, frames, board=board_name, threshold=config["threshold"])
     except UserError as exc:  # the board checks have passed, so this is the simulator's word: keep the bundle
         return {"error": str(exc)}
     return {"long_run": {**run, "open_share": round(run["open_share"], 4),
                          "what": "firmware/main.py on the simulated board over the no-face pictures only, each"
                                  " held 1-20 frames; the bundle's debounce and the threshold below, presence gate on",
-                         "threshold": config["threshold"] if threshold is None else float(threshold)},
+                         "threshold": config["threshold"]},
             "gate": gate_cost(config, load_board(board_name), macs)}
 
 

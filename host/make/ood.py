@@ -249,14 +249,16 @@ def measure(payload: bytes, dataset: data_mod.Dataset, eval_dirs=None, progress:
     faces = [s for s in sets if _has_both_face_classes(s.labels) and not s.name.endswith(FRAMED)]
     calibration = faces[0] if faces else score_split(payload, dataset.test, "test", f"{dataset.root.name} test split")
     framed = next((s for s in sets if s.name == calibration.name + FRAMED), None)
-    nobody = next((s for s in sets if s.name == no_face_set(splits)), None)
-    threshold = door_threshold(calibration, framed, nobody, max_no_face)
+    nobody_name = no_face_set(splits)
+    nobody = next((s for s in sets if s.name == nobody_name), None)
+    face_threshold = door_threshold(calibration, framed)
+    threshold = face_threshold if max_no_face is None else door_threshold(calibration, framed, nobody, max_no_face)
     measures = report([*sets, combined], threshold)
     per_degradation = {s.name.split(":", 1)[1]: float((evaluate.predicted_labels(s.outputs) == s.labels).mean())
                        for s in degraded_scored}
     return {"threshold": threshold, "calibration": calibration.name, "calibration_description": calibration.description,
             "calibration_framed": framed.name if framed is not None else None,
-            "face_threshold": door_threshold(calibration, framed), "max_no_face": max_no_face,
+            "face_threshold": face_threshold, "max_no_face": max_no_face,
             "no_face_set": nobody.name if nobody is not None else None,
             "sets": measures, "degraded_accuracy": per_degradation,
             "degraded_mean": float(np.mean(list(per_degradation.values()))) if per_degradation else None}
@@ -293,9 +295,10 @@ def summary(door: dict) -> str:
     for name, unmasked in missed_target(door):
         lines.append(f"WARNING: no threshold holds {name} to {MAX_UNMASKED_ADMITTED:.0%} unmasked admitted:"
                      f" {unmasked:.2%} even at the highest output level; this model is not safe for a door")
-    if missed_no_face(door) is not None:
+    missed = missed_no_face(door)
+    if missed is not None:
         lines.append(f"WARNING: no threshold holds {door['no_face_set']} to {door['max_no_face'] * 100:g}% no-face admitted:"
-                     f" {missed_no_face(door):.2%} even at the highest output level")
+                     f" {missed:.2%} even at the highest output level")
     if door["degraded_mean"] is not None:
         lines.append("degraded accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in door["degraded_accuracy"].items())
                      + f"; mean {door['degraded_mean']:.4f}")
