@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from host.make.compare import wilson_interval
+from host.make.evaluate import wilson_interval
 
 
 def main() -> int:

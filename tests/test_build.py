@@ -363,6 +363,18 @@ def test_a_no_face_target_outside_zero_to_one_is_one_line(share, tmp_path):
     assert "--max-no-face" in result.stderr.strip().splitlines()[-1]
 
 
+def test_calibrate_without_data_takes_the_sets_the_card_names(monkeypatch):
+    from host.make import calibrate
+
+    monkeypatch.delenv("TINYMASK_DATA", raising=False)
+    three = {"data": {"sets": ["facemask-v1", "facemask-extra", "scenes-negative"]}}
+    assert calibrate.data_dirs_for(three) == [data_mod.SHARED_DATASETS / n for n in three["data"]["sets"]]
+    for card in ({"data": {"sets": ["facemask-v1", "my-own-folder"]}}, {}):  # not all here: facemask-v1
+        assert calibrate.data_dirs_for(card) == [data_mod.DEFAULT_DATA]
+    monkeypatch.setenv("TINYMASK_DATA", "/somewhere/else")
+    assert calibrate.data_dirs_for(three) == [Path("/somewhere/else")]
+
+
 def test_calibrate_without_a_bundle_is_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "host.cli", "calibrate", "--bundle", str(tmp_path / "nothing")],
                             capture_output=True, text=True)

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from host import tflm
-from host.make import compare, quantize
+from host.make import compare, evaluate, quantize
 from host.make import model as model_mod
 
 
@@ -174,10 +174,10 @@ def test_small_run_csv_and_markdown_agree_with_the_json(small_run):
 @given(st.integers(0, 1000), st.integers(1, 1000))
 def test_wilson_interval_brackets_the_accuracy(correct, total):
     correct = min(correct, total)
-    low, high = compare.wilson_interval(correct, total)
+    low, high = evaluate.wilson_interval(correct, total)
     assert 0.0 <= low <= correct / total <= high <= 1.0
 
 
 def test_wilson_interval_by_hand():
-    low, high = compare.wilson_interval(579, 599)  # 96.66% on facemask-v1/test
+    low, high = evaluate.wilson_interval(579, 599)  # 96.66% on facemask-v1/test
     assert low == pytest.approx(0.9491, abs=5e-4) and high == pytest.approx(0.9783, abs=5e-4)

@@ -6,9 +6,9 @@ threshold and expected rates in its card, without retraining.
 The same measure as the build's (host/make/ood.py): the out-of-domain sets the bundle's data did not
 train on, their door-framed faces, the degraded test, and the threshold for <= 1% unmasked admitted
 close up and door-framed; and the long run of no-face pictures on the simulated board
-(host/make/nobody.py). `--data` names the folders the bundle was trained on (default: the
-paper recipe's, facemask-v1), so that they are not measured as out of domain; their test split is
-the one degraded. `--max-no-face 0.02` asks for a stricter door: the lowest threshold that also
+(host/make/nobody.py). `--data` names the folders the bundle was trained on (default: the shared
+sets its card names, as the reference's three), so that they are not measured as out of domain;
+their test split is the one degraded. `--max-no-face 0.02` asks for a stricter door: the lowest threshold that also
 admits at most 2% of the no-face pictures (the long run is simulated at it). The card is rewritten
 atomically; the model file and its sha256 are untouched.
 """
@@ -28,7 +28,16 @@ from host.make import nobody, ood
 REFERENCE = Path(__file__).resolve().parents[2] / "models" / "tinymask"
 
 
-def calibrate(bundle_dir: Path, data_dirs: list[Path], eval_dirs=None, limit: int | None = None,
+def data_dirs_for(card: dict) -> list[Path]:
+    """The folders a bundle trained on, when --data does not say: $TINYMASK_DATA, else the shared
+    sets its card names (`data.sets`) when all of them are here, else facemask-v1."""
+    named = [data_mod.SHARED_DATASETS / name for name in (card.get("data") or {}).get("sets") or []]
+    if os.environ.get("TINYMASK_DATA") or not named or not all(d.is_dir() for d in named):
+        return data_mod.default_data_dirs()
+    return named
+
+
+def calibrate(bundle_dir: Path, data_dirs: list[Path] | None = None, eval_dirs=None, limit: int | None = None,
               progress: bool = True, max_no_face: float | None = None) -> tuple[dict, dict]:
     """(the bundle's card, the door measure of its model)."""
     try:
@@ -36,6 +45,7 @@ def calibrate(bundle_dir: Path, data_dirs: list[Path], eval_dirs=None, limit: in
         payload = (bundle_dir / card["model_file"]).read_bytes()
     except (OSError, ValueError, KeyError) as exc:
         raise UserError(f"{bundle_dir}: no readable model card and model ({exc}); pass --bundle DIR of a build") from None
+    data_dirs = data_dirs or data_dirs_for(card)
     dataset = data_mod.load_dataset(data_dirs, limit=limit, progress=progress)
     if dataset.labels != card.get("labels"):
         raise UserError(f"{bundle_dir} classifies {card.get('labels')} but --data gives {dataset.labels};"
@@ -59,7 +69,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="tinymask calibrate", description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, default=REFERENCE, help="bundle folder (default: models/tinymask)")
     parser.add_argument("--data", type=Path, nargs="+", default=None, metavar="DIR",
-                        help="the folders the bundle was trained on (default: $TINYMASK_DATA, else facemask-v1)")
+                        help="the folders the bundle was trained on (default: $TINYMASK_DATA, else the shared sets"
+                             " its card names, else facemask-v1)")
     parser.add_argument("--eval-data", type=Path, nargs="*", default=None, metavar="DIR",
                         help="out-of-domain sets (default: the shared sets the bundle did not train on)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many images per split and class")
@@ -69,8 +80,7 @@ def main(argv=None) -> int:
     parser.add_argument("--write", action="store_true", help="store the threshold and rates in the card")
     args = parser.parse_args(argv)
     ood.check_share(args.max_no_face, "--max-no-face")
-    card, door = calibrate(args.bundle, args.data or data_mod.default_data_dirs(), args.eval_data, args.limit,
-                           max_no_face=args.max_no_face)
+    card, door = calibrate(args.bundle, args.data, args.eval_data, args.limit, max_no_face=args.max_no_face)
     print(ood.summary(door))
     print(nobody.summary(door["nobody"]))
     fields = {**ood.card_fields(door), "nobody": door["nobody"]}

@@ -85,16 +85,6 @@ def pareto_front(points: list[tuple[float, float]], maximize: tuple[bool, bool] 
     return front
 
 
-def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of an accuracy: how far test-set noise alone can move it."""
-    if total == 0:
-        return (0.0, 1.0)
-    p = correct / total
-    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return (max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))  # exact at p = 0 or 1
-
-
 def parse_rates(values: list[str]) -> list[float]:
     rates = []
     for v in values:
@@ -204,7 +194,7 @@ def measure(candidate: Candidate, model, dataset: data_mod.Dataset, board: Board
         "frame_fps": 1000.0 / frame_ms,
         "float32_accuracy": metrics["float32"]["accuracy"],
         "int8_accuracy": metrics["int8"]["accuracy"],
-        "int8_accuracy_ci95": wilson_interval(int(np.trace(metrics["int8"]["confusion_matrix"])), metrics["int8"]["count"]),
+        "int8_accuracy_ci95": evaluate.wilson_interval(int(np.trace(metrics["int8"]["confusion_matrix"])), metrics["int8"]["count"]),
         "agreement": metrics["agreement"],
         "float32_per_class": metrics["float32"]["per_class"],
         "int8_per_class": metrics["int8"]["per_class"],

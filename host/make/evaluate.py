@@ -1,10 +1,12 @@
 """Evaluate the int8 model with TensorFlow Lite Micro and the float32 model with Keras
-(`python -m host.evaluate`). Writes a confusion matrix as PNG and text."""
+(`python -m host.evaluate`). Writes a confusion matrix as PNG and text, and says what the door would do
+with each picture at the bundle's door threshold."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -79,13 +81,75 @@ def to_labels(scores: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
     return (scores >= threshold).astype(int)
 
 
+def door_admits(scores: np.ndarray, threshold) -> np.ndarray:
+    """firmware/door.py's "mask" for a positive-class score: at least the threshold, and above the
+    no-mask band (score <= 1 - threshold, which wins where the two overlap, for safety). `threshold`
+    may be an array broadcast against `scores`."""
+    return (scores >= threshold) & (scores > 1.0 - threshold)
+
+
+def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a share (an accuracy, an admission rate): how far test-set noise
+    alone can move it. Three lines of formula; scipy would be a 40 MB dependency for them."""
+    if total == 0:
+        return (0.0, 1.0)
+    p = correct / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return (max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))  # exact at p = 0 or 1
+
+
+# what the door does with a picture of each true class (indices into LABELS_WITH_NONE)
+DOOR_CLASSES = (("unmasked", data_mod.LABELS_WITH_NONE.index(data_mod.NEGATIVE)),
+                ("masked", data_mod.LABELS_WITH_NONE.index(data_mod.POSITIVE)),
+                ("no_face", data_mod.LABELS_WITH_NONE.index(data_mod.NONE)))
+
+
+def door_admission(outputs: np.ndarray, split: data_mod.Split, threshold: float) -> dict:
+    """Per true class, the pictures the door admits with a 95% Wilson interval, and the unmasked faces
+    it admits by name: the unsafe errors a user must look at. Admitted as the firmware decides a frame
+    (infer.py, door.py): `door_admits` its P(with_mask), and a softmax model's first largest output
+    is not its none class."""
+    admitted = door_admits(positive_scores(outputs), threshold)
+    if outputs.shape[1] > data_mod.LABELS_WITH_NONE.index(data_mod.NONE):
+        admitted &= outputs.argmax(axis=1) != data_mod.LABELS_WITH_NONE.index(data_mod.NONE)
+    labels = np.asarray(split.labels)
+    out: dict = {"threshold": threshold}
+    for name, cls in DOOR_CLASSES:
+        members = labels == cls
+        if members.any():
+            k, n = int(admitted[members].sum()), int(members.sum())
+            out[name] = {"admitted": k, "images": n, "share": k / n, "ci95": wilson_interval(k, n)}
+    unmasked = DOOR_CLASSES[0][1]
+    out["unmasked_admitted_files"] = [str(p) for p, t, a in zip(split.paths, labels, admitted) if t == unmasked and a]
+    return out
+
+
+def door_text(door: dict, source: str) -> str:
+    lines = [f"door at threshold {door['threshold']:.3f} ({source}; per picture, the model alone: no presence gate,"
+             " no debounce)"]
+    for name, what in (("unmasked", "unmasked faces admitted"), ("masked", "masked faces admitted"),
+                       ("no_face", "no-face pictures admitted")):
+        if name in door:
+            d = door[name]
+            low, high = d["ci95"]
+            lines.append(f"  {what:26}{d['admitted']:>6} / {d['images']:<6}{100 * d['share']:7.2f}%"
+                         f"  (95% CI {100 * low:.2f}-{100 * high:.2f}%)")
+    files = door["unmasked_admitted_files"]
+    if files:
+        more = f" ... ({len(files)} in all, metrics.json lists them)" if len(files) > 5 else ""
+        lines.append("  unmasked faces it admits: " + ", ".join(files[:5]) + more)
+    return "\n".join(lines)
+
+
 def evaluate(model, payload: bytes, split: data_mod.Split, progress: bool = True,
-             labels: list[str] | None = None) -> dict:
+             labels: list[str] | None = None, door_threshold: float | None = None) -> dict:
     labels = labels or data_mod.LABELS
     f_out, q_out = float_outputs(model, split.pixels), int8_outputs(payload, split.pixels, progress)
     f_scores, q_scores = positive_scores(f_out), positive_scores(q_out)
     f_pred, q_pred = predicted_labels(f_out), predicted_labels(q_out)
-    return {
+    door = {} if door_threshold is None else {"door": door_admission(q_out, split, door_threshold)}
+    return {**door,
         "threshold": THRESHOLD,
         "float32": classification_metrics(split.labels, f_pred, labels),
         "int8": classification_metrics(split.labels, q_pred, labels),
@@ -127,13 +191,14 @@ def metrics_table(results: dict) -> str:
     return "\n".join(rows)
 
 
-def evaluate_int8(payload: bytes, split: data_mod.Split, labels: list[str], progress: bool = True) -> dict:
+def evaluate_int8(payload: bytes, split: data_mod.Split, labels: list[str], progress: bool = True,
+                  door_threshold: float | None = None) -> dict:
     """The int8 model alone (a bundle's .tflite, no Keras model): what the board would answer."""
-    if "predicted_labels" in globals():  # sigmoid or softmax output
-        predicted = predicted_labels(int8_outputs(payload, split.pixels, progress))  # noqa: F821
-    else:
-        predicted = to_labels(int8_scores(payload, split.pixels, progress))
+    outputs = int8_outputs(payload, split.pixels, progress)
+    predicted = predicted_labels(outputs)
+    door = {} if door_threshold is None else {"door": door_admission(outputs, split, door_threshold)}
     return {
+        **door,
         "threshold": THRESHOLD,
         "int8": classification_metrics(split.labels, predicted, labels),
         "misclassified_int8": [{"path": str(p), "true": labels[t], "predicted": labels[q]}
@@ -141,15 +206,28 @@ def evaluate_int8(payload: bytes, split: data_mod.Split, labels: list[str], prog
     }
 
 
-def bundle_labels(tflite: Path) -> list[str]:
-    """The labels of the bundle the .tflite sits in (its model card), else the two default classes."""
+def bundle_card(tflite: Path) -> dict | None:
+    """The model card of the bundle the .tflite sits in; None for a .tflite outside a bundle."""
     card = tflite.parent / "model_card.json"
-    if card.is_file():
-        try:
-            return list(json.loads(card.read_text())["labels"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise UserError(f"{card}: unreadable model card ({exc}); rebuild the bundle with tinymask build") from None
-    return data_mod.LABELS
+    if not card.is_file():
+        return None
+    try:
+        loaded = json.loads(card.read_text())
+        list(loaded["labels"])
+        return loaded
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{card}: unreadable model card ({exc}); rebuild the bundle with tinymask build") from None
+
+
+def door_threshold_of(card: dict | None, given: float | None) -> tuple[float | None, str]:
+    """(threshold, where it came from): --threshold, else the card's calibrated door threshold."""
+    if given is not None:
+        if not 0.0 <= given <= 1.0:
+            raise UserError(f"--threshold {given}: a probability from 0 to 1, e.g. --threshold 0.8")
+        return given, "--threshold"
+    if card and card.get("door_threshold") is not None:
+        return float(card["door_threshold"]), "the model card's door_threshold"
+    return None, ""
 
 
 def main(argv=None) -> int:
@@ -165,26 +243,34 @@ def main(argv=None) -> int:
                              " from tools.dataset (default: $TINYMASK_DATA or facemask-v1)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many images per split and class")
     parser.add_argument("--out", type=Path, default=Path("runs/evaluate"), help="folder for metrics.json and the confusion matrix")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="door threshold for the door figures (default: the bundle card's door_threshold)")
     args = parser.parse_args(argv)
     for path in [p for p in (args.tflite, args.model) if p is not None]:
         if not path.is_file():
             raise UserError(f"{path}: not found; pass --tflite BUNDLE/<name>.tflite (and --model MODEL.keras to"
                             " compare with the float32 model)")
-    labels = bundle_labels(args.tflite)
+    card = bundle_card(args.tflite)
+    labels = list(card["labels"]) if card else data_mod.LABELS
+    threshold, source = door_threshold_of(card, args.threshold)
     split, skipped = data_mod.load_test_split(args.data or data_mod.default_data_dir(), limit=args.limit)
     if skipped:
         print(data_mod.skipped_report(skipped))
     if args.model is None:
-        results = evaluate_int8(args.tflite.read_bytes(), split, labels)
+        results = evaluate_int8(args.tflite.read_bytes(), split, labels, door_threshold=threshold)
     else:
         import keras
 
-        results = evaluate(keras.models.load_model(args.model), args.tflite.read_bytes(), split)
+        results = evaluate(keras.models.load_model(args.model), args.tflite.read_bytes(), split, door_threshold=threshold)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(results, indent=2))
     write_confusion(results["int8"], args.out, "int8 (TFLM) on test")
     print(metrics_table(results))
     print(confusion_text(results["int8"]))
+    if "door" in results:
+        print(door_text(results["door"], source))
+    else:
+        print("no door figures: this .tflite has no bundle card with a door_threshold; pass --threshold T")
     return 0
 
 

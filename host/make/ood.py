@@ -1,7 +1,8 @@
 """Out-of-domain measures and the door threshold (issues 13 and 16).
 
 Every measure is per frame on the int8 model (TFLM, the board's kernels). The door admits a frame
-when P(with_mask) >= the door threshold (firmware/door.py); for a softmax model P(with_mask) is its
+when P(with_mask) >= the door threshold and above its no-mask band (`evaluate.door_admits`, as
+firmware/door.py decides); for a softmax model P(with_mask) is its
 `with_mask` output, so at any threshold >= 0.5 an admitted frame is also labelled `with_mask`.
 
 - unmasked admitted: share of `without_mask` images admitted (the unsafe error);
@@ -46,7 +47,7 @@ class Scored:
 
 def door_figures(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
     """Admitted shares per true class at the threshold; None where the set has no such image."""
-    admitted = scores >= threshold
+    admitted = evaluate.door_admits(scores, threshold)
     out = {}
     for key, cls in (("unmasked_admitted", NEGATIVE), ("masked_admitted", POSITIVE), ("no_face_admitted", NONE)):
         members = labels == cls
@@ -66,7 +67,7 @@ def calibrate(scores: np.ndarray, labels: np.ndarray, max_share: float = MAX_UNM
     faces unless told) admitted; the highest level when none reaches it."""
     members = scores[labels == cls]
     for level in INT8_LEVELS:
-        if not len(members) or float((members >= level).mean()) <= max_share + 1e-9:
+        if not len(members) or float(evaluate.door_admits(members, level).mean()) <= max_share + 1e-9:
             return float(level)
     return float(INT8_LEVELS[-1])
 
@@ -102,7 +103,7 @@ def operating_points(close_up: Scored, framed: Scored, nobody: Scored) -> dict[s
         scores = s.scores[s.labels == cls]
         if not len(scores):
             raise ValueError(f"{s.name} has no images of class {cls}")
-        return (scores[None, :] >= levels[:, None]).mean(axis=1)
+        return evaluate.door_admits(scores[None, :], levels[:, None]).mean(axis=1)
 
     return {"level": levels, "no_face": admitted(nobody, NONE), "close": admitted(close_up, POSITIVE),
             "framed": admitted(framed, POSITIVE)}
