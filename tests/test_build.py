@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
+from PIL import Image
 
 from host.errors import UserError
 from host.make import build, bundle, ood, plots, publish
@@ -260,19 +261,27 @@ def test_a_test_only_set_points_to_evaluate(tmp_path, data_dir):
 
 
 def test_evaluate_takes_a_bundle_alone_without_keras(built, tmp_path, data_dir):
+    """A two-class bundle before a folder that also holds no-face pictures (issue 16's probe)."""
     folder = tmp_path / "labelled"
     for label in ("with_mask", "without_mask"):
         (folder / label).mkdir(parents=True)
         for source in sorted((data_dir / "test" / label).iterdir())[:5]:
             shutil.copy(source, folder / label / source.name)
+    (folder / "none").mkdir()
+    for i, colour in enumerate([(0, 0, 0), (250, 250, 245), (200, 180, 150)]):  # covered lens, paper, a wall
+        Image.new("RGB", (160, 160), colour).save(folder / "none" / f"field{i}.jpg")
     code = ("import sys; from host.make import evaluate; evaluate.main(['--tflite', sys.argv[1], '--data', sys.argv[2],"
-            " '--out', sys.argv[3]]); print('KERAS', 'keras' in sys.modules or 'tensorflow' in sys.modules)")
+            " '--out', sys.argv[3], '--threshold', '0.8']); print('KERAS', 'keras' in sys.modules or 'tensorflow' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code, str(built / "tinymask.tflite"), str(folder), str(tmp_path / "eval")],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "KERAS False" in result.stdout
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert metrics["int8"]["count"] == 10 and metrics["int8"]["labels"] == bundle.load_card(built)["labels"]
+    assert metrics["int8"]["count"] == 13 and metrics["int8"]["labels"] == bundle.load_card(built)["labels"] + ["none"]
+    assert metrics["int8"]["per_class"]["none"]["recall"] == 0.0  # a two-class model cannot say "nobody"
+    door = metrics["door"]
+    assert door["threshold"] == 0.8 and [door[k]["images"] for k in ("unmasked", "masked", "no_face")] == [5, 5, 3]
+    assert "no-face pictures admitted" in result.stdout
 
 
 def test_curves_mark_the_shipped_epoch():

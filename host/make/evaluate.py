@@ -256,6 +256,9 @@ def main(argv=None) -> int:
     split, skipped = data_mod.load_test_split(args.data or data_mod.default_data_dir(), limit=args.limit)
     if skipped:
         print(data_mod.skipped_report(skipped))
+    if len(split.labels) and int(np.max(split.labels)) >= len(labels):
+        # no-face pictures before a two-class model: a row of their own, which it can never answer
+        labels = labels + data_mod.LABELS_WITH_NONE[len(labels):int(np.max(split.labels)) + 1]
     if args.model is None:
         results = evaluate_int8(args.tflite.read_bytes(), split, labels, door_threshold=threshold)
     else:
