@@ -49,7 +49,8 @@ def test_a_picture_is_admitted_exactly_when_the_firmware_admits_its_frame(output
             assert 0.0 <= low <= door[name]["share"] <= high <= 1.0
         else:
             assert name not in door
-    assert door["unmasked_admitted_files"] == [f"p{i}.jpg" for i, (f, t) in enumerate(zip(firmware, labels)) if f and t == 0]
+    for name, cls in (("unmasked", 0), ("no_face", 2)):
+        assert door[f"{name}_admitted_files"] == [f"p{i}.jpg" for i, (f, t) in enumerate(zip(firmware, labels)) if f and t == cls]
 
 
 def test_a_sigmoid_model_is_admitted_on_its_score_alone():

@@ -107,7 +107,7 @@ DOOR_CLASSES = (("unmasked", data_mod.LABELS_WITH_NONE.index(data_mod.NEGATIVE))
 
 def door_admission(outputs: np.ndarray, split: data_mod.Split, threshold: float) -> dict:
     """Per true class, the pictures the door admits with a 95% Wilson interval, and the unmasked faces
-    it admits by name: the unsafe errors a user must look at. Admitted as the firmware decides a frame
+    (the unsafe errors a user must look at) and no-face pictures it admits by name. Admitted as the firmware decides a frame
     (infer.py, door.py): `door_admits` its P(with_mask), and a softmax model's first largest output
     is not its none class."""
     admitted = door_admits(positive_scores(outputs), threshold)
@@ -120,8 +120,8 @@ def door_admission(outputs: np.ndarray, split: data_mod.Split, threshold: float)
         if members.any():
             k, n = int(admitted[members].sum()), int(members.sum())
             out[name] = {"admitted": k, "images": n, "share": k / n, "ci95": wilson_interval(k, n)}
-    unmasked = DOOR_CLASSES[0][1]
-    out["unmasked_admitted_files"] = [str(p) for p, t, a in zip(split.paths, labels, admitted) if t == unmasked and a]
+    for name, cls in (DOOR_CLASSES[0], DOOR_CLASSES[2]):
+        out[f"{name}_admitted_files"] = [str(p) for p, t, a in zip(split.paths, labels, admitted) if t == cls and a]
     return out
 
 
