@@ -65,6 +65,12 @@ def test_a_threshold_outside_zero_to_one_is_refused_in_one_line(given_value):
         evaluate.door_threshold_of({"door_threshold": 0.7}, given_value)
 
 
+@pytest.mark.parametrize("stored", ["0.7", 1.5, True, [0.7]])
+def test_a_card_with_a_broken_door_threshold_is_refused_in_one_line(stored):
+    with pytest.raises(UserError, match="door_threshold .* calibrate --write"):
+        evaluate.door_threshold_of({"door_threshold": stored}, None)
+
+
 def test_the_threshold_is_the_cards_unless_given():
     assert evaluate.door_threshold_of({"door_threshold": 0.7}, None) == (0.7, "the model card's door_threshold")
     assert evaluate.door_threshold_of({"door_threshold": 0.7}, 0.9) == (0.9, "--threshold")

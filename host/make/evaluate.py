@@ -107,9 +107,9 @@ DOOR_CLASSES = (("unmasked", data_mod.LABELS_WITH_NONE.index(data_mod.NEGATIVE))
 
 def door_admission(outputs: np.ndarray, split: data_mod.Split, threshold: float) -> dict:
     """Per true class, the pictures the door admits with a 95% Wilson interval, and the unmasked faces
-    (the unsafe errors a user must look at) and no-face pictures it admits by name. Admitted as the firmware decides a frame
-    (infer.py, door.py): `door_admits` its P(with_mask), and a softmax model's first largest output
-    is not its none class."""
+    (the unsafe errors a user must look at) and no-face pictures it admits by name. Admitted as the
+    firmware decides a frame (infer.py, door.py): `door_admits` its P(with_mask), and a softmax
+    model's first largest output is not its none class."""
     admitted = door_admits(positive_scores(outputs), threshold)
     if outputs.shape[1] > data_mod.LABELS_WITH_NONE.index(data_mod.NONE):
         admitted &= outputs.argmax(axis=1) != data_mod.LABELS_WITH_NONE.index(data_mod.NONE)
@@ -226,7 +226,11 @@ def door_threshold_of(card: dict | None, given: float | None) -> tuple[float | N
             raise UserError(f"--threshold {given}: a probability from 0 to 1, e.g. --threshold 0.8")
         return given, "--threshold"
     if card and card.get("door_threshold") is not None:
-        return float(card["door_threshold"]), "the model card's door_threshold"
+        value = card["door_threshold"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise UserError(f"model card door_threshold {value!r} is not a probability from 0 to 1; re-measure the"
+                            " bundle with tinymask calibrate --write, or pass --threshold T")
+        return float(value), "the model card's door_threshold"
     return None, ""
 
 
