@@ -185,7 +185,9 @@ def test_a_no_face_target_no_level_meets_is_reported_missed_at_the_top_level():
     assert "WARNING: no threshold holds nobody to 2% no-face admitted: 100.00%" in ood.summary(door)
     fields = ood.card_fields(door)["door_expected"]
     assert fields["no_face_target_met"] is False and fields["target_no_face_admitted"] == 0.02
-    assert fields["threshold_for_faces_alone"] == round(ood.door_threshold(faces), 6)
+    assert fields["threshold_for_faces_alone"] == ood.door_threshold(faces)  # the int8 level itself, not rounded off it
+    stored = ood.card_fields(door)["door_threshold"]
+    assert stored == ood.INT8_LEVELS[-1] and stored * 256 == 255
 
 
 @pytest.mark.parametrize("share", [0.0, 0.25, 0.75, 1.0])

@@ -378,10 +378,11 @@ def test_calibrate_without_data_takes_the_sets_the_card_names(monkeypatch):
     monkeypatch.delenv("TINYMASK_DATA", raising=False)
     three = {"data": {"sets": ["facemask-v1", "facemask-extra", "scenes-negative"]}}
     assert calibrate.data_dirs_for(three) == [data_mod.SHARED_DATASETS / n for n in three["data"]["sets"]]
-    for card in ({"data": {"sets": ["facemask-v1", "my-own-folder"]}}, {}):  # not all here: facemask-v1
-        assert calibrate.data_dirs_for(card) == [data_mod.DEFAULT_DATA]
+    for card in ({"data": {"sets": ["facemask-v1", "my-own-folder"]}}, {}, {"data": "odd"}, {"data": {"sets": 3}}):
+        assert calibrate.data_dirs_for(card) == [data_mod.DEFAULT_DATA]  # not all here: facemask-v1
     monkeypatch.setenv("TINYMASK_DATA", "/somewhere/else")
-    assert calibrate.data_dirs_for(three) == [Path("/somewhere/else")]
+    assert calibrate.data_dirs_for(three) == [data_mod.SHARED_DATASETS / n for n in three["data"]["sets"]]
+    assert calibrate.data_dirs_for({"data": {"sets": ["my-own-folder"]}}) == [Path("/somewhere/else")]
 
 
 def test_calibrate_without_a_bundle_is_one_line(tmp_path):

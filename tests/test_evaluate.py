@@ -107,3 +107,13 @@ def test_the_reference_on_a_users_folder_prints_and_keeps_the_door_figures(tmp_p
     strict = json.loads((out / "metrics.json").read_text())["door"]
     for name in ("unmasked", "masked", "no_face"):  # a higher threshold never admits more
         assert strict[name]["admitted"] <= door[name]["admitted"]
+
+
+@pytest.mark.parametrize("labels, outputs, true, expected", [
+    (["without_mask", "with_mask"], 3, [0, 1], ["without_mask", "with_mask", "none"]),  # a 3-output model, no card
+    (["without_mask", "with_mask"], 1, [0, 1, 2], ["without_mask", "with_mask", "none"]),  # no-face pictures, 2 classes
+    (["without_mask", "with_mask", "none"], 3, [0, 1], ["without_mask", "with_mask", "none"]),
+    (["without_mask", "with_mask"], 1, [], ["without_mask", "with_mask"]),
+])
+def test_the_labels_cover_every_class_the_model_answers_or_the_folder_holds(labels, outputs, true, expected):
+    assert evaluate.labels_for(labels, np.zeros((1, outputs)), np.array(true, int)) == expected

@@ -29,12 +29,15 @@ REFERENCE = Path(__file__).resolve().parents[2] / "models" / "tinymask"
 
 
 def data_dirs_for(card: dict) -> list[Path]:
-    """The folders a bundle trained on, when --data does not say: $TINYMASK_DATA, else the shared
-    sets its card names (`data.sets`) when all of them are here, else facemask-v1."""
-    named = [data_mod.SHARED_DATASETS / name for name in (card.get("data") or {}).get("sets") or []]
-    if os.environ.get("TINYMASK_DATA") or not named or not all(d.is_dir() for d in named):
-        return data_mod.default_data_dirs()
-    return named
+    """The folders a bundle trained on, when --data does not say: the shared sets its card names
+    (`data.sets`) when all of them are here, else $TINYMASK_DATA, else facemask-v1. The label check
+    in `calibrate` catches a wrong guess."""
+    data = card.get("data")
+    sets = data.get("sets") if isinstance(data, dict) else None
+    named = [data_mod.SHARED_DATASETS / name for name in sets if isinstance(name, str)] if isinstance(sets, list) else []
+    if named and all(d.is_dir() for d in named):
+        return named
+    return data_mod.default_data_dirs()
 
 
 def calibrate(bundle_dir: Path, data_dirs: list[Path] | None = None, eval_dirs=None, limit: int | None = None,

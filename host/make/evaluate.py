@@ -142,10 +142,19 @@ def door_text(door: dict, source: str) -> str:
     return "\n".join(lines)
 
 
+def labels_for(labels: list[str], outputs: np.ndarray, true_labels: np.ndarray) -> list[str]:
+    """The bundle's labels, widened to every class the model can answer or the folder holds: a
+    three-output model without a card, or no-face pictures before a two-class model (a row it can
+    never answer)."""
+    classes = max(len(labels), outputs.shape[1] if outputs.shape[1] > 1 else 2,
+                  int(np.max(true_labels)) + 1 if len(true_labels) else 0)
+    return labels + data_mod.LABELS_WITH_NONE[len(labels):classes]
+
+
 def evaluate(model, payload: bytes, split: data_mod.Split, progress: bool = True,
              labels: list[str] | None = None, door_threshold: float | None = None) -> dict:
-    labels = labels or data_mod.LABELS
     f_out, q_out = float_outputs(model, split.pixels), int8_outputs(payload, split.pixels, progress)
+    labels = labels_for(labels or data_mod.LABELS, q_out, split.labels)
     f_scores, q_scores = positive_scores(f_out), positive_scores(q_out)
     f_pred, q_pred = predicted_labels(f_out), predicted_labels(q_out)
     door = {} if door_threshold is None else {"door": door_admission(q_out, split, door_threshold)}
@@ -195,6 +204,7 @@ def evaluate_int8(payload: bytes, split: data_mod.Split, labels: list[str], prog
                   door_threshold: float | None = None) -> dict:
     """The int8 model alone (a bundle's .tflite, no Keras model): what the board would answer."""
     outputs = int8_outputs(payload, split.pixels, progress)
+    labels = labels_for(labels, outputs, split.labels)
     predicted = predicted_labels(outputs)
     door = {} if door_threshold is None else {"door": door_admission(outputs, split, door_threshold)}
     return {
@@ -260,15 +270,13 @@ def main(argv=None) -> int:
     split, skipped = data_mod.load_test_split(args.data or data_mod.default_data_dir(), limit=args.limit)
     if skipped:
         print(data_mod.skipped_report(skipped))
-    if len(split.labels) and int(np.max(split.labels)) >= len(labels):
-        # no-face pictures before a two-class model: a row of their own, which it can never answer
-        labels = labels + data_mod.LABELS_WITH_NONE[len(labels):int(np.max(split.labels)) + 1]
     if args.model is None:
         results = evaluate_int8(args.tflite.read_bytes(), split, labels, door_threshold=threshold)
     else:
         import keras
 
-        results = evaluate(keras.models.load_model(args.model), args.tflite.read_bytes(), split, door_threshold=threshold)
+        results = evaluate(keras.models.load_model(args.model), args.tflite.read_bytes(), split, labels=labels,
+                           door_threshold=threshold)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(results, indent=2))
     write_confusion(results["int8"], args.out, "int8 (TFLM) on test")
