@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,18 @@ def data_dir() -> Path:
     if not (root / "manifest.csv").is_file():
         pytest.fail(f"dataset not found at {root}: set TINYMASK_DATA to the facemask-v1 folder")
     return root
+
+
+def copy_test_faces(data_dir: Path, folder: Path, per_class: int) -> list[str]:
+    """A labelled folder as a user brings it: the first `per_class` test faces of each class in
+    `folder/<label>/`. Returns their paths relative to `folder`."""
+    copied = []
+    for label in ("with_mask", "without_mask"):
+        (folder / label).mkdir(parents=True)
+        for source in sorted((data_dir / "test" / label).iterdir())[:per_class]:
+            shutil.copy(source, folder / label / source.name)
+            copied.append(f"{label}/{source.name}")
+    return copied
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, copy_test_faces
 from PIL import Image
 
 from host.errors import UserError
@@ -247,11 +247,7 @@ def test_prune_makes_a_smaller_deployable_bundle(tmp_path, data_dir):
 def test_a_test_only_set_points_to_evaluate(tmp_path, data_dir):
     ondevice = tmp_path / "ondevice"
     rows = ["path,label,split,group"]
-    for label in ("with_mask", "without_mask"):
-        (ondevice / label).mkdir(parents=True)
-        for source in sorted((data_dir / "test" / label).iterdir())[:3]:
-            shutil.copy(source, ondevice / label / source.name)
-            rows.append(f"{label}/{source.name},{label},test,cam1-b000001")
+    rows += [f"{path},{path.split('/')[0]},test,cam1-b000001" for path in copy_test_faces(data_dir, ondevice, 3)]
     (ondevice / "manifest.csv").write_text("\n".join(rows) + "\n")
     result = run_build("--data", str(ondevice), "--out", str(tmp_path / "runs"), *TINY)
     assert result.returncode == 2
@@ -263,10 +259,7 @@ def test_a_test_only_set_points_to_evaluate(tmp_path, data_dir):
 def test_evaluate_takes_a_bundle_alone_without_keras(built, tmp_path, data_dir):
     """A two-class bundle before a folder that also holds no-face pictures (issue 16's probe)."""
     folder = tmp_path / "labelled"
-    for label in ("with_mask", "without_mask"):
-        (folder / label).mkdir(parents=True)
-        for source in sorted((data_dir / "test" / label).iterdir())[:5]:
-            shutil.copy(source, folder / label / source.name)
+    copy_test_faces(data_dir, folder, 5)
     (folder / "none").mkdir()
     for i, colour in enumerate([(0, 0, 0), (250, 250, 245), (200, 180, 150)]):  # covered lens, paper, a wall
         Image.new("RGB", (160, 160), colour).save(folder / "none" / f"field{i}.jpg")

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, copy_test_faces
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -81,10 +81,7 @@ def test_the_threshold_is_the_cards_unless_given():
 def test_the_reference_on_a_users_folder_prints_and_keeps_the_door_figures(tmp_path, data_dir, reference_bundle):
     """A folder as a user brings it (class subfolders, no manifest), faces and no-face pictures."""
     folder = tmp_path / "mine"
-    for label in ("with_mask", "without_mask"):
-        (folder / label).mkdir(parents=True)
-        for source in sorted((data_dir / "test" / label).iterdir())[:6]:
-            shutil.copy(source, folder / label / source.name)
+    copy_test_faces(data_dir, folder, 6)
     negatives = data_mod.SHARED_DATASETS / "scenes-negative"
     (folder / "none").mkdir()
     rows = [r for r in csv.DictReader((negatives / "manifest.csv").open()) if r["split"] == "test"][:6]

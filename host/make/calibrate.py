@@ -72,8 +72,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="tinymask calibrate", description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, default=REFERENCE, help="bundle folder (default: models/tinymask)")
     parser.add_argument("--data", type=Path, nargs="+", default=None, metavar="DIR",
-                        help="the folders the bundle was trained on (default: $TINYMASK_DATA, else the shared sets"
-                             " its card names, else facemask-v1)")
+                        help="the folders the bundle was trained on (default: the shared sets its card names, else"
+                             " $TINYMASK_DATA, else facemask-v1)")
     parser.add_argument("--eval-data", type=Path, nargs="*", default=None, metavar="DIR",
                         help="out-of-domain sets (default: the shared sets the bundle did not train on)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many images per split and class")
