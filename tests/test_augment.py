@@ -96,6 +96,32 @@ def test_door_framed_split_keeps_faces_only_and_uses_the_board_path(tmp_path):
     assert np.array_equal(levels, framed.pixels)  # RGB565 levels: the camera's own
 
 
+def test_flat_door_framing_puts_the_same_faces_in_the_same_places_before_each_scenes_mean(tmp_path):
+    """bench_framing_background compares a face in its scene with the same face before the scene's
+    mean colour: only the background may differ, and each face's scene is known."""
+    paths = []
+    for i in range(4):
+        path = tmp_path / f"face{i}.png"
+        Image.new("RGB", (64, 64), (250, 250, 250) if i % 2 else (10, 10, 10)).save(path)
+        paths.append(path)
+    scenes = []
+    for i, colours in enumerate([((255, 0, 0), (0, 0, 255)), ((0, 255, 0), (0, 255, 0))]):
+        scene = Image.new("RGB", (200, 200), colours[0])
+        scene.paste(colours[1], (0, 0, 200, 100))  # top half blue: a scene with structure; its mean is purple
+        scenes.append(tmp_path / f"scene{i}.png")
+        scene.save(scenes[-1])
+    split = data_mod.Split(np.zeros((4, 32, 32, 3), np.uint8), np.array([0, 1, 0, 1]), list("abcd"), paths, ["s"] * 4)
+    scene_of: list[int] = []
+    real = ood.door_framed_split(split, scenes, seed=5, scene_of=scene_of)
+    flat = ood.door_framed_split(split, scenes, seed=5, flat=True)
+    assert len(scene_of) == 4 and set(scene_of) <= {0, 1}
+    face = (real.pixels == flat.pixels).all(axis=-1)
+    assert face[:, 14:18, 14:18].all()  # the face (40-70% of the window, near the centre) is the same pixels
+    for row, scene in enumerate(scene_of):
+        corners = flat.pixels[row, [0, 0, -1, -1], [0, -1, 0, -1]].astype(int)
+        assert (np.ptp(corners, axis=0) <= 8).all()  # one colour behind the face
+        if scene == 0:
+            assert not face[row, 0, 0] and corners[0, 0] > 100 and corners[0, 2] > 100  # purple, not blue
 def test_door_threshold_holds_one_percent_for_close_ups_and_door_framed_faces():
     rng = np.random.default_rng(0)
     labels = np.array([0] * 200 + [1] * 200)

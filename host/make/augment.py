@@ -60,8 +60,10 @@ def valid_mode(mode: str) -> bool:
 
 def augment_batch(x: np.ndarray, mode: str, rng: np.random.Generator,
                   scenes: np.ndarray | None = None, doorframe: float | None = None,
-                  shrink: str = "box", windows: np.ndarray | None = None) -> np.ndarray:
-    """`scenes`: uint8 (n, 32, 32, 3) backgrounds for `doorframe` (None: random colour fields);
+                  shrink: str = "box", windows: np.ndarray | None = None,
+                  scene_weights: np.ndarray | None = None) -> np.ndarray:
+    """`scenes`: uint8 (n, 32, 32, 3) backgrounds for `doorframe` (None: random colour fields), drawn
+    with `scene_weights` when given (host.make.mining), else uniformly;
     `doorframe`: its probability per image instead of DOOR_PARTS' (host.train --doorframe);
     `shrink`: how door framing shrinks the face, one of SHRINKS (host.train --doorframe-shrink);
     `windows`: for shrink "window", each image's camera window at WINDOW_COPY px (window_copies).
@@ -74,7 +76,7 @@ def augment_batch(x: np.ndarray, mode: str, rng: np.random.Generator,
     if from_window:
         if windows is None or len(windows) != len(x):
             raise ValueError("door framing from the window needs one window copy per image")
-        x = door_framing(x, rng, share, scenes, shrink, windows)
+        x = door_framing(x, rng, share, scenes, shrink, windows, scene_weights)
     x = flip(x, rng)
     if mode in ("jitter", "robust") or "jitter" in parts:
         x = shift(x, rng, 3)
@@ -86,7 +88,7 @@ def augment_batch(x: np.ndarray, mode: str, rng: np.random.Generator,
     for name in DOOR_PARTS:  # a fixed order: the camera's chain, RGB565 last
         if name == "doorframe" and name in parts:
             if not from_window:
-                x = door_framing(x, rng, share, scenes, shrink)
+                x = door_framing(x, rng, share, scenes, shrink, scene_weights=scene_weights)
         elif name in parts:
             x = DOOR_FUNCTIONS[name](x, rng, DOOR_PARTS[name][0])
     return x
@@ -122,7 +124,8 @@ def _chosen(rng: np.random.Generator, n: int, p: float) -> np.ndarray:
 
 
 def door_framing(x: np.ndarray, rng: np.random.Generator, p: float, scenes: np.ndarray | None,
-                 shrink: str = "box", windows: np.ndarray | None = None) -> np.ndarray:
+                 shrink: str = "box", windows: np.ndarray | None = None,
+                 scene_weights: np.ndarray | None = None) -> np.ndarray:
     """host.framing.door_frame at the model's resolution: the 32x32 picture shrunk to 40-100% of
     the side and pasted into a scene within a quarter of the slack of the centre. A `none` picture
     pasted into a scene still holds no face, so every class is treated alike. `shrink` "box"
@@ -136,7 +139,7 @@ def door_framing(x: np.ndarray, rng: np.random.Generator, p: float, scenes: np.n
         side = int(round(size * rng.uniform(0.4, 1.0)))
         if side >= size:
             continue
-        canvas = _from_uint8(scenes[int(rng.integers(len(scenes)))]) if scenes is not None and len(scenes) \
+        canvas = _from_uint8(scenes[pick_scene(rng, len(scenes), scene_weights)]) if scenes is not None and len(scenes) \
             else colour_field(rng, size)
         if shrink == "window":
             patch = preprocess.window_pixels(windows[i], side)
@@ -147,6 +150,11 @@ def door_framing(x: np.ndarray, rng: np.random.Generator, p: float, scenes: np.n
         canvas[oy:oy + side, ox:ox + side] = _from_uint8(patch)
         x[i] = canvas
     return x
+
+
+def pick_scene(rng: np.random.Generator, count: int, weights: np.ndarray | None) -> int:
+    """A background index: uniform (one integer draw, as every bundle before mining), or by `weights`."""
+    return int(rng.integers(count)) if weights is None else int(rng.choice(count, p=weights))
 
 
 def none_zoom(pixels: np.ndarray, no_face: np.ndarray, windows: np.ndarray, rng: np.random.Generator,

@@ -90,6 +90,9 @@ def main(argv=None) -> int:
     models_dir, publishing = publish.destination(args)
     if args.prune is not None and not 0.0 < args.prune < 1.0:
         raise UserError(f"--prune {args.prune}: a fraction of the filters above 0 and below 1, e.g. 0.5")
+    if args.prune is not None and config.hard_negatives > 0:
+        raise UserError("--prune with --hard-negatives: the fine-tuning after pruning does not mine, so the card would"
+                        " claim a training the pruned model did not get; use one of them")
     if args.determinism:
         repro.make_deterministic(args.seed)
 

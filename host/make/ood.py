@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image, ImageStat
 
 from host.make import data as data_mod
 from host.make import degrade, evaluate
@@ -133,18 +134,27 @@ def degraded_splits(test: data_mod.Split, names: list[str] | None = None) -> dic
 
 
 def door_framed_split(split: data_mod.Split, scene_paths: list, seed: int = 13,
-                      fractions: tuple[float, float] = (0.4, 0.7)) -> data_mod.Split:
+                      fractions: tuple[float, float] = (0.4, 0.7), flat: bool = False,
+                      scene_of: list | None = None) -> data_mod.Split:
     """Every face of `split` as a door camera frames it (host.framing.door_frame: 40-70% of the
     window, in a real scene), through the board's scaling; `none` images are left out. The scenes
-    should be pictures no training image comes from (scenes-negative test)."""
+    should be pictures no training image comes from (scenes-negative test). With `flat`, each scene
+    is replaced by its own mean colour (the same face, size and place: what the scene adds); each
+    face's scene index is appended to `scene_of` when given."""
     from host import framing, preprocess
 
     rng = np.random.default_rng(seed)
     scenes = [data_mod.load_image(p) for p in scene_paths]
+    if flat:
+        scenes = [Image.new("RGB", s.size, tuple(int(round(c)) for c in ImageStat.Stat(s.convert("RGB")).mean))
+                  for s in scenes]
     faces = np.nonzero(np.asarray(split.labels) != NONE)[0]
     pixels = np.zeros((len(faces), *split.pixels.shape[1:]), np.uint8)
     for row, i in enumerate(faces):
-        window = framing.door_frame(data_mod.load_image(split.paths[i]), scenes[int(rng.integers(len(scenes)))],
+        scene = int(rng.integers(len(scenes)))
+        if scene_of is not None:
+            scene_of.append(scene)
+        window = framing.door_frame(data_mod.load_image(split.paths[i]), scenes[scene],
                                     float(rng.uniform(*fractions)), rng)
         pixels[row] = preprocess.window_pixels(window)
     picked = split.subset(faces)

@@ -9,6 +9,7 @@ validation; measured in the README) lowers the learning rate along a half cosine
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -23,6 +24,7 @@ from host import preprocess
 from host.errors import UserError, run_cli
 from host.make import augment, bundle, distill, plots
 from host.make import data as data_mod
+from host.make import mining as mining_mod
 from host.make import model as model_mod
 
 AUGMENTATIONS = augment.MODES  # named modes; `+`-joined DOOR_PARTS lists are accepted too
@@ -81,6 +83,7 @@ class TrainConfig:
     doorframe_shrink: str = "box"  # how door framing shrinks the face: augment.SHRINKS
     none_zoom: float = 0.0  # share of no-face pictures replaced by a closer view of their window (augment.none_zoom)
     none_jigsaw: float = 0.0  # share of no-face pictures replaced by a tile-shuffled face (augment.none_jigsaw)
+    hard_negatives: float = 0.0  # share of no-face draws led by the model's own confusion (host.make.mining)
 
     @property
     def soft_targets(self) -> bool:
@@ -121,6 +124,8 @@ class TrainConfig:
             raise UserError("--none-zoom needs the camera-window copies of --doorframe-shrink window")
         if not (math.isfinite(self.none_jigsaw) and 0.0 <= self.none_jigsaw <= 1.0):
             raise UserError(f"--none-jigsaw {self.none_jigsaw}: a probability per no-face picture from 0 to 1, e.g. 0.3")
+        if not (math.isfinite(self.hard_negatives) and 0.0 <= self.hard_negatives <= 1.0):
+            raise UserError(f"--hard-negatives {self.hard_negatives}: a strength from 0 (off) to 1, e.g. 0.5")
         if not 0.0 < self.none_share < 1.0:
             raise UserError(f"--none-share {self.none_share}: a share of the epoch above 0 and below 1, e.g. 0.2")
         if self.balance not in BALANCES:
@@ -231,14 +236,24 @@ def scene_pixels(pixels: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
 
 
 def batches(pixels, labels, batch_size, mode, rng, weights=None, teacher=None, mixup=0.0, classes=2, doorframe=None,
-            shrink="box", windows=None, none_zoom=0.0, none_jigsaw=0.0):
+            shrink="box", windows=None, none_zoom=0.0, none_jigsaw=0.0, mining=None):
     """Augmented batches; with a `teacher` (host.make.distill.Teacher) the targets are its mixed soft
     targets for exactly the augmented images yielded, instead of the labels. With `mixup` > 0 every
     image is blended with another of its batch, and its target with that image's (one-hot for
-    more than two classes, P(with_mask) for two)."""
+    more than two classes, P(with_mask) for two). With `mining` (host.make.mining.HardNegatives)
+    each epoch draws the no-face pictures, and the door-framing backgrounds, as it last scored them."""
     scenes = scene_pixels(pixels, labels)
-    while True:
-        order = rng.permutation(len(labels)) if weights is None else rng.choice(len(labels), len(labels), p=weights)
+    no_face = np.asarray(labels) == 2
+    scene_weights = None
+    for epoch in itertools.count():
+        draw = weights
+        if mining is not None:
+            scene_weights = mining.weights_for(epoch)
+            if scene_weights is None:
+                return
+            base = np.full(len(labels), 1.0 / len(labels)) if weights is None else weights
+            draw = mining_mod.reweighted(base, no_face, scene_weights)
+        order = rng.permutation(len(labels)) if draw is None else rng.choice(len(labels), len(labels), p=draw)
         for start in range(0, len(order) - batch_size + 1, batch_size):
             idx = order[start:start + batch_size]
             picked = pixels[idx]
@@ -248,7 +263,7 @@ def batches(pixels, labels, batch_size, mode, rng, weights=None, teacher=None, m
             if none_jigsaw > 0:
                 picked, picked_windows = augment.none_jigsaw(picked, labels[idx] == 2, picked_windows, rng, none_jigsaw)
             x = augment.augment_batch(preprocess.to_float_input(picked), mode, rng, scenes, doorframe, shrink,
-                                      picked_windows)
+                                      picked_windows, scene_weights)
             if teacher is not None:
                 y = teacher.targets(x, labels[idx])
             elif mixup > 0:
@@ -353,14 +368,15 @@ def train(dataset: data_mod.Dataset, config: TrainConfig, verbose: bool = True) 
     batch_size = min(config.batch_size, len(labels))
     rng = np.random.default_rng(config.seed)
     best, rates = BestWeights(), LearningRates()
-    callbacks = [schedule_callback(config), *ema_callbacks(config), best, rates]
+    mining = hard_negatives(pixels, labels, config)
+    callbacks = [schedule_callback(config), *ema_callbacks(config), best, rates, *([mining] if mining else [])]
     if verbose:
         callbacks.append(EpochLine(config.epochs))
     start = time.time()
     history = model.fit(
         batches(pixels, labels, batch_size, config.augment, rng, weights, teacher, config.mixup, classes,
                 config.doorframe, config.doorframe_shrink, window_copies(dataset.train, config, verbose), config.none_zoom,
-                config.none_jigsaw),
+                config.none_jigsaw, mining),
         steps_per_epoch=max(1, len(labels) // batch_size),
         epochs=config.epochs,
         validation_data=(preprocess.to_float_input(dataset.val.pixels),
@@ -387,13 +403,15 @@ def refit(dataset: data_mod.Dataset, config: TrainConfig, rates: list[float], ve
     pixels, labels = training_arrays(both, config.augment)
     weights = sample_weights(labels, _sources(both, len(labels)), config.balance, config.none_share)
     batch_size = min(config.batch_size, len(labels))
-    callbacks = [keras.callbacks.LearningRateScheduler(lambda epoch: rates[epoch]), *ema_callbacks(config)]
+    mining = hard_negatives(pixels, labels, config)
+    callbacks = [keras.callbacks.LearningRateScheduler(lambda epoch: rates[epoch]), *ema_callbacks(config),
+                 *([mining] if mining else [])]
     if verbose:
         callbacks.append(EpochLine(len(rates)))
     history = model.fit(
         batches(pixels, labels, batch_size, config.augment, np.random.default_rng(config.seed), weights, teacher,
                 config.mixup, classes, config.doorframe, config.doorframe_shrink, window_copies(both, config, verbose),
-                config.none_zoom, config.none_jigsaw),
+                config.none_zoom, config.none_jigsaw, mining),
         steps_per_epoch=max(1, len(labels) // batch_size),
         epochs=len(rates),
         callbacks=callbacks,
@@ -401,6 +419,17 @@ def refit(dataset: data_mod.Dataset, config: TrainConfig, rates: list[float], ve
         verbose=0,
     )
     return model, [float(v) for v in history.history["accuracy"]]
+
+
+def hard_negatives(pixels: np.ndarray, labels: np.ndarray, config: TrainConfig) -> mining_mod.HardNegatives | None:
+    """The mining callback for --hard-negatives, refused in one line when there is nothing to mine."""
+    if config.hard_negatives == 0:
+        return None
+    scenes = scene_pixels(pixels, labels)
+    if scenes is None:
+        raise UserError(f"--hard-negatives {config.hard_negatives:g}: the training data has no no-face pictures to"
+                        " mine; add a folder of them (e.g. ../shared/datasets/scenes-negative) or leave it off")
+    return mining_mod.HardNegatives(scenes, config.hard_negatives)
 
 
 def _sources(split: data_mod.Split, count: int) -> list[str]:
@@ -484,6 +513,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of no-face training pictures replaced by a random closer view (50-100%% of the"
                              " side) of their camera window, so the none class sees scenes at more scales"
                              " (default: %(default)s, off; docs/presence.md)")
+    parser.add_argument("--hard-negatives", type=float, default=d.hard_negatives, metavar="STRENGTH",
+                        help="online hard-negative mining: after each epoch the model scores the no-face training"
+                             " pictures, and this share of the next epoch's no-face draws (and door-framing"
+                             " backgrounds) follows how masked each looked (default: %(default)s, off;"
+                             " host/make/mining.py)")
     parser.add_argument("--none-jigsaw", type=float, default=d.none_jigsaw, metavar="P",
                         help="share of no-face training pictures replaced by a training face cut into 4x4 tiles"
                              " shuffled: a face's colours and textures without its layout, as a hard no-face example"
@@ -503,7 +537,7 @@ def config_from_args(args) -> TrainConfig:
         schedule=args.schedule, balance=pick("balance"), none_share=args.none_share, distill=args.distill, distill_alpha=args.distill_alpha,
         distill_temperature=args.distill_temperature, mixup=args.mixup, ema=args.ema,
         doorframe=pick("doorframe"), doorframe_shrink=pick("doorframe_shrink"), none_zoom=args.none_zoom,
-        none_jigsaw=args.none_jigsaw,
+        none_jigsaw=args.none_jigsaw, hard_negatives=args.hard_negatives,
     )
 
 
