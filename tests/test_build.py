@@ -48,6 +48,11 @@ def test_model_card_describes_the_exact_model(built):
     assert len(card["data"]["fingerprint"]) == 64 and card["training"]["seed"] == 1337
     assert card["training"]["refit"] is True and card["training"]["augment"] == "jitter"
     assert card["training"]["schedule"] == "cosine" and card["training"]["dropout"] == 0.1
+    from importlib.metadata import version
+
+    packages = card["training"]["packages"]  # what a same-seed rebuild must match to give these bytes
+    assert set(packages) >= {"tensorflow-cpu", "keras", "numpy", "pillow", "ai-edge-litert", "tflite-micro"}
+    assert packages["keras"] == version("keras") and packages["pillow"] == version("pillow")
     matrix = card["metrics"]["int8"]["confusion_matrix"]
     assert sum(map(sum, matrix)) == 80
 
@@ -383,3 +388,14 @@ def test_calibrate_without_a_bundle_is_one_line(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error:") and "--bundle" in result.stderr
+
+
+def test_card_names_the_cpu_and_its_instruction_sets_the_kernels_chose_by(tmp_path):
+    from host.make.card import machine_facts
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU 9000\nflags\t\t: fpu sse4_2 avx avx2 fma avx512f\n"
+                       "processor\t: 1\nmodel name\t: Some CPU 9000\nflags\t\t: fpu\n")
+    facts = machine_facts(cpuinfo)
+    assert facts["cpu"] == "Some CPU 9000" and facts["simd"] == ["sse4_2", "avx", "avx2", "fma", "avx512f"]
+    assert machine_facts(tmp_path / "missing")["simd"] == []  # not Linux: still a card, without the flags

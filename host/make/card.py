@@ -6,6 +6,7 @@ from __future__ import annotations
 import platform
 from dataclasses import asdict
 from datetime import datetime, timezone
+from pathlib import Path
 
 from host import mcu
 from host.make import bundle, evaluate, ood, publish
@@ -60,7 +61,8 @@ def build_card(name, board, facts, macs, params, results, config, dataset, secon
             "max_score_difference": results["max_score_difference"],
         },
         "training": {**asdict(config), "seconds": round(seconds, 1),
-                     "tensorflow": _version("tensorflow"), "python": platform.python_version()},
+                     "tensorflow": _version("tensorflow"), "python": platform.python_version(),
+                     "packages": package_versions(), "machine": machine_facts()},
         "data": {
             "sets": [r.name for r in dataset.roots] or [dataset.root.name],
             "layout": dataset.layout,
@@ -89,3 +91,43 @@ def _version(package: str) -> str:
     from importlib.metadata import version
 
     return version(package + "-cpu") if package == "tensorflow" else version(package)
+
+
+# Every package whose version can change a build's bytes for the same seed: training kernels and
+# random streams (tensorflow, keras, numpy), image decoding and resizing (pillow), quantization and
+# the interpreters that score the model (ai-edge-litert, tflite-micro). README "Same seed, same bundle".
+BUILD_PACKAGES = ("tensorflow-cpu", "keras", "numpy", "pillow", "ai-edge-litert", "tflite-micro")
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for package in BUILD_PACKAGES:
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "not installed"
+    return out
+
+
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "amx_tile")  # what TensorFlow's kernels choose by
+
+
+def machine_facts(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
+    """The CPU a build ran on: TensorFlow's CPU kernels pick their code path (and so their rounding)
+    by these instruction sets, so the same seed and packages can still give other bytes elsewhere."""
+    facts = {"arch": platform.machine(), "cpu": platform.processor() or "unknown", "simd": []}
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return facts
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and facts["cpu"] in ("unknown", platform.machine()):
+            facts["cpu"] = value.strip()
+        elif key.strip() == "flags":
+            present = set(value.split())
+            facts["simd"] = [f for f in SIMD_FLAGS if f in present]
+            break
+    return facts
