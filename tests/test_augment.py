@@ -122,6 +122,8 @@ def test_flat_door_framing_puts_the_same_faces_in_the_same_places_before_each_sc
         assert (np.ptp(corners, axis=0) <= 8).all()  # one colour behind the face
         if scene == 0:
             assert not face[row, 0, 0] and corners[0, 0] > 100 and corners[0, 2] > 100  # purple, not blue
+
+
 def test_door_threshold_holds_one_percent_for_close_ups_and_door_framed_faces():
     rng = np.random.default_rng(0)
     labels = np.array([0] * 200 + [1] * 200)

@@ -116,8 +116,14 @@ def test_a_mined_fit_is_the_same_every_time_and_weights_the_scenes_it_confuses()
 def test_hard_negatives_need_no_face_pictures_and_a_strength_from_0_to_1():
     with pytest.raises(UserError, match="no no-face pictures"):
         train.hard_negatives(np.zeros((4, 32, 32, 3), np.uint8), np.array([0, 1, 0, 1]),
-                             train.TrainConfig(hard_negatives=0.5))
-    assert train.hard_negatives(np.zeros((4, 32, 32, 3), np.uint8), np.array([0, 1, 2, 2]), train.TrainConfig()) is None
+                             train.TrainConfig(hard_negatives=0.5), 2)
+    assert train.hard_negatives(np.zeros((4, 32, 32, 3), np.uint8), np.array([0, 1, 2, 2]), train.TrainConfig(), 2) is None
+    # Keras reads two batches before the first epoch: with one batch per epoch the second would wait forever
+    with pytest.raises(UserError, match="at least two batches per epoch"):
+        train.hard_negatives(np.zeros((12, 32, 32, 3), np.uint8), np.array([0, 1, 2] * 4),
+                             train.TrainConfig(hard_negatives=0.5), 8)
+    assert train.hard_negatives(np.zeros((16, 32, 32, 3), np.uint8), np.array([0, 1, 2, 2] * 4),
+                                train.TrainConfig(hard_negatives=0.5), 8) is not None
     for bad in (-0.1, 1.5, float("nan")):
         with pytest.raises(UserError, match="--hard-negatives"):
             train.TrainConfig(hard_negatives=bad)
@@ -128,3 +134,16 @@ def test_build_refuses_pruning_a_mined_model(tmp_path):
 
     with pytest.raises(UserError, match="--prune with --hard-negatives"):
         build.main(["--prune", "0.5", "--hard-negatives", "0.5", "--limit", "4", "--out", str(tmp_path)])
+
+
+def test_a_fit_that_fails_lets_the_waiting_generator_go():
+    """Keras calls on_train_end only when fit succeeds; `released` frees the generator either way."""
+    m = mining.HardNegatives(np.zeros((3, 32, 32, 3), np.uint8), 0.5)
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(m.weights_for(4)))
+    waiter.start()
+    with pytest.raises(RuntimeError):
+        with train.released(m):
+            raise RuntimeError("fit failed")
+    waiter.join(5)
+    assert got == [None]

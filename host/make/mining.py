@@ -9,7 +9,9 @@ backgrounds, with probability
     (1 - STRENGTH) / n + STRENGTH * P(with_mask | picture) / sum of P(with_mask)
 
 so the scenes it confuses come back more often while every scene keeps a share. The `none` class's
-share of the epoch does not change (`--none-share`).
+share of the epoch does not change (`--none-share`); inside it, the uniform part is uniform per picture,
+so with `--balance source` (the door recipes) it also replaces the square-root balance of the
+no-face sources (measured as one change, docs/presence.md).
 
 Same seed, same bundle: the batch generator runs ahead of training in a tf.data thread, so it waits
 (`weights_for`) until the epoch before has ended and been scored; what it draws then depends on the
@@ -54,6 +56,10 @@ class HardNegatives(keras.callbacks.Callback):
             self._ready.notify_all()
 
     def on_train_end(self, logs=None):
+        self.close()
+
+    def close(self) -> None:
+        """Release a waiting generator for good (the end of training, or fit raising)."""
         with self._ready:
             self._closed = True
             self._ready.notify_all()

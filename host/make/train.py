@@ -9,6 +9,7 @@ validation; measured in the README) lowers the learning rate along a half cosine
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import math
@@ -368,23 +369,24 @@ def train(dataset: data_mod.Dataset, config: TrainConfig, verbose: bool = True) 
     batch_size = min(config.batch_size, len(labels))
     rng = np.random.default_rng(config.seed)
     best, rates = BestWeights(), LearningRates()
-    mining = hard_negatives(pixels, labels, config)
+    mining = hard_negatives(pixels, labels, config, batch_size)
     callbacks = [schedule_callback(config), *ema_callbacks(config), best, rates, *([mining] if mining else [])]
     if verbose:
         callbacks.append(EpochLine(config.epochs))
     start = time.time()
-    history = model.fit(
-        batches(pixels, labels, batch_size, config.augment, rng, weights, teacher, config.mixup, classes,
-                config.doorframe, config.doorframe_shrink, window_copies(dataset.train, config, verbose), config.none_zoom,
-                config.none_jigsaw, mining),
-        steps_per_epoch=max(1, len(labels) // batch_size),
-        epochs=config.epochs,
-        validation_data=(preprocess.to_float_input(dataset.val.pixels),
-                         targets(dataset.val.labels, classes, one_hot=config.soft_targets)),
-        callbacks=callbacks,
-        shuffle=False,  # the generator shuffles, seeded
-        verbose=0,
-    )
+    with released(mining):
+        history = model.fit(
+            batches(pixels, labels, batch_size, config.augment, rng, weights, teacher, config.mixup, classes,
+                    config.doorframe, config.doorframe_shrink, window_copies(dataset.train, config, verbose),
+                    config.none_zoom, config.none_jigsaw, mining),
+            steps_per_epoch=max(1, len(labels) // batch_size),
+            epochs=config.epochs,
+            validation_data=(preprocess.to_float_input(dataset.val.pixels),
+                             targets(dataset.val.labels, classes, one_hot=config.soft_targets)),
+            callbacks=callbacks,
+            shuffle=False,  # the generator shuffles, seeded
+            verbose=0,
+        )
     if best.weights is not None:
         model.set_weights(best.weights)
     clean = {k: [float(v) for v in vs] for k, vs in history.history.items()}
@@ -403,33 +405,51 @@ def refit(dataset: data_mod.Dataset, config: TrainConfig, rates: list[float], ve
     pixels, labels = training_arrays(both, config.augment)
     weights = sample_weights(labels, _sources(both, len(labels)), config.balance, config.none_share)
     batch_size = min(config.batch_size, len(labels))
-    mining = hard_negatives(pixels, labels, config)
+    mining = hard_negatives(pixels, labels, config, batch_size)
     callbacks = [keras.callbacks.LearningRateScheduler(lambda epoch: rates[epoch]), *ema_callbacks(config),
                  *([mining] if mining else [])]
     if verbose:
         callbacks.append(EpochLine(len(rates)))
-    history = model.fit(
-        batches(pixels, labels, batch_size, config.augment, np.random.default_rng(config.seed), weights, teacher,
-                config.mixup, classes, config.doorframe, config.doorframe_shrink, window_copies(both, config, verbose),
-                config.none_zoom, config.none_jigsaw, mining),
-        steps_per_epoch=max(1, len(labels) // batch_size),
-        epochs=len(rates),
-        callbacks=callbacks,
-        shuffle=False,
-        verbose=0,
-    )
+    with released(mining):
+        history = model.fit(
+            batches(pixels, labels, batch_size, config.augment, np.random.default_rng(config.seed), weights, teacher,
+                    config.mixup, classes, config.doorframe, config.doorframe_shrink, window_copies(both, config, verbose),
+                    config.none_zoom, config.none_jigsaw, mining),
+            steps_per_epoch=max(1, len(labels) // batch_size),
+            epochs=len(rates),
+            callbacks=callbacks,
+            shuffle=False,
+            verbose=0,
+        )
     return model, [float(v) for v in history.history["accuracy"]]
 
 
-def hard_negatives(pixels: np.ndarray, labels: np.ndarray, config: TrainConfig) -> mining_mod.HardNegatives | None:
-    """The mining callback for --hard-negatives, refused in one line when there is nothing to mine."""
+def hard_negatives(pixels: np.ndarray, labels: np.ndarray, config: TrainConfig,
+                   batch_size: int) -> mining_mod.HardNegatives | None:
+    """The mining callback for --hard-negatives, refused in one line when there is nothing to mine.
+    Keras reads the generator's first two batches before training starts, so an epoch of one batch
+    would have the generator wait for an epoch's scores that can never come."""
     if config.hard_negatives == 0:
         return None
     scenes = scene_pixels(pixels, labels)
     if scenes is None:
         raise UserError(f"--hard-negatives {config.hard_negatives:g}: the training data has no no-face pictures to"
                         " mine; add a folder of them (e.g. ../shared/datasets/scenes-negative) or leave it off")
+    if len(labels) // batch_size < 2:
+        raise UserError(f"--hard-negatives {config.hard_negatives:g}: needs at least two batches per epoch"
+                        f" ({2 * batch_size} training images at --batch-size {batch_size}), the split has {len(labels)};"
+                        " add images, lower --batch-size, or leave it off")
     return mining_mod.HardNegatives(scenes, config.hard_negatives)
+
+
+@contextlib.contextmanager
+def released(mining: mining_mod.HardNegatives | None):
+    """Let a waiting batch generator go however fit ends (Keras calls on_train_end only on success)."""
+    try:
+        yield
+    finally:
+        if mining is not None:
+            mining.close()
 
 
 def _sources(split: data_mod.Split, count: int) -> list[str]:
