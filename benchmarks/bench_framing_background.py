@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from host.errors import UserError  # noqa: E402
+from host.errors import run_cli  # noqa: E402
 from host.framing import real_test_scenes  # noqa: E402
 from host.make import bundle as bundle_mod  # noqa: E402
 from host.make import data as data_mod  # noqa: E402
@@ -34,10 +34,6 @@ def scene_pixels(scene_paths: list[Path]) -> np.ndarray:
     split, _ = data_mod.load_test_split(data_mod.SHARED_DATASETS / "scenes-negative", progress=False)
     row_of = {Path(p).resolve(): i for i, p in enumerate(split.paths)}
     return split.pixels[[row_of[Path(p).resolve()] for p in scene_paths]]
-
-
-def admitted(scores: np.ndarray, labels: np.ndarray, cls: int, threshold: float) -> np.ndarray:
-    return evaluate.door_admits(scores[labels == cls], threshold)
 
 
 def main(argv=None) -> int:
@@ -64,12 +60,10 @@ def main(argv=None) -> int:
         threshold = float(card["door_threshold"])
         s_scene, s_flat, s_alone = (evaluate.positive_scores(evaluate.int8_outputs(payload, p, progress=False))
                                     for p in (framed.pixels, flat.pixels, alone))
-        unmasked = labels == ood.NEGATIVE
-        let_in = np.nonzero(unmasked)[0][admitted(s_scene, labels, ood.NEGATIVE, threshold)]
-        row = {"unmasked_scene": admitted(s_scene, labels, ood.NEGATIVE, threshold).mean(),
-               "unmasked_flat": admitted(s_flat, labels, ood.NEGATIVE, threshold).mean(),
-               "masked_scene": admitted(s_scene, labels, ood.POSITIVE, threshold).mean(),
-               "masked_flat": admitted(s_flat, labels, ood.POSITIVE, threshold).mean(),
+        in_scene, on_flat = (ood.door_figures(s, labels, threshold) for s in (s_scene, s_flat))
+        let_in = np.nonzero((labels == ood.NEGATIVE) & evaluate.door_admits(s_scene, threshold))[0]
+        row = {"unmasked_scene": in_scene["unmasked_admitted"], "unmasked_flat": on_flat["unmasked_admitted"],
+               "masked_scene": in_scene["masked_admitted"], "masked_flat": on_flat["masked_admitted"],
                "level_scene": ood.calibrate(s_scene, labels), "level_flat": ood.calibrate(s_flat, labels),
                "behind": float(s_alone[scene_of_face[let_in]].mean()) if len(let_in) else float("nan"),
                "all": float(s_alone.mean())}
@@ -88,8 +82,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(run_cli(main))

@@ -38,7 +38,6 @@ class HardNegatives(keras.callbacks.Callback):
         self.inputs = preprocess.to_float_input(scenes)
         self.strength = strength
         self.weights = np.full(len(scenes), 1.0 / len(scenes))
-        self.hardest: list[float] = []  # per epoch, the largest P(with_mask) over the scenes (the history)
         self._scored_epochs = 0
         self._closed = False
         self._ready = threading.Condition()
