@@ -206,3 +206,60 @@ def test_training_frames_faces_from_their_window_copies(data_dir, monkeypatch):
     config = train.TrainConfig(epochs=1, augment="door", doorframe=1.0, doorframe_shrink="window", refit=False)
     result = train.train(dataset, config, verbose=False)
     assert made == [len(dataset.train)] and len(result.history["loss"]) == 1
+
+
+@given(st.lists(st.tuples(st.floats(0.01, 1.0), st.floats(0.01, 1.0), st.floats(0.01, 1.0), st.integers(0, 2)),
+                min_size=1, max_size=8),
+       st.floats(0.0, 4.0))
+def test_sparse_focal_loss_is_cross_entropy_scaled_by_one_minus_p_true_to_gamma(rows, gamma):
+    import numpy as np
+
+    p = np.array([r[:3] for r in rows], np.float32)
+    p /= p.sum(axis=1, keepdims=True)
+    y = np.array([r[3] for r in rows], np.float32)
+    p_true = p[np.arange(len(y)), y.astype(int)]
+    expected = float(np.mean(-((1 - p_true) ** gamma) * np.log(p_true)))
+    got = float(train.SparseFocal(3, gamma)(y, p))
+    assert got == pytest.approx(expected, rel=1e-4, abs=1e-6)
+    if gamma > 0:  # every image counts less than under cross-entropy, a sure one least
+        assert got <= float(keras.losses.SparseCategoricalCrossentropy()(y, p)) + 1e-6
+
+
+@pytest.mark.parametrize("gamma", [-1.0, 11.0, float("nan"), float("inf")])
+def test_a_focal_gamma_outside_0_to_10_is_a_user_error(gamma):
+    with pytest.raises(UserError, match="--focal"):
+        train.TrainConfig(focal=gamma)
+
+
+def test_the_focal_flag_picks_the_loss_for_each_head_and_off_keeps_cross_entropy():
+    parser = argparse.ArgumentParser()
+    train.add_arguments(parser)
+    assert train.config_from_args(parser.parse_args([])).focal == 0.0
+    config = train.config_from_args(parser.parse_args(["--focal", "2"]))
+    assert config.focal == 2.0
+    assert isinstance(train.loss_for(config, 3), train.SparseFocal)
+    assert isinstance(train.loss_for(config, 2), keras.losses.BinaryFocalCrossentropy)
+    assert isinstance(train.loss_for(train.TrainConfig(focal=2, mixup=0.2), 3), keras.losses.CategoricalFocalCrossentropy)
+    assert train.loss_for(train.TrainConfig(), 3) == "sparse_categorical_crossentropy"
+    assert train.loss_for(train.TrainConfig(), 2) == "binary_crossentropy"
+
+
+def test_three_class_focal_training_trains_and_its_keras_file_loads_again(data_dir, tmp_path):
+    scenes = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "scenes-negative"
+    if not scenes.is_dir():
+        pytest.fail(f"scenes-negative not found at {scenes}")
+    dataset = data_mod.load_dataset([data_dir, scenes], limit=6, progress=False)
+    result = train.train(dataset, train.TrainConfig(epochs=2, focal=2.0, refit=False, balance="source"), verbose=False)
+    assert isinstance(result.model.loss, train.SparseFocal) and result.model.loss.gamma == 2.0
+    assert all(v == v and v >= 0 for v in result.history["loss"])
+    result.model.save(tmp_path / "model.keras")
+    again = keras.models.load_model(tmp_path / "model.keras")
+    assert again.loss.gamma == 2.0
+
+
+def test_prune_with_focal_is_refused_before_any_data_is_read(tmp_path):
+    from host.make import build
+
+    with pytest.raises(UserError, match="--prune with --focal"):
+        build.main(["--prune", "0.5", "--focal", "2", "--limit", "4", "--out", str(tmp_path)])
+    assert not any(tmp_path.iterdir())

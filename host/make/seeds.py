@@ -23,9 +23,9 @@ CARD = bundle.file_names("")["card"]
 # What the training section must share for the pooled rows to be one design over seeds.
 SAME_DESIGN = ("arch", "recipe", "epochs", "augment", "balance", "dropout", "doorframe", "doorframe_shrink",
                "mixup", "ema", "distill", "distill_alpha", "distill_temperature", "prune", "none_share", "none_zoom",
-               "none_jigsaw", "hard_negatives")
+               "none_jigsaw", "hard_negatives", "focal")
 # Options added after cards were first written: a card without one was trained without it.
-ADDED_LATER = {"none_zoom": 0.0, "none_jigsaw": 0.0, "hard_negatives": 0.0}
+ADDED_LATER = {"none_zoom": 0.0, "none_jigsaw": 0.0, "hard_negatives": 0.0, "focal": 0.0}
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,7 @@ class TrainConfig:
     none_zoom: float = 0.0  # share of no-face pictures replaced by a closer view of their window (augment.none_zoom)
     none_jigsaw: float = 0.0  # share of no-face pictures replaced by a tile-shuffled face (augment.none_jigsaw)
     hard_negatives: float = 0.0  # share of no-face draws led by the model's own confusion (host.make.mining)
+    focal: float = 0.0  # focal loss gamma (Lin et al. 2017): easy examples count less; 0 is cross-entropy
 
     @property
     def soft_targets(self) -> bool:
@@ -127,6 +128,8 @@ class TrainConfig:
             raise UserError(f"--none-jigsaw {self.none_jigsaw}: a probability per no-face picture from 0 to 1, e.g. 0.3")
         if not (math.isfinite(self.hard_negatives) and 0.0 <= self.hard_negatives <= 1.0):
             raise UserError(f"--hard-negatives {self.hard_negatives}: a strength from 0 (off) to 1, e.g. 0.5")
+        if not (math.isfinite(self.focal) and 0.0 <= self.focal <= 10.0):
+            raise UserError(f"--focal {self.focal}: a focusing exponent from 0 (off) to 10, e.g. 2")
         if not 0.0 < self.none_share < 1.0:
             raise UserError(f"--none-share {self.none_share}: a share of the epoch above 0 and below 1, e.g. 0.2")
         if self.balance not in BALANCES:
@@ -322,18 +325,45 @@ def schedule_callback(config: TrainConfig) -> keras.callbacks.Callback:
 def _fresh_model(config: TrainConfig, classes: int = 2) -> keras.Model:
     keras.utils.set_random_seed(config.seed)
     model = model_mod.build(config.arch, dropout=config.dropout, seed=config.seed, classes=classes)
-    loss = "binary_crossentropy" if classes == 2 else "sparse_categorical_crossentropy"
     metric = "accuracy"
-    if config.soft_targets and classes > 2:
-        loss = "categorical_crossentropy"  # soft targets (host.make.distill, mixup)
-    elif config.soft_targets:  # blended P(with_mask): binary_accuracy would count every blend a miss
+    if config.soft_targets and classes == 2:  # blended P(with_mask): binary_accuracy would count every blend a miss
         metric = keras.metrics.MeanMetricWrapper(soft_binary_accuracy, name="accuracy")
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate, use_ema=config.ema > 0, ema_momentum=config.ema or 0.99),
-        loss=loss,
+        loss=loss_for(config, classes),
         metrics=[metric],
     )
     return model
+
+
+def loss_for(config: TrainConfig, classes: int):
+    """Cross-entropy, or with --focal its focal form, scaled by (1 - p_true) ** gamma. alpha is 1:
+    class balance is the sampler's job (--balance), so focal loss only moves weight to hard images."""
+    if config.focal == 0:
+        if classes == 2:
+            return "binary_crossentropy"
+        return "categorical_crossentropy" if config.soft_targets else "sparse_categorical_crossentropy"
+    if classes == 2:
+        return keras.losses.BinaryFocalCrossentropy(gamma=config.focal, name="focal")
+    if config.soft_targets:  # soft targets (host.make.distill, mixup)
+        return keras.losses.CategoricalFocalCrossentropy(alpha=1.0, gamma=config.focal, name="focal")
+    return SparseFocal(classes, config.focal)
+
+
+@keras.saving.register_keras_serializable(package="tinymask")
+class SparseFocal(keras.losses.Loss):
+    """Categorical focal loss on class-index targets, as the batches yield them."""
+
+    def __init__(self, classes: int, gamma: float, name: str = "focal", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.classes, self.gamma = classes, gamma
+
+    def call(self, y_true, y_pred):
+        one_hot = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32"), self.classes)
+        return keras.losses.categorical_focal_crossentropy(one_hot, y_pred, alpha=1.0, gamma=self.gamma)
+
+    def get_config(self):
+        return {**super().get_config(), "classes": self.classes, "gamma": self.gamma}
 
 
 def soft_binary_accuracy(y_true, y_pred):
@@ -538,6 +568,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              " pictures, and this share of the next epoch's no-face draws (and door-framing"
                              " backgrounds) follows how masked each looked (default: %(default)s, off;"
                              " host/make/mining.py)")
+    parser.add_argument("--focal", type=float, default=d.focal, metavar="GAMMA",
+                        help="focal loss: each image's cross-entropy scaled by (1 - P(its class)) ** GAMMA, so"
+                             " training dwells on the images it still gets wrong, e.g. 2 (default: %(default)s,"
+                             " cross-entropy; docs/model.md)")
     parser.add_argument("--none-jigsaw", type=float, default=d.none_jigsaw, metavar="P",
                         help="share of no-face training pictures replaced by a training face cut into 4x4 tiles"
                              " shuffled: a face's colours and textures without its layout, as a hard no-face example"
@@ -557,7 +591,7 @@ def config_from_args(args) -> TrainConfig:
         schedule=args.schedule, balance=pick("balance"), none_share=args.none_share, distill=args.distill, distill_alpha=args.distill_alpha,
         distill_temperature=args.distill_temperature, mixup=args.mixup, ema=args.ema,
         doorframe=pick("doorframe"), doorframe_shrink=pick("doorframe_shrink"), none_zoom=args.none_zoom,
-        none_jigsaw=args.none_jigsaw, hard_negatives=args.hard_negatives,
+        none_jigsaw=args.none_jigsaw, hard_negatives=args.hard_negatives, focal=args.focal,
     )
 
 
