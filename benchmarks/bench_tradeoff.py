@@ -30,7 +30,7 @@ from host.make import data as data_mod  # noqa: E402
 from host.make import ood  # noqa: E402
 from host.make.seeds import pooled  # noqa: E402
 
-NO_FACE_TARGETS = (0.08, 0.06, 0.04, 0.03, 0.02, 0.01)
+NO_FACE_TARGETS = (0.08, 0.06, 0.04, 0.03, 0.02, 0.01, 0.0)
 
 
 def designs_of(specs: list[str]) -> dict[str, list[Path]]:
