@@ -113,7 +113,8 @@ def validate(raw):
         return config, ["config: expected a JSON object"]
     for name in raw:
         if name not in SCHEMA:
-            errors.append(name + ": unknown key")
+            # repr: a key with a newline or a colon in it still gives one line that starts with the key
+            errors.append((name if _safe_name(name) else repr(name)) + ": unknown key")
             continue
         try:
             config[name] = _coerce(name, raw[name])
@@ -121,7 +122,7 @@ def validate(raw):
             errors.append(str(exc))
     for label in config["labels"]:
         if not _safe_name(label):
-            errors.append("labels: " + label + " must be letters, digits, '_' or '-' (it names a folder)")
+            errors.append("labels: " + repr(label) + " must be letters, digits, '_' or '-' (it names a folder)")
             config["labels"] = defaults()["labels"]
             break
     if config["output_kind"] == "sigmoid" and len(config["labels"]) != 2:

@@ -144,6 +144,14 @@ def test_validate_never_raises_and_always_gives_a_full_valid_config(raw):
     assert all(isinstance(e, str) and "\n" not in e for e in errors)
 
 
+def test_a_label_or_key_with_a_newline_still_gives_one_line_errors():
+    """Found by the property above: a label of "\n" put a newline in its error, splitting the log line."""
+    config, errors = tmconfig.validate({"labels": ["ok", "a\nb"], "bad\nkey": 1})
+    assert config["labels"] == tmconfig.SCHEMA["labels"][0]
+    assert len(errors) == 2 and all("\n" not in e for e in errors)
+    assert any("'a\\nb'" in e for e in errors) and any(e.startswith("'bad\\nkey'") for e in errors)
+
+
 def test_validate_reports_each_bad_key_and_keeps_defaults():
     config, errors = tmconfig.validate({"threshold": 1.5, "debounce_frames": "3", "relay_pin": "P1", "x": 1})
     assert config["threshold"] == tmconfig.SCHEMA["threshold"][0] and config["relay_pin"] == "P1"
