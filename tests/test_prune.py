@@ -147,6 +147,20 @@ def test_fine_tuning_draws_and_frames_pictures_as_the_source_was_trained(tiny, d
     assert kwargs["windows"].shape == (len(dataset.train), 64, 64)  # each picture's camera window
 
 
+def test_a_pruned_focal_model_is_fine_tuned_with_the_focal_loss_it_was_trained_with(tiny, data_dir):
+    from keras.losses import BinaryFocalCrossentropy
+
+    from host.make import train
+
+    tune = prune.fine_tune_like(train.TrainConfig(focal=2.0, refit=False), 1, False)
+    assert tune.focal == 2.0
+    dataset = data_mod.load_dataset(data_dir, limit=6, progress=False)
+    tuned, _ = prune.fine_tune(prune.prune_by_rate(tiny, 0.5), dataset, tune)
+    assert isinstance(tuned.loss, BinaryFocalCrossentropy) and tuned.loss.gamma == 2.0
+    plain, _ = prune.fine_tune(prune.prune_by_rate(tiny, 0.5), dataset, prune.fine_tune_like(train.TrainConfig(refit=False), 0, False))
+    assert plain.loss == "binary_crossentropy"
+
+
 def test_iterative_pruning_makes_the_window_copies_once_for_all_its_steps(tiny, data_dir, monkeypatch):
     from host.make import train
 

@@ -255,11 +255,3 @@ def test_three_class_focal_training_trains_and_its_keras_file_loads_again(data_d
     result.model.save(tmp_path / "model.keras")
     again = keras.models.load_model(tmp_path / "model.keras")
     assert again.loss.gamma == 2.0
-
-
-def test_prune_with_focal_is_refused_before_any_data_is_read(tmp_path):
-    from host.make import build
-
-    with pytest.raises(UserError, match="--prune with --focal"):
-        build.main(["--prune", "0.5", "--focal", "2", "--limit", "4", "--out", str(tmp_path)])
-    assert not any(tmp_path.iterdir())

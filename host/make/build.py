@@ -93,9 +93,6 @@ def main(argv=None) -> int:
     if args.prune is not None and config.hard_negatives > 0:
         raise UserError("--prune with --hard-negatives: the fine-tuning after pruning does not mine, so the card would"
                         " claim a training the pruned model did not get; use one of them")
-    if args.prune is not None and config.focal > 0:
-        raise UserError("--prune with --focal: the fine-tuning after pruning uses cross-entropy, so the card would"
-                        " claim a training the pruned model did not get; use one of them")
     if args.determinism:
         repro.make_deterministic(args.seed)
 

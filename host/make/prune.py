@@ -137,6 +137,9 @@ class FineTune:
     doorframe_shrink: str = "box"
     none_zoom: float = 0.0
     none_jigsaw: float = 0.0
+    focal: float = 0.0  # host.train's --focal: the loss the source was trained with
+
+    soft_targets = False  # fine-tuning draws class indices, never a teacher's or mixup's blends
 
 
 def fine_tune_like(trained_with, epochs: int, verbose: bool) -> FineTune:
@@ -145,7 +148,7 @@ def fine_tune_like(trained_with, epochs: int, verbose: bool) -> FineTune:
     return FineTune(epochs=epochs, augment=trained_with.augment, seed=trained_with.seed, verbose=verbose,
                     refit=trained_with.refit, balance=trained_with.balance, none_share=trained_with.none_share,
                     doorframe=trained_with.doorframe, doorframe_shrink=trained_with.doorframe_shrink,
-                    none_zoom=trained_with.none_zoom, none_jigsaw=trained_with.none_jigsaw)
+                    none_zoom=trained_with.none_zoom, none_jigsaw=trained_with.none_jigsaw, focal=trained_with.focal)
 
 
 def tune_split(dataset: data_mod.Dataset, config: FineTune) -> data_mod.Split:
@@ -164,8 +167,7 @@ def fine_tune(model: keras.Model, dataset: data_mod.Dataset, config: FineTune,
 
     keras.utils.set_random_seed(config.seed)
     classes = int(model.output_shape[-1]) if int(model.output_shape[-1]) > 1 else 2
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                  loss="binary_crossentropy" if classes == 2 else "sparse_categorical_crossentropy",
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=train.loss_for(config, classes),
                   metrics=["accuracy"])
     tune_on = tune_split(dataset, config)
     weights = train.sample_weights(tune_on.labels, tune_on.source_list(), config.balance,
