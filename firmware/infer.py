@@ -74,6 +74,7 @@ class Model:
         self.api = ""
         self.net = None
         self.first = None
+        self.inputs = [None]
         self.interpreter_failed = False  # the last load failed inside ml.Model / tf.load (not before)
 
     def load(self):
@@ -144,7 +145,10 @@ class Model:
 
     def predict(self, img):
         if self.api == "ml":
-            out = self.net.predict([img])[0]
+            inputs = self.inputs
+            inputs[0] = img  # the one-element list predict() takes, made once
+            out = self.net.predict(inputs)[0]
+            inputs[0] = None
             if not self.softmax:  # read the one value in place: no list per frame
                 if self.first is None:  # the index of the first element, from the array's own shape, once
                     ndim = len(out.shape)

@@ -213,6 +213,11 @@ class SmartDoor:
             return
         t2 = time.ticks_ms()
         present = self.model.judge_presence(absent)  # False: logged as none_label, never opens
+        # capture before the door decision: a capture that fails for memory is a fault, and the door
+        # must then stay closed, not open in this frame and be logged as opened after the close
+        image = "-"
+        if self.capture.active() and self.capture.want(self.frame_index, score):
+            image = self.save_capture(img, t2)
         # a fault holds the door closed for recover_ms, even if the error came after the door update;
         # with no relay (bad pin) the door cannot open, so the log must not say it did
         if self.relay is None or self.log_blocks_door() or time.ticks_diff(self.fault_until, t2) > 0:
@@ -221,9 +226,6 @@ class SmartDoor:
             event = self.door.update(score, t2, present and not still)
         if self.relay is not None:
             self.relay.set(self.door.relay_on())
-        image = "-"
-        if self.capture.active() and self.capture.want(self.frame_index, score):
-            image = self.save_capture(img, t2)
         self.frame_index += 1
         t3 = time.ticks_ms()
         self.log.frame(t0, self.model.label, score, time.ticks_diff(t2, t1), time.ticks_diff(t3, t0),

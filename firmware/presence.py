@@ -41,7 +41,7 @@ class Gate:
         self.plain_l = cfg["presence_plain_l"]
         self.still_ms = cfg["presence_still_ms"]
         self.change_l = cfg["presence_change_l"]
-        self.size = None
+        self.size = None  # (width, height) of the window the blocks were placed for
         self.rois = ()
         self.means = []  # this frame's block means, kept for still()
         self.reference = []  # the block means when the window last changed
@@ -54,7 +54,8 @@ class Gate:
             return None
         width = img.width()
         height = img.height()
-        if self.size != (width, height):  # once per window size, not per frame
+        size = self.size
+        if size is None or size[0] != width or size[1] != height:  # once per window size, no tuple per frame
             self.rois = block_rois(width, height, self.grid, self.block)
             self.size = (width, height)
             self.means = [0] * len(self.rois)

@@ -61,6 +61,11 @@ SCHEMA = {
 
 _INF = float("inf")
 STILL_MS_MIN = 1000
+TEXT_MAX = 64  # any text setting: the log header carries several, and it must fit the log's buffer
+LABELS_MAX = 16
+# files and folders on the camera, relative to where main.py runs or to the card; a capture path
+# is also a field of the log's comma-separated records
+PATH_KEYS = ("model_path", "labels_path", "log_dir", "capture_dir")
 
 
 def defaults():
@@ -89,9 +94,13 @@ def _coerce(name, value):
     elif kind is str:
         if not isinstance(value, str):
             raise ValueError(name + ": expected a string")
+        if len(value) > TEXT_MAX:
+            raise ValueError(name + ": at most " + str(TEXT_MAX) + " characters")
     elif kind is list:
         if not isinstance(value, list) or not value:
             raise ValueError(name + ": expected a non-empty list")
+        if len(value) > LABELS_MAX:
+            raise ValueError(name + ": at most " + str(LABELS_MAX) + " labels")
         for item in value:
             if not isinstance(item, str):
                 raise ValueError(name + ": expected a list of strings")
@@ -131,14 +140,41 @@ def validate(raw):
     if config["positive_label"] not in config["labels"]:
         errors.append("positive_label: not in labels")
         config["positive_label"] = config["labels"][-1]
+    for name in PATH_KEYS:
+        if not _safe_path(config[name]):
+            errors.append(name + ": " + repr(config[name]) + " must be a relative path of names made of letters,"
+                          + " digits, '_', '-' or '.' (no '..', no leading '/')")
+            config[name] = defaults()[name]
     if 0 < config["presence_still_ms"] < STILL_MS_MIN:
         errors.append("presence_still_ms: 0 (off) or at least " + str(STILL_MS_MIN)
                       + " (shorter, a masked person standing still might never open the door)")
         config["presence_still_ms"] = defaults()["presence_still_ms"]
-    if not _safe_name(config["none_label"]) or config["none_label"] == config["positive_label"]:
-        errors.append("none_label: must be a plain name other than positive_label")
-        config["none_label"] = defaults()["none_label"]
+    # the same rules as the host's deploy check (host.gate.check_gate_labels): with a sigmoid model
+    # a none_label that names a class would log its faces as nobody there, and an unmasked face
+    # would then no longer close an open door
+    none = config["none_label"]
+    sigmoid = config["output_kind"] == "sigmoid"
+    if not _safe_name(none) or none == config["positive_label"] or (sigmoid and none in config["labels"]):
+        errors.append("none_label: must be a plain name other than positive_label"
+                      + (" and not a label of a sigmoid model" if sigmoid else ""))
+        config["none_label"] = _fallback_none(config["labels"], config["positive_label"], sigmoid)
     return config, errors
+
+
+def _fallback_none(labels, positive, sigmoid):
+    for name in ("none", "nobody", "no_face"):
+        if name != positive and not (sigmoid and name in labels):
+            return name
+    return "none_" + str(len(labels))
+
+
+def _safe_path(text):
+    if not text or len(text) > TEXT_MAX:
+        return False
+    for part in text.split("/"):
+        if part in ("", ".", "..") or not _safe_name(part.replace(".", "_")):
+            return False
+    return True
 
 
 def _safe_name(text):

@@ -301,8 +301,11 @@ class Log:
         device_id, sha, fw, omv, board = self.header[:5]
         boot_id = self.header[5] if len(self.header) > 5 else "-"
         rtc, rtc_ticks = wall_clock()
-        self._append(header_body(device_id, self.boot, self.part, sha, fw, omv, board, boot_id, rtc,
-                                 rtc_ticks).encode())
+        data = header_body(device_id, self.boot, self.part, sha, fw, omv, board, boot_id, rtc, rtc_ticks).encode()
+        if len(data) + 4 > BUFFER_BYTES:  # config validation keeps it far shorter; never overrun the buffer
+            self._write_line(data, ticks_ms())
+        else:
+            self._append(data)
 
     def _rotate(self):
         self.flush()

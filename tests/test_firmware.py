@@ -152,6 +152,37 @@ def test_a_label_or_key_with_a_newline_still_gives_one_line_errors():
     assert any("'a\\nb'" in e for e in errors) and any(e.startswith("'bad\\nkey'") for e in errors)
 
 
+@pytest.mark.parametrize("key, value", [
+    ("capture_dir", "cap,x"), ("capture_dir", "../../outside"), ("log_dir", "logs/../logs"), ("log_dir", "/flash"),
+    ("log_dir", "logs//x"), ("model_path", "..\\x.tflite"), ("labels_path", "a b.txt"), ("capture_dir", ""),
+    ("device_id", "d" * 65), ("board", "b" * 4100), ("labels", [f"l{i}" for i in range(17)])])
+def test_a_path_that_could_leave_its_root_or_break_a_log_record_and_overlong_text_are_refused(key, value):
+    """Found in review: a comma in capture_dir split every captured frame's record, '..' let the log
+    leave its folder, and a 4,100-character device_id overran the log buffer so the camera never started."""
+    config, errors = tmconfig.validate({key: value})
+    assert config[key] == tmconfig.SCHEMA[key][0]
+    assert len(errors) == 1 and errors[0].startswith(key + ":") and "\n" not in errors[0]
+
+
+@pytest.mark.parametrize("value", ["captures", "sd/caps", "door-2.frames", "a_b/c-d"])
+def test_plain_relative_paths_are_kept(value):
+    assert tmconfig.validate({"capture_dir": value, "log_dir": value}) == (
+        {**tmconfig.defaults(), "capture_dir": value, "log_dir": value}, [])
+
+
+@pytest.mark.parametrize("raw, none_label", [
+    ({"none_label": "without_mask"}, "none"),  # a sigmoid class: unmasked faces would not close the door
+    ({"none_label": "with_mask"}, "none"),
+    ({"labels": ["none", "with_mask"], "none_label": "none"}, "nobody"),
+    ({"output_kind": "softmax", "labels": ["without_mask", "with_mask", "none"]}, "none"),  # the none class: fine
+    ({"positive_label": "none", "labels": ["without_mask", "none"], "none_label": "none"}, "nobody")])
+def test_none_label_follows_the_hosts_deploy_rules(raw, none_label):
+    config, errors = tmconfig.validate(raw)
+    assert config["none_label"] == none_label
+    assert (errors == []) == (raw.get("none_label") in (None, none_label) and "positive_label" not in raw)
+    assert tmconfig.validate(config) == (config, [])
+
+
 def test_validate_reports_each_bad_key_and_keeps_defaults():
     config, errors = tmconfig.validate({"threshold": 1.5, "debounce_frames": "3", "relay_pin": "P1", "x": 1})
     assert config["threshold"] == tmconfig.SCHEMA["threshold"][0] and config["relay_pin"] == "P1"

@@ -156,6 +156,19 @@ def test_capture_memory_error_holds_the_door_closed_for_recover_ms(tmp_path):
     assert len(captured) == 6  # frames 0-5; capture stopped at the error
 
 
+def test_a_capture_fault_in_the_frame_that_would_open_the_door_keeps_it_closed_and_the_log_true(tmp_path):
+    """The 5th masked frame both completes the debounce and fails its capture: the door must not open,
+    and the log must never say door_open after the door was closed (found in review: it did)."""
+    config = {"debounce_frames": 5, "recover_ms": 1000, "capture_mode": "every_n", "capture_every_n": 1}
+    result = run(tmp_path, frames_of(MASK, 80), config, faults=Faults.parse(["capture@4"]))
+    doors = [e for _, e, _ in result.timed_events() if e in ("door_open", "door_close")]
+    assert doors and all(a != b for a, b in zip(doors, doors[1:]))  # open and close alternate
+    assert doors[0] == "door_open" and (doors[-1] == "door_open") == result.relay_on()
+    (fault_at,) = [t for t, e, _ in result.timed_events() if e == "capture_error"]
+    first_open = next(t for t, e, _ in result.timed_events() if e == "door_open")
+    assert first_open >= fault_at + 1000  # not in the faulty frame: only after recover_ms
+
+
 def test_card_full_closes_door_and_keeps_running(tmp_path):
     result = run(tmp_path, frames_of(MASK, 80), {"log_flush_records": 5}, faults=Faults.parse(["sd-full@2500"]))
     full = [(t, d) for t, e, d in result.timed_events() if e == "sd_full"]
