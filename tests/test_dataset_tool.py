@@ -112,3 +112,36 @@ def test_capture_and_log_folders_named_by_the_camera_config(tmp_path, with_confi
     rows = manifest(out)
     assert len(rows) == 6
     assert all(r["score"] and r["boot"] for r in rows)  # the log lines were matched to the images
+
+
+@pytest.mark.parametrize("how", ["config", "log", "link"])
+def test_a_capture_folder_off_the_device_folder_is_never_copied(tmp_path, capsys, how):
+    """Found in review: a config.json capture_dir of '../../x', or a log line naming '../../x/...',
+    copied pictures from outside the archive into the dataset."""
+    outside = tmp_path / "outside"
+    write_archive(outside, device_id="private", boots=1, frames=2)
+    archive = tmp_path / "archive"
+    write_archive(archive, boots=1, frames=2)
+    dev = archive / "door-7"
+    escape = "../../outside/private/captures"
+    if how == "config":
+        (dev / "config.json").write_text(json.dumps({"capture_dir": escape}))
+    elif how == "log":
+        (dev / "captures").rename(dev / "gone")
+        with open(dev / "logs" / "b000001-p000.log", "a") as log:
+            log.write(format_frame(9, 900, "with_mask", 0.9, 14, 33, "closed", f"{escape}/with_mask/b000001-s000001.jpg"))
+    else:
+        for label in ("with_mask", "without_mask"):
+            for image in (dev / "captures" / label).iterdir():
+                image.unlink()
+        (dev / "captures").rename(dev / "gone")
+        (dev / "captures").symlink_to(outside / "private" / "captures", target_is_directory=True)
+    out = tmp_path / "ds"
+    run_cli(dataset.main, ["--from", str(archive), "--to", str(out)])
+    copied = {p.read_bytes() for p in out.rglob("*.jpg")}
+    private = {p.read_bytes() for p in (outside / "private" / "captures").rglob("*.jpg")}
+    assert not copied & private
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if how != "log":
+        assert "outside" in err or "ignored" in err

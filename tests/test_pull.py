@@ -236,3 +236,31 @@ def test_a_mounted_card_with_sets_is_read_by_the_running_sets_config(tmp_path, c
     pulled = archived(archive)
     assert json.loads(pulled["config.json"]) == {"log_dir": "journal"}
     assert sum(name.startswith("journal/") for name in pulled) == 2
+
+
+def test_a_linked_set_folder_on_the_card_is_not_read(tmp_path, capsys):
+    """Found in review: a tmset folder on the card that links off it had its config.json archived."""
+    outside = tmp_path / "secret"
+    (outside / "000001").mkdir(parents=True)
+    config = json.dumps({"SECRET": "a host file"})
+    (outside / "000001" / "config.json").write_text(config)
+    (outside / "000001" / "set.json").write_text(json.dumps({"files": {"config.json": [len(config), "-"]}}))
+    card = tmp_path / "card"
+    write_card(card, boots=1, frames=1)
+    (card / "tmset").symlink_to(outside, target_is_directory=True)
+    archive = tmp_path / "archive"
+    code, out, err = run(["--from", str(card), "--to", str(archive)], capsys)
+    assert code == 0 and "leads outside the card" in err
+    assert not any("SECRET" in p.read_text(errors="replace") for p in archive.rglob("*") if p.is_file())
+    assert "logs/b000001-p000.log" in archived(archive)
+
+
+@pytest.mark.parametrize("name", ["logs/a\\..\\..\\evil.log", "logs/a\x00.log", "logs/c:evil.log", "logs/a\nb.log",
+                                  "/etc/passwd", "logs/../x.log", "logs//x.log"])
+def test_an_odd_name_the_camera_lists_is_one_line_not_a_path(name):
+    from host.errors import UserError
+    from tools import pull
+
+    with pytest.raises(UserError, match="odd file name"):
+        pull.check_relative(name)
+    assert pull.check_relative("logs/b000001-p000.log") == "logs/b000001-p000.log"

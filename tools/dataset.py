@@ -27,7 +27,7 @@ from pathlib import Path
 from host.errors import UserError, run_cli
 from host.field.logread import parse_log
 from host.make.data import IMAGE_SUFFIXES, canonical_label
-from tools.pull import DEFAULT_DIRS
+from tools import pull
 
 COLUMNS = ["path", "label", "split", "group", "device_id", "boot", "seq", "score", "predicted"]
 FRAME_NAME = re.compile(r"b(\d+)-s(\d+)$")
@@ -53,18 +53,10 @@ class Capture:
 
 
 def card_dirs(device_dir: Path) -> tuple[str, str]:
-    """(log_dir, capture_dir) as the camera's config.json names them (as tools.pull reads them), else
-    the defaults."""
-    dirs = list(DEFAULT_DIRS)
-    config = device_dir / "config.json"
-    if config.is_file():
-        try:
-            data = json.loads(config.read_text())
-            if isinstance(data, dict):
-                dirs = [str(data.get("log_dir") or dirs[0]), str(data.get("capture_dir") or dirs[1])]
-        except (OSError, ValueError):
-            pass
-    return dirs[0].strip("/"), dirs[1].strip("/")
+    """(log_dir, capture_dir) as the camera's config.json names them, confined to the device folder as
+    tools.pull confines them (an absolute path or '..' is ignored with a warning), else the defaults."""
+    log_dir, capture_dir = pull.card_dirs(device_dir / pull.CONFIG_FILE)
+    return log_dir, capture_dir
 
 
 def log_scores(device_dir: Path, log_dir: str) -> dict:
@@ -86,7 +78,7 @@ def capture_folder(device_dir: Path, configured: str, scores: dict) -> str:
         return configured
     for image in scores:
         top = image.rsplit("/", 2)[0] if image.count("/") >= 2 else ""
-        if top and (device_dir / top).is_dir():
+        if top and pull.plain_dir(top) and (device_dir / top).is_dir():  # a log line names it: stay on the card
             return top
     return configured
 
@@ -102,6 +94,10 @@ def captures(archive: Path) -> tuple[list[Capture], list[str]]:
         capture_rel = capture_folder(device_dir, configured, scores)
         capture_dir = device_dir / capture_rel
         if not capture_dir.is_dir():
+            continue
+        root = device_dir.resolve()
+        if not pull.inside(capture_dir, root):
+            skipped.append(f"{capture_dir}: leads outside {device_dir} ({capture_dir.resolve()})")
             continue
         for label_dir in sorted(d for d in capture_dir.iterdir() if d.is_dir()):
             label = canonical_label(label_dir.name)
@@ -151,6 +147,8 @@ def read_manifest(dataset: Path) -> dict:
 def build(archive: Path, dataset: Path, split: str) -> dict:
     found, skipped = captures(Path(archive))
     if not found:
+        for line in skipped:  # why a folder that was there gave nothing
+            print(f"skipped {line}", file=sys.stderr)
         raise UserError(f"{archive}: no captured images (expected <device>/captures/<label>/*.jpg); "
                         f"set capture_mode on the camera, then pull")
     dataset.mkdir(parents=True, exist_ok=True)

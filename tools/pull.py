@@ -43,8 +43,10 @@ def safe_name(text: str) -> str:
 
 
 def check_relative(rel: str) -> str:
-    parts = rel.split("/")
-    if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
+    """A file name the camera listed, as a path under the archive: relative, no '..', and none of the
+    characters a host path cannot hold or would read as a separator ('\\', ':' on Windows, NUL)."""
+    if (not isinstance(rel, str) or rel.startswith("/") or any(p in ("", ".", "..") for p in rel.split("/"))
+            or any(ch in rel for ch in "\\:") or not all(32 <= ord(ch) for ch in rel)):
         raise UserError(f"refusing odd file name from the camera: {rel!r}")
     return rel
 
@@ -121,12 +123,16 @@ class FolderSource:
         return str(self.folder)
 
     def scan(self) -> tuple[dict, bytes, str]:
+        root = self.folder.resolve()
         config = card_config(self.folder)
+        if config.exists() and (config.is_symlink() or not inside(config, root)):  # a linked set folder too
+            print(f"warning: {config}: leads outside the card ({config.resolve()}); not read, pulling "
+                  f"{DEFAULT_DIRS[0]}/ and {DEFAULT_DIRS[1]}/", file=sys.stderr)
+            config = self.folder / CONFIG_FILE / "not-on-the-card"  # reads as no config
         self.config = config
         dirs = card_dirs(config)
-        root = self.folder.resolve()
         files = {}
-        if config.is_file() and not config.is_symlink():
+        if config.is_file():
             files[CONFIG_FILE] = config.stat().st_size
         for top in dirs:
             base = self.folder / top

@@ -334,6 +334,14 @@ if R['root']:
   dirs = [c.get('log_dir', 'logs'), c.get('capture_dir', 'captures')]
  except Exception:
   pass
+ for i in (0, 1):
+  x = dirs[i]
+  ok = isinstance(x, str) and x.strip('/') != '' and x[0] != '/' and chr(92) not in x and ':' not in x
+  if ok:
+   for part in x.strip('/').split('/'):
+    if part in ('', '.', '..'):
+     ok = False
+  dirs[i] = x.strip('/') if ok else ('logs', 'captures')[i]
  for x in dirs:
   walk(d + '/' + x, x + '/')
  logs = sorted([f[0] for f in R['files'] if f[0].startswith(dirs[0] + '/') and f[0].endswith('.log')])
