@@ -441,3 +441,67 @@ def test_many_one_boot_files_in_one_batch_each_unwrap_alone(tmp_path):
     for i in range(0, 600, 2):
         (_, t0, u0), (_, _, u1) = result[i], result[i + 1]
         assert u0 == t0 and u1 == u0 + 33  # each run starts at its own ticks, wraps only where it can
+
+
+def _card_with_a_damaged_part(root: Path) -> None:
+    """Boot 3 of cam1 in two parts; the second part's header is damaged, so only its siblings tell its run."""
+    (root / "logs").mkdir(parents=True)
+    (root / "tinymask_boot.txt").write_text("3")
+    lines = [line for _, line in boot_lines("cam1", 3, 10, seed=3)]
+    (root / "logs" / "b000003-p000.log").write_text(
+        format_header("cam1", 3, 0, "ab" * 32, "0.1.0", "4.6.0", "openmv_h7", boot_id="0123456789abcdef") + "".join(lines[:5]))
+    (root / "logs" / "b000003-p001.log").write_text("H,2,cam1,3,1,damaged*00\n" + "".join(lines[5:]))
+
+
+def test_a_part_ingested_alone_and_then_with_its_card_is_kept_once(tmp_path):
+    """Found in review: the lone part's records went in under boot id '-', the card's under the run's id,
+    so each was stored twice. The '-' run is folded into the one run the database then knows."""
+    card = tmp_path / "card"
+    _card_with_a_damaged_part(card)
+    alone = tmp_path / "archive" / "cam1"
+    (alone / "logs").mkdir(parents=True)
+    (alone / "pull-state.json").write_text(json.dumps({"device_id": "cam1", "files": {}}))
+    (alone / "logs" / "b000003-p001.log").write_bytes((card / "logs" / "b000003-p001.log").read_bytes())
+    reference, database = tmp_path / "ref.duckdb", tmp_path / "t.duckdb"
+    ingest([card], reference, progress=False, echo=quiet)
+    ingest([alone], database, progress=False, echo=quiet)
+    ingest([card], database, progress=False, echo=quiet)
+    assert rows(database) == rows(reference) and set(rows(database).values()) == {1} and len(rows(database)) == 10
+    sql = "SELECT seq, boot_id, uptime_ms FROM records ORDER BY seq"
+    assert query(database, sql) == query(reference, sql)
+    assert query(database, "SELECT boot_id, min_seq, max_seq FROM boots") == [("0123456789abcdef", 0, 9)]
+
+
+def test_records_skipped_for_an_unknown_camera_are_read_once_the_card_tells_it(tmp_path):
+    """Found in review: a damaged header's records were skipped, and stayed lost after the card's next
+    log told the camera (the file was 'unchanged')."""
+    card = tmp_path / "card"
+    (card / "logs").mkdir(parents=True)
+    (card / "tinymask_boot.txt").write_text("2")
+    damaged = card / "logs" / "b000001-p000.log"
+    damaged.write_text("H,2,cXm1,1,0,-,-,-,-,0123456789abcdef,-,-*00\n"
+                       + "".join(line for _, line in boot_lines("cam1", 1, 5, seed=1)))
+    database = tmp_path / "t.duckdb"
+    ingest([card], database, progress=False, echo=quiet)
+    assert rows(database) == {}
+    (card / "logs" / "b000002-p000.log").write_text(
+        format_header("cam1", 2, 0, "ab" * 32, "0.1.0", "4.6.0", "openmv_h7") + format_frame(1, 5, "with_mask", 0.9, 1, 2))
+    ingest([card], database, progress=False, echo=quiet)
+    assert sorted(rows(database)) == [("cam1", 1, s) for s in range(5)] + [("cam1", 2, 1)]
+    ingest([card], database, progress=False, echo=quiet)
+    assert set(rows(database).values()) == {1}
+
+
+def test_a_log_linked_from_outside_the_card_is_not_read(tmp_path, capsys):
+    """Found in review: a *.log link on the card was followed, and its target's folder became the storage
+    root that the report then opened captures under."""
+    elsewhere = tmp_path / "elsewhere"
+    write_card(elsewhere, "private", {1: 10})
+    card = tmp_path / "card"
+    write_card(card, "cam1", {1: 10})
+    (card / "logs" / "b000002-p000.log").symlink_to(elsewhere / "logs" / "b000001-p000.log")
+    database = tmp_path / "t.duckdb"
+    ingest([card], database, progress=False, echo=quiet)
+    assert {d for d, _, _ in rows(database)} == {"cam1"}
+    assert "leads outside" in capsys.readouterr().err
+    assert all(str(elsewhere) not in root for (root,) in query(database, "SELECT DISTINCT root FROM files"))

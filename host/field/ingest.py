@@ -117,8 +117,13 @@ def find_logs(sources: list[str | Path]) -> list[LogFile]:
         else:
             candidates = sorted(p for p in path.rglob("*.log")
                                 if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        top = path.resolve()
         for candidate in candidates:
             resolved = candidate.resolve()
+            if path.is_dir() and not resolved.is_relative_to(top):  # a link on the card: its root would be elsewhere
+                print(f"warning: {path_key(candidate)}: leads outside {path_key(path)} ({path_key(resolved)}); "
+                      "not read", file=sys.stderr)
+                continue
             if resolved not in found:
                 found[resolved] = _describe(resolved)
     if not found:
@@ -235,16 +240,20 @@ class Loader:
             stat = log.path.stat()
         except OSError as exc:
             return self._unreadable(log, 0, exc.strerror or str(exc))
+        if log.header is None:
+            self._hint_from_database(log)
         start, hasher, status, earlier_records = 0, hashlib.sha256(), "new", 0
         context = (log.device_hint, log.boot_hint, log.part_hint, log.boot_id_hint)
         known = self.known.get(key)
         if known:
             size, mtime, head_sha, consumed, prefix, device, boot, part, boot_id, records, old_status = known
+            # records skipped last time for want of a camera or boot, which can be told now: read them again
+            told_now = (device is None or boot is None) and context[0] is not None and context[1] is not None
             if (size == stat.st_size and mtime == stat.st_mtime and head_sha == log.head_sha256
-                    and old_status != "unreadable"):
+                    and old_status != "unreadable" and not told_now):
                 progress.update(stat.st_size)
                 return FileResult(log.path, "unchanged")
-            if (old_status != "unreadable" and stat.st_size >= consumed
+            if (old_status != "unreadable" and not told_now and stat.st_size >= consumed
                     and _hash_prefix(log.path, consumed, hasher) == prefix):
                 start, status, earlier_records = consumed, "grown", records
                 context = (device or context[0], boot if boot is not None else context[1],
@@ -267,6 +276,19 @@ class Loader:
             "head_sha256": log.head_sha256, "consumed": consumed, "prefix_sha256": hasher.hexdigest(),
             "records": earlier_records + result.records_read, "status": status})
         return result
+
+    def _hint_from_database(self, log: LogFile) -> None:
+        """A headerless file whose camera or run this ingest's own files cannot tell, told by what earlier
+        ingests stored: the one camera of its card, the one run of that camera and boot number."""
+        if log.device_hint is None:
+            devices = self.con.execute("SELECT DISTINCT device_id FROM files WHERE root = ? AND device_id IS NOT NULL",
+                                       [str(log.root)]).fetchall()
+            if len(devices) == 1:
+                log.device_hint = devices[0][0]
+        if log.device_hint is not None and log.boot_hint is not None and log.boot_id_hint is None:
+            runs = {b_id for d, b_id, b in self.runs if d == log.device_hint and b == log.boot_hint and b_id != NO_BOOT_ID}
+            if len(runs) == 1:
+                log.boot_id_hint = runs.pop()
 
     def _unreadable(self, log: LogFile, size: int, reason: str, result: FileResult | None = None) -> FileResult:
         """Counted and shown as unreadable; never stops the other files."""
@@ -479,8 +501,37 @@ class Loader:
 
     def close(self) -> None:
         self.flush()
+        self.merge_untold_runs()
         self.fix_reordered_boots()
         self.con.execute("COMMIT")
+
+    def merge_untold_runs(self) -> None:
+        """Records a headerless file gave under boot id '-' (its run could not be told when it was read,
+        say a later part ingested alone) belong to the one run of that camera and boot number that the
+        database knows now: moved there, and a record stored both ways is kept once. A version-1 log's
+        own '-' runs (a header says so) are left alone."""
+        merges = self.con.execute("""
+            SELECT u.device_id, u.boot, min(r.boot_id) FROM boots u
+            JOIN boots r ON r.device_id = u.device_id AND r.boot = u.boot AND r.boot_id <> $1
+            WHERE u.boot_id = $1 AND NOT EXISTS (SELECT 1 FROM headers h WHERE h.device_id = u.device_id
+                                                 AND h.boot = u.boot AND h.boot_id = $1)
+            GROUP BY u.device_id, u.boot HAVING count(DISTINCT r.boot_id) = 1""", [NO_BOOT_ID]).fetchall()
+        for device, boot, boot_id in merges:
+            where = "device_id = $1 AND boot = $2 AND boot_id = $3"
+            args = [device, boot, NO_BOOT_ID, boot_id]
+            self.con.execute(f"DELETE FROM records r WHERE {where} AND EXISTS (SELECT 1 FROM records k WHERE "
+                             "k.device_id = $1 AND k.boot = $2 AND k.boot_id = $4 AND k.seq = r.seq)", args)
+            for table in ("records", "files"):
+                self.con.execute(f"UPDATE {table} SET boot_id = $4 WHERE {where}", args)
+            self.con.execute(f"DELETE FROM boots WHERE {where}", args[:3])
+            low, high = db.one(self.con, "SELECT min(seq), max(seq) FROM records WHERE device_id = $1 AND boot = $2 "
+                               "AND boot_id = $3", [device, boot, boot_id])
+            self.con.execute("UPDATE boots SET min_seq = $4, max_seq = $5 WHERE device_id = $1 AND boot = $2 "
+                             "AND boot_id = $3", [device, boot, boot_id, low, high])
+            self.runs.pop((device, NO_BOOT_ID, boot), None)
+            run = self.runs[(device, boot_id, boot)]
+            run.min_seq, run.max_seq = low, high
+            self.reordered.add((device, boot_id, boot))  # last_ticks / last_uptime and every uptime redone
 
     def fix_reordered_boots(self) -> None:
         """Runs that got records before or among stored ones: unwrap the whole run again in SQL, with the
