@@ -287,3 +287,70 @@ def test_hash_distance_counts_flipped_bits(seed, flips):
     hits = data.near_duplicates_of([b], [a])
     distance = int(((b[:-3] > b[:-3].mean()) != bits).sum())
     assert (hits and hits[0][2] == distance) if distance <= data.NEAR_DUPLICATE_DISTANCE else not hits
+
+
+# ---- found in review: a maker's own folders lose nothing silently --------------------------------
+
+
+def reasons(skipped):
+    return {p.name: r for p, r in ((s.path, s.reason) for s in skipped)}
+
+
+def test_a_picture_too_large_to_decode_safely_is_skipped_not_a_crash(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # Pillow refuses above twice this: a "decompression bomb"
+    fill(tmp_path / "with_mask", 6, (200, 10, 10))
+    fill(tmp_path / "without_mask", 6, (10, 10, 200))
+    Image.new("RGB", (60, 60)).save(tmp_path / "with_mask" / "huge.png")
+    samples, skipped, _ = data.discover(tmp_path)
+    kept, _ = data.decode(samples, skipped, progress=False)
+    assert "too large to decode safely" in reasons(skipped)["huge.png"] and len(kept) == 0  # every one is over
+
+
+def test_what_a_folder_layout_does_not_read_is_listed(tmp_path):
+    fill(tmp_path / "train" / "with_mask", 3, (200, 10, 10))
+    fill(tmp_path / "train" / "without_mask", 3, (10, 10, 200))
+    fill(tmp_path / "with_mask", 2, (200, 10, 10))  # beside the split folders
+    fill(tmp_path / "eval" / "with_mask", 2, (200, 10, 10))  # not a split name
+    face((1, 2, 3)).save(tmp_path / "train" / "loose.jpg")
+    fill(tmp_path / "train" / "with_mask" / ".thumbnails", 2, (10, 10, 200))  # would be mislabelled
+    (tmp_path / "train" / "with_mask" / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (tmp_path / "train" / "without_mask" / "linked").symlink_to(tmp_path / "eval", target_is_directory=True)
+    samples, skipped, layout = data.discover(tmp_path)
+    why = reasons(skipped)
+    assert layout == "split-folders" and len(samples) == 6
+    assert "not a split" in why["with_mask"] and "not a split" in why["eval"]
+    assert "outside a class folder" in why["loose.jpg"] and "hidden folder" in why[".thumbnails"]
+    assert why["gone.jpg"] == "broken link" and "linked folder" in why["linked"]
+
+
+def write_manifest(folder, text, encoding="utf-8"):
+    (folder / "manifest.csv").write_bytes(text.encode(encoding))
+
+
+def test_a_manifest_keeps_to_its_folder_and_says_what_it_leaves_out(tmp_path):
+    fill(tmp_path / "with_mask", 4, (200, 10, 10))
+    fill(tmp_path / "without_mask", 4, (10, 10, 200))
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    fill(outside, 1, (0, 0, 0))
+    write_manifest(tmp_path, "\ufeffpath,label,split\n"  # Excel's BOM
+                   "with_mask\\img0.jpg,with_mask,train\n"  # written on Windows
+                   "with_mask/img1.jpg,with_mask,holdout\n"
+                   "without_mask/img0.jpg,without_mask,train\n"
+                   "without_mask/img0.jpg,without_mask,test\n"
+                   f"../{outside.name}/img0.jpg,with_mask,train\n"
+                   f"{outside / 'img0.jpg'},with_mask,train\n"
+                   "without_mask/img1.jpg\n")
+    samples, skipped, layout = data.discover(tmp_path)
+    assert layout == "manifest"
+    assert sorted(s.path.relative_to(tmp_path).as_posix() for s in samples) == ["with_mask/img0.jpg", "without_mask/img0.jpg"]
+    text = " | ".join(f"{s.path.name}: {s.reason}" for s in skipped)
+    assert "unknown split 'holdout'" in text and "listed again (first on line 4)" in text
+    assert text.count("outside the data folder") == 2 and "line 8 has no path or no label" in text
+    assert text.count("not listed in manifest.csv") == 5  # with_mask/img2-3, without_mask/img1-3 (img1's line is short)
+
+
+def test_a_manifest_that_is_not_utf8_is_one_line(tmp_path):
+    fill(tmp_path / "with_mask", 2, (200, 10, 10))
+    write_manifest(tmp_path, "path,label\nwith_mask/caf\u00e9.jpg,with_mask\n", encoding="latin-1")
+    with pytest.raises(UserError, match="manifest.csv: not UTF-8 text .*save it as CSV UTF-8"):
+        data.discover(tmp_path)

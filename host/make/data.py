@@ -73,7 +73,7 @@ SPLIT_ALIASES = {
     "val": "val", "valid": "val", "validation": "val",
     "test": "test", "testing": "test",
 }
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
 
 def default_data_dir() -> Path:
@@ -214,18 +214,47 @@ def discover(root: Path) -> tuple[list[Sample], list[Skipped], str]:
     skipped: list[Skipped] = []
     split_dirs = [d for d in _subdirs(root) if canonical_split(d.name)]
     layout = "split-folders" if split_dirs else "class-folders"
+    if split_dirs:  # what sits beside the split folders is not read: say so rather than drop it
+        for other in _subdirs(root):
+            if not canonical_split(other.name):
+                skipped.append(Skipped(other, "folder beside the split folders is not a split: move it into "
+                                              "train, val or test (or into a class folder there)"))
     for split_dir in split_dirs or [root]:
         split = canonical_split(split_dir.name) if split_dirs else None
+        _loose_images(split_dir, skipped)
         for class_dir in _subdirs(split_dir):
             label = canonical_label(class_dir.name)
             if label is None:
                 skipped.append(Skipped(class_dir, "folder is not a known class (rename it with_mask or without_mask)"))
                 continue
-            for path in sorted(class_dir.rglob("*")):
-                if path.is_file():
-                    if _is_candidate(path, skipped):
-                        samples.append(Sample(path, label, split, source=root.name))
+            for path in _walk(class_dir, skipped):
+                if _is_candidate(path, skipped):
+                    samples.append(Sample(path, label, split, source=root.name))
     return samples, skipped, layout
+
+
+def _walk(folder: Path, skipped: list[Skipped]) -> list[Path]:
+    """The files under a class folder. Hidden folders (.thumbnails, a NAS's @eaDir) hold no pictures of
+    the class; linked folders are not followed (a loop, or pictures from elsewhere); each is listed."""
+    files = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith((".", "@")) and path.is_dir():
+            skipped.append(Skipped(path, "hidden folder, not read"))
+        elif path.is_symlink() and path.is_dir():
+            skipped.append(Skipped(path, "linked folder, not followed: copy its pictures in"))
+        elif path.is_dir():
+            files += _walk(path, skipped)
+        elif path.is_file():
+            files.append(path)
+        elif path.is_symlink():
+            skipped.append(Skipped(path, "broken link"))
+    return files
+
+
+def _loose_images(folder: Path, skipped: list[Skipped]) -> None:
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            skipped.append(Skipped(path, "picture outside a class folder: move it into with_mask or without_mask"))
 
 
 def _subdirs(folder: Path) -> list[Path]:
@@ -243,26 +272,53 @@ def _is_candidate(path: Path, skipped: list[Skipped]) -> bool:
 
 
 def _from_manifest(root: Path, manifest: Path) -> tuple[list[Sample], list[Skipped]]:
-    samples, skipped = [], []
-    with open(manifest, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {"path", "label"} - set(reader.fieldnames or [])
-        if missing:
-            raise UserError(f"{manifest}: missing column(s) {sorted(missing)}; expected path,label[,split,group]")
-        for row in reader:
-            path = root / row["path"]
-            label = canonical_label(row["label"])
-            if label is None:
-                skipped.append(Skipped(path, f"unknown label {row['label']!r} in manifest"))
-                continue
-            if not path.is_file():
-                skipped.append(Skipped(path, "listed in manifest but missing"))
-                continue
-            if _is_candidate(path, skipped):
-                split = canonical_split(row.get("split") or "") if row.get("split") else None
-                samples.append(Sample(path, label, split, row.get("group") or None,
-                                      source=row.get("source") or root.name,
-                                      synthetic=(row.get("synthetic") or "0").strip() in ("1", "true", "yes")))
+    samples, skipped, seen, named = [], [], {}, set()
+    try:
+        with open(manifest, newline="", encoding="utf-8-sig") as f:  # -sig: Excel's "CSV UTF-8" starts with a BOM
+            reader = csv.DictReader(f)
+            fieldnames = reader.fieldnames or []
+            rows = list(reader)
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{manifest}: not UTF-8 text (byte {exc.start}); save it as CSV UTF-8") from None
+    missing = {"path", "label"} - set(fieldnames)
+    if missing:
+        raise UserError(f"{manifest}: missing column(s) {sorted(missing)}; expected path,label[,split,group]")
+    top = root.resolve()
+    for line, row in enumerate(rows, start=2):
+        name, label_text = row.get("path"), row.get("label")
+        if not name or not label_text:
+            skipped.append(Skipped(manifest, f"line {line} has no path or no label"))
+            continue
+        name = name.strip().replace("\\", "/")  # a manifest written on Windows
+        path = root / name
+        named.add(path)
+        if Path(name).is_absolute() or ".." in Path(name).parts or not path.resolve().is_relative_to(top):
+            skipped.append(Skipped(path, f"line {line}: outside the data folder; list paths inside {root.name}/"))
+            continue
+        label = canonical_label(label_text)
+        if label is None:
+            skipped.append(Skipped(path, f"unknown label {label_text!r} in manifest"))
+            continue
+        split_text = (row.get("split") or "").strip()
+        split = canonical_split(split_text) if split_text else None
+        if split_text and split is None:
+            skipped.append(Skipped(path, f"line {line}: unknown split {split_text!r}; use train, val or test"))
+            continue
+        if path in seen:
+            skipped.append(Skipped(path, f"line {line}: listed again (first on line {seen[path]})"))
+            continue
+        seen[path] = line
+        if not path.is_file():
+            skipped.append(Skipped(path, "listed in manifest but missing"))
+            continue
+        if _is_candidate(path, skipped):
+            samples.append(Sample(path, label, split, row.get("group") or None,
+                                  source=row.get("source") or root.name,
+                                  synthetic=(row.get("synthetic") or "0").strip() in ("1", "true", "yes")))
+    for path in sorted(root.rglob("*")):  # pictures in the folder that the manifest does not name
+        if (path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and path not in named
+                and not any(part.startswith(".") for part in path.relative_to(root).parts)):
+            skipped.append(Skipped(path, "not listed in manifest.csv: add a line for it"))
     return samples, skipped
 
 
@@ -279,6 +335,8 @@ def load_image(path: Path) -> Image.Image:
             image = ImageOps.exif_transpose(image)
     except UnidentifiedImageError:
         raise ValueError("not a readable image (unknown or corrupt format)") from None
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"too large to decode safely ({exc}); shrink it") from None
     except (OSError, SyntaxError) as exc:
         raise ValueError(f"corrupt image ({exc})") from None
     return to_rgb(image)
