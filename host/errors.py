@@ -37,3 +37,18 @@ def close_progress_bars() -> None:
     for bar in list(getattr(tqdm_module.tqdm, "_instances", ())):
         bar.leave = False  # an interrupted bar is not a result: clear its line rather than keep it
         bar.close()
+
+
+def output_folder(path, flag: str = "--out"):
+    """A folder results go to, checked before any work: made if missing, refused in one line if it is a
+    file or cannot be made (found in review: a build failed only after training, with a traceback)."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {path}: is a file, not a folder; name a folder for the results")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{flag} {path}: cannot make the folder ({exc.strerror or exc}); name one you can write") from None
+    return path

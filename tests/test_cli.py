@@ -110,3 +110,48 @@ def test_unsupported_python_gets_one_line():
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and len(lines) == 1
     assert lines[0].startswith("error: tinymask needs CPython 3.11, 3.12 or 3.13")
+
+
+# ---- found in review: bad output places and bundle cards are one line, before any work -----------------
+
+
+@pytest.mark.parametrize("module, extra", [("host.make.build", ["--limit", "4"]), ("host.make.train", ["--limit", "4"]),
+                                           ("host.make.evaluate", ["--tflite", "models/tinymask/tinymask.tflite"])])
+def test_an_output_folder_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, monkeypatch, module, extra):
+    import importlib
+
+    from host.make import data
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.setattr(data, "load_dataset", lambda *a, **k: pytest.fail("data was read before --out was checked"))
+    monkeypatch.setattr(data, "load_test_split", lambda *a, **k: pytest.fail("data was read before --out was checked"))
+    taken = tmp_path / "afile"
+    taken.write_text("mine")
+    assert run_cli(importlib.import_module(module).main, ["--out", str(taken), *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a file, not a folder" in err[0] and taken.read_text() == "mine"
+
+
+@pytest.mark.parametrize("name", ["../../escape", ".hidden", "a/b", "", "x" * 65])
+def test_a_bundle_name_that_is_not_a_plain_name_is_refused_before_any_work(tmp_path, capsys, monkeypatch, name):
+    from host.make import build, data
+
+    monkeypatch.setattr(data, "load_dataset", lambda *a, **k: pytest.fail("data was read before --name was checked"))
+    assert run_cli(build.main, ["--name", name, "--out", str(tmp_path / "out"), "--limit", "4"]) == 2
+    assert "--name" in capsys.readouterr().err and not any(tmp_path.parent.glob("escape"))
+
+
+@pytest.mark.parametrize("card", [[1, 2], {"model_file": 5}, {"model_file": "../outside/secret.tflite"},
+                                  {"model_file": "/etc/x.tflite"}, {"model_file": "main.py"}])
+def test_a_card_naming_a_model_outside_its_bundle_is_one_line(tmp_path, card):
+    import json
+
+    from host.make import bundle
+
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret.tflite").write_bytes(b"TFL3")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "model_card.json").write_text(json.dumps(card))
+    with pytest.raises(UserError) as caught:
+        bundle.load_model(tmp_path / "b")
+    assert "\n" not in str(caught.value) and "model_card.json" in str(caught.value)

@@ -114,3 +114,15 @@ def test_the_reference_on_a_users_folder_prints_and_keeps_the_door_figures(tmp_p
 ])
 def test_the_labels_cover_every_class_the_model_answers_or_the_folder_holds(labels, outputs, true, expected):
     assert evaluate.labels_for(labels, np.zeros((1, outputs)), np.array(true, int)) == expected
+
+
+def test_card_labels_that_are_not_a_list_of_names_are_one_line(tmp_path):
+    """Found in review: "labels": "without_mask" was read letter by letter as the classes."""
+    import json
+
+    from host.errors import UserError
+    from host.make import evaluate
+
+    (tmp_path / "model_card.json").write_text(json.dumps({"labels": "without_mask"}))
+    with pytest.raises(UserError, match="labels 'without_mask' are not a list"):
+        evaluate.bundle_card(tmp_path / "m.tflite")

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
 from host import tflm
 from host.boards import available_boards, load_board
-from host.errors import UserError, run_cli
+from host.errors import UserError, output_folder, run_cli
 from host.make import bundle, checks, evaluate, memfit, nobody, ood, publish, quantize, repro, train
 from host.make import data as data_mod
 from host.make import model as model_mod
@@ -88,6 +89,10 @@ def main(argv=None) -> int:
     board = load_board(args.board)
     config = train.config_from_args(args)
     models_dir, publishing = publish.destination(args)
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", args.name):
+        raise UserError(f"--name {args.name!r}: the bundle's folder and file name: letters, digits, '_', '-' or '.',"
+                        " not starting with '.', e.g. --name door-v2")
+    output_folder(models_dir, "--models-dir" if args.models_dir else "--out")
     if args.prune is not None and not 0.0 < args.prune < 1.0:
         raise UserError(f"--prune {args.prune}: a fraction of the filters above 0 and below 1, e.g. 0.5")
     if args.prune is not None and config.hard_negatives > 0:

@@ -95,3 +95,23 @@ def discard(staging: Path) -> None:
 
 def load_card(bundle: Path) -> dict:
     return json.loads((bundle / "model_card.json").read_text())
+
+
+def load_model(bundle: Path) -> tuple[dict, bytes]:
+    """(the model card, the .tflite it names). The card must be a JSON object and its model_file a plain
+    file name in the bundle folder (tools.payload.plain_file_name, deploy's rule), or one UserError line."""
+    from host.errors import UserError
+    from tools.payload import plain_file_name
+
+    card_path = bundle / "model_card.json"
+    try:
+        card = load_card(bundle)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{bundle}: no readable model card ({exc}); pass --bundle DIR of a build") from None
+    if not isinstance(card, dict):
+        raise UserError(f"{card_path}: not a JSON object; rebuild the bundle with `python -m host.build`")
+    name = plain_file_name(card_path, "model_file", card.get("model_file", "tinymask.tflite"), ".tflite")
+    try:
+        return card, (bundle / name).read_bytes()
+    except OSError as exc:
+        raise UserError(f"{bundle / name}: unreadable ({exc.strerror or exc}); the card names it as the model") from None

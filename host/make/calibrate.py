@@ -43,11 +43,7 @@ def data_dirs_for(card: dict) -> list[Path]:
 def calibrate(bundle_dir: Path, data_dirs: list[Path] | None = None, eval_dirs=None, limit: int | None = None,
               progress: bool = True, max_no_face: float | None = None) -> tuple[dict, dict]:
     """(the bundle's card, the door measure of its model)."""
-    try:
-        card = bundle_mod.load_card(bundle_dir)
-        payload = (bundle_dir / card["model_file"]).read_bytes()
-    except (OSError, ValueError, KeyError) as exc:
-        raise UserError(f"{bundle_dir}: no readable model card and model ({exc}); pass --bundle DIR of a build") from None
+    card, payload = bundle_mod.load_model(bundle_dir)
     data_dirs = data_dirs or data_dirs_for(card)
     dataset = data_mod.load_dataset(data_dirs, limit=limit, progress=progress)
     if dataset.labels != card.get("labels"):

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from host.boards import BoardProfile, load_board
-from host.errors import UserError, run_cli
+from host.errors import UserError, output_folder, run_cli
 from host.make import augment as augment_mod
 from host.make import bundle, checks, degrade, evaluate, nobody, ood, prune, quantize, train
 from host.make import card as card_mod
@@ -586,6 +586,7 @@ def main(argv=None) -> int:
         else [s for s in DEFAULT_PRUNE_SOURCES if s == REFERENCE or s.removesuffix("_robust") in args.robust_archs],
     )
     load_board(config.board)  # fail on a bad board or plan before any training
+    output_folder(args.out)
     for arch in {c.arch for c in plan(config) if c.kind == "pruned"}:
         prune.prune_by_rate(model_mod.build(arch), 0.5)  # a UserError now if that design cannot be pruned
     run(config, args.data or data_mod.default_data_dirs(), args.out, progress=not args.quiet)

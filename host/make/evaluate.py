@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from host import preprocess, tflm
-from host.errors import UserError, run_cli
+from host.errors import UserError, output_folder, run_cli
 from host.make import data as data_mod
 from host.make import plots
 
@@ -223,10 +223,13 @@ def bundle_card(tflite: Path) -> dict | None:
         return None
     try:
         loaded = json.loads(card.read_text())
-        list(loaded["labels"])
-        return loaded
+        labels = loaded["labels"]
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{card}: unreadable model card ({exc}); rebuild the bundle with tinymask build") from None
+    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) and x for x in labels):
+        raise UserError(f"{card}: labels {labels!r} are not a list of two or more class names; rebuild the bundle"
+                        " with tinymask build")
+    return loaded
 
 
 def door_threshold_of(card: dict | None, given: float | None) -> tuple[float | None, str]:
@@ -264,6 +267,7 @@ def main(argv=None) -> int:
         if not path.is_file():
             raise UserError(f"{path}: not found; pass --tflite BUNDLE/<name>.tflite (and --model MODEL.keras to"
                             " compare with the float32 model)")
+    output_folder(args.out)
     card = bundle_card(args.tflite)
     labels = list(card["labels"]) if card else data_mod.LABELS
     threshold, source = door_threshold_of(card, args.threshold)

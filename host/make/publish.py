@@ -24,13 +24,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from host.errors import UserError
+from host.make import bundle as bundle_mod
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE_DIR = REPO / "models"  # the committed reference bundles
@@ -126,12 +126,9 @@ def measure_existing(bundle_dir: Path, labels: list[str], split, this_split: str
     """The bundle at bundle_dir run on this build's test split, or why it cannot be."""
     from host.make import evaluate
 
-    card_path = bundle_dir / "model_card.json"
     try:
-        card = json.loads(card_path.read_text())
-        model = bundle_dir / card["model_file"]
-        payload = model.read_bytes()
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        card, payload = bundle_mod.load_model(bundle_dir)
+    except UserError as exc:
         return f"{bundle_dir} has no readable model card and model ({exc})"
     if card.get("labels") != labels:
         return f"{bundle_dir} classifies {card.get('labels')}, this build {labels}: not comparable"
@@ -141,7 +138,7 @@ def measure_existing(bundle_dir: Path, labels: list[str], split, this_split: str
         else:
             predicted = evaluate.to_labels(evaluate.int8_scores(payload, split.pixels, progress=False))
     except Exception as exc:  # a model the interpreter refuses is still the user's to replace knowingly
-        return f"{model} does not run on TFLM ({exc})"
+        return f"{bundle_dir} does not run on TFLM ({exc})"
     correct = int((np.asarray(predicted) == np.asarray(split.labels)).sum())
     return Standing(_shown(bundle_dir), correct, len(split), len(payload), card_split_note(card, this_split))
 
@@ -195,8 +192,7 @@ def check_door(final: Path, payload: bytes, door_splits: list, gate: Gate) -> li
     mine = door_standing("this build", payload, door_splits)
     lines = [mine.line()]
     try:
-        old_card = json.loads((final / "model_card.json").read_text())
-        existing = door_standing(_shown(final), (final / old_card["model_file"]).read_bytes(), door_splits)
+        existing = door_standing(_shown(final), bundle_mod.load_model(final)[1], door_splits)
     except Exception as exc:  # unreadable, or a model the interpreter refuses: the user's to replace knowingly
         if not gate.force:
             raise UserError(f"not published: {_shown(final)} cannot be measured ({exc}); pass --force to replace it") from None

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from host import preprocess
-from host.errors import UserError, run_cli
+from host.errors import UserError, output_folder, run_cli
 from host.make import augment, bundle, distill, plots
 from host.make import data as data_mod
 from host.make import mining as mining_mod
@@ -601,6 +601,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/train"), help="folder for model.keras, history.json, curves (default: %(default)s)")
     args = parser.parse_args(argv)
     config = config_from_args(args)
+    output_folder(args.out)
     dataset = data_mod.load_dataset(args.data or recipe_data(args.recipe), seed=args.seed, limit=args.limit,
                                     hold_out_sources=tuple(args.hold_out_sources))
     result = train(dataset, config)
