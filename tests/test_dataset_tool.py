@@ -145,3 +145,27 @@ def test_a_capture_folder_off_the_device_folder_is_never_copied(tmp_path, capsys
     assert "Traceback" not in err
     if how != "log":
         assert "outside" in err or "ignored" in err
+
+
+def test_a_frame_deleted_or_set_aside_by_hand_is_not_copied_back(tmp_path, capsys):
+    """Found in review: a frame the user deleted, or moved to a folder of their own (unsure/), came back into
+    its predicted folder on the next run. New frames still arrive."""
+    archive = tmp_path / "archive"
+    write_archive(archive, boots=1, frames=4)
+    out = tmp_path / "ds"
+    argv = ["--from", str(archive), "--to", str(out)]
+    assert run_cli(dataset.main, argv) == 0
+    (out / "with_mask" / "door-7-b000001-s000002.jpg").unlink()
+    (out / "unsure").mkdir()
+    (out / "without_mask" / "door-7-b000001-s000001.jpg").rename(out / "unsure" / "door-7-b000001-s000001.jpg")
+    write_archive(archive, boots=2, frames=4)  # the camera captured more since
+    capsys.readouterr()
+    assert run_cli(dataset.main, argv) == 0
+    names = {r["path"].split("/")[-1] for r in manifest(out)}
+    assert "door-7-b000001-s000002.jpg" not in names and "door-7-b000001-s000001.jpg" not in names
+    assert not (out / "with_mask" / "door-7-b000001-s000002.jpg").exists()
+    assert not (out / "without_mask" / "door-7-b000001-s000001.jpg").exists()
+    assert sum(n.startswith("door-7-b000002") for n in names) == 4
+    assert "2 removed by hand not added again" in capsys.readouterr().out
+    samples, skipped, _ = data.discover(out)  # the dataset still loads, the record file is not a picture
+    assert len(samples) == len(names) and not any(".tinymask-seen" in str(s.path) for s in skipped)

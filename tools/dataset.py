@@ -51,6 +51,9 @@ class Capture:
         return f"{self.device_id}-b{self.boot:06d}" if self.boot is not None else f"{self.device_id}-{self.source.stem}"
 
 
+SEEN_FILE = ".tinymask-seen.txt"  # every picture the tool ever added: one it finds gone was removed by hand
+
+
 def card_dirs(device_dir: Path) -> tuple[str, str]:
     """(log_dir, capture_dir) as the camera's config.json names them, confined to the device folder as
     tools.pull confines them (an absolute path or '..' is ignored with a warning), else the defaults."""
@@ -152,13 +155,18 @@ def build(archive: Path, dataset: Path, split: str) -> dict:
                         f"set capture_mode on the camera, then pull")
     dataset.mkdir(parents=True, exist_ok=True)
     present = existing_images(dataset)
-    added = kept = 0
+    previous = read_manifest(dataset)
+    seen = read_seen(dataset) | set(previous)  # every picture an earlier run added
+    added = kept = removed = 0
     for capture in found:
         there = present.get(capture.name)
         if there is not None:
             if not same_bytes(there, capture.source):
                 skipped.append(f"{capture.source}: differs from {there} of the same name; left out")
             kept += 1
+            continue
+        if capture.name in seen:  # added before and gone from the label folders: deleted or set aside by hand
+            removed += 1
             continue
         target = dataset / capture.label / capture.name
         target.parent.mkdir(exist_ok=True)
@@ -167,8 +175,9 @@ def build(archive: Path, dataset: Path, split: str) -> dict:
         os.replace(tmp, target)
         present[capture.name] = target
         added += 1
-    rows = manifest_rows(dataset, present, {c.name: c for c in found}, read_manifest(dataset), split)
+    rows = manifest_rows(dataset, present, {c.name: c for c in found}, previous, split)
     write_manifest(dataset, rows)
+    write_seen(dataset, seen | set(present))
     corrected = sum(r["label"] != r["predicted"] for r in rows)
     per_label = {}
     for row in rows:
@@ -176,8 +185,22 @@ def build(archive: Path, dataset: Path, split: str) -> dict:
     for line in skipped:
         print(f"skipped {line}", file=sys.stderr)
     print(f"{dataset}: {len(rows)} images ({', '.join(f'{k} {v}' for k, v in sorted(per_label.items()))}); "
-          f"{added} added, {kept} already there, {corrected} relabelled by hand")
-    return {"images": len(rows), "added": added, "kept": kept, "corrected": corrected, "skipped": len(skipped)}
+          f"{added} added, {kept} already there, {corrected} relabelled by hand"
+          + (f", {removed} removed by hand not added again (delete {SEEN_FILE} to bring them back)" if removed else ""))
+    return {"images": len(rows), "added": added, "kept": kept, "corrected": corrected, "removed": removed,
+            "skipped": len(skipped)}
+
+
+def read_seen(dataset: Path) -> set[str]:
+    path = dataset / SEEN_FILE
+    return set(path.read_text(encoding="utf-8").split()) if path.is_file() else set()
+
+
+def write_seen(dataset: Path, names: set[str]) -> None:
+    path = dataset / SEEN_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(f"{name}\n" for name in sorted(names)), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def manifest_rows(dataset: Path, present: dict, by_name: dict, previous: dict, split: str) -> list[dict]:
