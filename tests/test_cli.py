@@ -155,3 +155,14 @@ def test_a_card_naming_a_model_outside_its_bundle_is_one_line(tmp_path, card):
     with pytest.raises(UserError) as caught:
         bundle.load_model(tmp_path / "b")
     assert "\n" not in str(caught.value) and "model_card.json" in str(caught.value)
+
+
+def test_a_file_that_is_not_a_model_is_named_before_the_data_is_read(tmp_path, capsys, monkeypatch):
+    from host.make import data, evaluate
+
+    monkeypatch.setattr(data, "load_test_split", lambda *a, **k: pytest.fail("data was read before the model"))
+    garbage = tmp_path / "photo.tflite"
+    garbage.write_bytes(b"\xff\xd8\xff not a model")
+    assert run_cli(evaluate.main, ["--tflite", str(garbage), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "photo.tflite: not a valid .tflite model" in err[0]

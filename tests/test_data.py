@@ -2,6 +2,7 @@
 
 import csv
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -354,3 +355,27 @@ def test_a_manifest_that_is_not_utf8_is_one_line(tmp_path):
     write_manifest(tmp_path, "path,label\nwith_mask/caf\u00e9.jpg,with_mask\n", encoding="latin-1")
     with pytest.raises(UserError, match="manifest.csv: not UTF-8 text .*save it as CSV UTF-8"):
         data.discover(tmp_path)
+
+
+def test_limit_below_one_and_an_unknown_held_out_source_are_one_line(tmp_path):
+    fill(tmp_path / "with_mask", 6, (200, 10, 10))
+    fill(tmp_path / "without_mask", 6, (10, 10, 200))
+    with pytest.raises(UserError, match="--limit 0: at least 1"):
+        data.load_dataset(tmp_path, limit=0, progress=False)
+    with pytest.raises(UserError, match=f"--hold-out-source typo: no such source.*{tmp_path.name}"):
+        data.load_dataset(tmp_path, progress=False, hold_out_sources=("typo",))
+
+
+def test_a_set_one_folder_down_is_named_in_the_error(tmp_path):
+    fill(tmp_path / "dataset" / "with_mask", 3, (200, 10, 10))
+    with pytest.raises(UserError, match="dataset/ holds them one level down: pass --data .*dataset"):
+        data.load_dataset(tmp_path, progress=False)
+
+
+def test_a_skipped_name_with_a_newline_or_bad_bytes_stays_on_one_line(tmp_path):
+    import os
+
+    odd = [tmp_path / "a\nb.txt", Path(os.fsdecode(bytes(tmp_path) + b"/bad\xff.txt"))]
+    report = data.skipped_report([data.Skipped(p, "not an image file (.txt)") for p in odd])
+    assert report.count("\n") == 1 and "\\n" in report and "\\xff" in report
+    report.encode("utf-8")  # printable on a strict UTF-8 terminal

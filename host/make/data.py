@@ -490,8 +490,15 @@ def load_dataset(
     roots = [Path(r) for r in root] if isinstance(root, (list, tuple)) else [Path(root)]
     if not roots:
         raise UserError("no data folder given; pass --data DIR [DIR ...]")
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit {limit}: at least 1 image per split and class (leave it out for every image)")
     parts = [_load_part(r, _unique_name(r, roots[:i]), test_fraction, seed, limit, progress, hold_out_sources,
                         combined=len(roots) > 1) for i, r in enumerate(roots)]
+    sources = {s.source for part in parts for s in part.samples}
+    unknown = sorted(set(hold_out_sources) - sources)
+    if unknown:
+        raise UserError(f"--hold-out-source {' '.join(unknown)}: no such source in the data; its sources are "
+                        f"{', '.join(sorted(sources))}")
     present = {s.label for part in parts for s in part.samples}
     if len(present & {POSITIVE, NEGATIVE}) < 2:
         only = ", ".join(sorted(present)) or "none"
@@ -550,7 +557,10 @@ def _load_part(root: Path, name: str, test_fraction: float, seed: int, limit: in
                hold_out_sources, combined: bool) -> _Part:
     samples, skipped, layout = discover(root)
     if not samples:
-        raise UserError(f"{root}: no images found; expected class folders such as with_mask/ and without_mask/")
+        inner = [d.name for d in _subdirs(root) if any(canonical_label(c.name) or canonical_split(c.name)
+                                                       for c in _subdirs(d))]
+        hint = f" ({', '.join(inner)}/ holds them one level down: pass --data {root / inner[0]})" if inner else ""
+        raise UserError(f"{root}: no images found; expected class folders such as with_mask/ and without_mask/{hint}")
     known = name in PROVENANCE and layout == "manifest"
     for s in samples:
         if s.source in hold_out_sources:
@@ -659,4 +669,10 @@ def _limit(samples: list[Sample], limit: int) -> list[Sample]:
 
 
 def skipped_report(skipped: list[Skipped]) -> str:
-    return "\n".join(f"  skipped {s.path}: {s.reason}" for s in skipped)
+    return "\n".join(f"  skipped {shown_path(s.path)}: {s.reason}" for s in skipped)
+
+
+def shown_path(path: Path) -> str:
+    """A path for one line of output: a name with a newline or bytes that are not UTF-8 is quoted."""
+    text = os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+    return repr(text) if not text.isprintable() or "\\x" in text else text
