@@ -379,3 +379,12 @@ def test_a_skipped_name_with_a_newline_or_bad_bytes_stays_on_one_line(tmp_path):
     report = data.skipped_report([data.Skipped(p, "not an image file (.txt)") for p in odd])
     assert report.count("\n") == 1 and "\\n" in report and "\\xff" in report
     report.encode("utf-8")  # printable on a strict UTF-8 terminal
+
+
+def test_a_set_of_a_few_sessions_says_why_a_split_is_empty_or_lacks_a_class(tmp_path, capsys):
+    """Found in review: near-identical frames of one session per class gave 'add more images' for an empty
+    split, and a validation split without one class passed silently."""
+    fill(tmp_path / "with_mask", 8, (200, 10, 10))  # each class one flat colour: one group per class
+    fill(tmp_path / "without_mask", 8, (10, 10, 200))
+    with pytest.raises(UserError, match=r"only \d+ group\(s\) of near-duplicates, and a group never straddles splits"):
+        data.load_dataset(tmp_path, progress=False)

@@ -20,6 +20,7 @@ import csv
 import hashlib
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -516,9 +517,17 @@ def load_dataset(
         keep, carved = group_split(train.groups, val_fraction, seed)
         train, val = train.subset(keep), train.subset(carved)
     test = first.split.subset(first.test_idx)
+    groups = len(set(Split.concat(train, val, test).groups))
     for name, split in (("train", train), ("validation", val), ("test", test)):
         if len(split) == 0:
-            raise UserError(f"{roots[0]}: the {name} split is empty; add more images (at least a few per class)")
+            raise UserError(f"{roots[0]}: the {name} split is empty: the pictures form only {groups} group(s) of near-"
+                            "duplicates, and a group never straddles splits; add pictures of more people or sessions")
+    for name, split in (("validation", val), ("test", test)):
+        missing = [label for label in (NEGATIVE, POSITIVE) if not (split.labels == LABELS.index(label)).any()]
+        if missing:
+            print(f"warning: {roots[0]}: the {name} split has no {' or '.join(missing)} pictures (its groups of near-"
+                  f"duplicates fell elsewhere); add more sessions of that class, or give splits in a manifest",
+                  file=sys.stderr)
     skipped = [s for p in parts for s in p.skipped]
     dataset = Dataset(
         root=roots[0], layout=first.layout if len(parts) == 1 else "+".join(p.layout for p in parts),
