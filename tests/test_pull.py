@@ -83,8 +83,8 @@ def test_a_file_rewritten_on_the_card_keeps_the_old_copy(tmp_path, capsys):
     rewritten = old[:120] + b"F,9,0,with_mask,0.5,1,1,closed,-*00\n" * 20  # longer, but not an append
     (card / "logs" / "b000001-p000.log").write_bytes(rewritten)
     code, out, err = run(["--from", str(card), "--to", str(archive)], capsys)
-    assert code == 0 and "1 conflict(s)" in out and "kept as b000001-p000.log.conflict-1" in err
-    assert (archive / "door-7" / "logs" / "b000001-p000.log.conflict-1").read_bytes() == old
+    assert code == 0 and "1 conflict(s)" in out and "kept as b000001-p000.conflict-1.log" in err
+    assert (archive / "door-7" / "logs" / "b000001-p000.conflict-1.log").read_bytes() == old
     assert (archive / "door-7" / "logs" / "b000001-p000.log").read_bytes() == rewritten
 
 
@@ -264,3 +264,60 @@ def test_an_odd_name_the_camera_lists_is_one_line_not_a_path(name):
     with pytest.raises(UserError, match="odd file name"):
         pull.check_relative(name)
     assert pull.check_relative("logs/b000001-p000.log") == "logs/b000001-p000.log"
+
+
+def write_card_with_ids(card: Path, boot_id: str, boots: int = 2, frames: int = 3) -> None:
+    """As write_card, with the boot ids format-2 firmware writes: one per boot, new after a wipe."""
+    write_card(card, boots=boots, frames=frames)
+    for boot in range(1, boots + 1):
+        log = card / "logs" / f"b{boot:06d}-p000.log"
+        first, rest = log.read_text().split("\n", 1)
+        header = format_header("door-7", boot, 0, "ab" * 32, "0.1.0", "4.6.0", "openmv_h7",
+                               boot_id=f"{boot_id}{boot:02d}")
+        log.write_text(header + rest)
+        for image in (card / "captures").rglob(f"b{boot:06d}-*.jpg"):
+            image.write_bytes(image.read_bytes() + boot_id.encode())  # each card's pictures differ
+
+
+def test_a_wiped_card_is_archived_beside_the_first_and_both_are_ingested(tmp_path, capsys):
+    """Found in review: a wiped card's boot 1 collided with the archived boot 1; the old log became a
+    .conflict file that ingest never read, and both runs' records named the same capture files."""
+    from host.field.ingest import ingest
+
+    first, second, archive = tmp_path / "card1", tmp_path / "card2", tmp_path / "archive"
+    write_card_with_ids(first, "aaaaaaaaaaaaaa")
+    write_card_with_ids(second, "bbbbbbbbbbbbbb", boots=1)
+    assert run(["--from", str(first), "--to", str(archive)], capsys)[0] == 0
+    code, out, err = run(["--from", str(second), "--to", str(archive)], capsys)
+    assert code == 0 and "conflict" not in out and "door-7~card2" in err
+    assert archived(archive) == tree(first) and archived(archive, "door-7~card2") == tree(second)
+    code, out, err = run(["--from", str(first), "--to", str(archive)], capsys)  # the first card again: its own folder
+    assert code == 0 and "0 new, 0 updated, 8 unchanged" in out and "~card" not in err
+    database = tmp_path / "t.duckdb"
+    ingest([archive], database, progress=False, echo=lambda line: None)
+    import duckdb
+
+    con = duckdb.connect(str(database), read_only=True)
+    runs = con.execute("SELECT r.boot_id, count(*), min(f.root) FROM records r JOIN files f ON f.path = r.file "
+                       "GROUP BY r.boot_id ORDER BY 1").fetchall()
+    con.close()
+    assert [(b, n) for b, n, _ in runs] == [("aaaaaaaaaaaaaa01", 4), ("aaaaaaaaaaaaaa02", 4), ("bbbbbbbbbbbbbb01", 4)]
+    assert runs[2][2].endswith("door-7~card2") and runs[0][2].endswith("door-7")
+
+
+@pytest.mark.parametrize("state", ["[]", '{"files": {"logs/b000001-p000.log": 5}}', '{"files": []}', "{not json"])
+def test_a_damaged_pull_state_is_rebuilt_not_a_traceback(tmp_path, capsys, state):
+    card, archive = tmp_path / "card", tmp_path / "archive"
+    write_card(card)
+    assert run(["--from", str(card), "--to", str(archive)], capsys)[0] == 0
+    (archive / "door-7" / pull.STATE_FILE).write_text(state)
+    code, out, err = run(["--from", str(card), "--to", str(archive)], capsys)
+    assert code == 0 and "rebuilding" in err and archived(archive) == tree(card)
+
+
+def test_an_archive_that_is_a_file_is_one_line(tmp_path, capsys):
+    card = tmp_path / "card"
+    write_card(card)
+    (tmp_path / "afile").write_text("mine")
+    code, out, err = run(["--from", str(card), "--to", str(tmp_path / "afile")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "--to" in err and (tmp_path / "afile").read_text() == "mine"

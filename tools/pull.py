@@ -8,7 +8,9 @@ the camera's `config.json` (the report reads its door threshold and label order)
 `log_dir`/`capture_dir` in its config.json that is absolute, holds `..` or is not a string is ignored
 with a warning (the default folder is pulled), and a link that leads off the card is not followed. Pulling is incremental and resumable:
 unchanged files are skipped, a log that grew is replaced by its longer self (its old bytes must be
-a prefix of the new ones), a file that shrank or changed is kept beside as `<name>.conflict-<n>`.
+a prefix of the new ones), a file that shrank or changed is kept beside as `<stem>.conflict-<n><suffix>`.
+A card whose first log's boot id is not the one archived under its device id (a wiped or replaced card,
+or another camera of that name) goes to `ARCHIVE/<device_id>~card<n>`, so no run loses its captures.
 Files arrive in a staging folder and are renamed into place, and the state is saved after every
 batch, so an interrupted pull loses nothing and the next one carries on.
 """
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from host.errors import UserError, run_cli
+from host.errors import UserError, output_folder, run_cli
 from host.field.logread import parse_log
 from tools import snippets
 from tools.payload import firmware_module, sha256_file
@@ -196,10 +198,16 @@ def load_state(folder: Path, device_id: str) -> dict:
     if path.is_file():
         try:
             state = json.loads(path.read_text())
-            if isinstance(state.get("files"), dict):
+        except (ValueError, OSError):
+            state = None
+        if isinstance(state, dict) and isinstance(state.get("files"), dict):
+            files = state["files"]
+            state["files"] = {rel: v for rel, v in files.items() if isinstance(v, dict) and isinstance(v.get("size"), int)
+                              and not isinstance(v.get("size"), bool) and isinstance(v.get("sha256"), str)}
+            if not isinstance(state.get("pulls"), list):
+                state["pulls"] = []
+            if len(state["files"]) == len(files):
                 return state
-        except ValueError:
-            pass
         print(f"warning: {path} is unreadable; rebuilding it from the files in the archive", file=sys.stderr)
     return {"format": 1, "device_id": device_id, "files": {}, "pulls": []}
 
@@ -218,10 +226,43 @@ def is_current(folder: Path, state: dict, rel: str, size: int) -> bool:
 
 
 def conflict_name(path: Path) -> Path:
+    """<stem>.conflict-<n><suffix>: a kept log still ends in .log, so host.ingest reads it too."""
     n = 1
-    while path.with_name(f"{path.name}.conflict-{n}").exists():
+    while path.with_name(f"{path.stem}.conflict-{n}{path.suffix}").exists():
         n += 1
-    return path.with_name(f"{path.name}.conflict-{n}")
+    return path.with_name(f"{path.stem}.conflict-{n}{path.suffix}")
+
+
+def card_id(header: bytes) -> str | None:
+    """The boot id of a card's first log: a wiped or replaced card (or another camera under the same
+    device_id) starts again at boot 1 under a new one. None for logs without boot ids (format 1)."""
+    headers = parse_log(header, "header").headers
+    boot_id = headers[0].boot_id if headers else None
+    return boot_id if boot_id and boot_id != "-" else None
+
+
+def device_folder(archive: Path, device_id: str, card: str | None) -> Path:
+    """ARCHIVE/<device_id>, or ARCHIVE/<device_id>~card<n> for another card of that device id: the runs
+    of each card keep their own logs and captures (boot numbers and capture names repeat across cards)."""
+    base, n = safe_name(device_id), 1
+    while True:
+        folder = Path(archive) / (base if n == 1 else f"{base}~card{n}")
+        known = folder_card_id(folder)
+        if card is None or known is None or known == card:
+            return folder
+        n += 1
+
+
+def folder_card_id(folder: Path) -> str | None:
+    state = folder / STATE_FILE
+    try:
+        known = json.loads(state.read_text()).get("card_id") if state.is_file() else None
+    except (ValueError, OSError, AttributeError):
+        known = None
+    if isinstance(known, str):
+        return known
+    logs = sorted((folder / DEFAULT_DIRS[0]).glob("*.log")) if folder.is_dir() else []  # an archive from before
+    return card_id(logs[0].read_bytes()[:300]) if logs else None
 
 
 def install(folder: Path, staged: Path, rel: str, state: dict) -> str:
@@ -256,9 +297,15 @@ def pull(source, archive: Path, device: str | None) -> dict:
     device_id = device or device_from_header(header) or board_id
     if not device_id:
         raise UserError(f"{source.describe()}: cannot tell which camera this is (no log header found); pass --device NAME")
-    folder = Path(archive) / safe_name(device_id)
-    folder.mkdir(parents=True, exist_ok=True)
+    card = card_id(header)
+    folder = device_folder(archive, device_id, card)
+    if folder.name != safe_name(device_id):
+        print(f"warning: this card's runs are not those archived in {folder.parent / safe_name(device_id)} (a wiped "
+              f"or replaced card, or another camera named {device_id}): archived in {folder}", file=sys.stderr)
+    output_folder(folder, "--to")
     state = load_state(folder, device_id)
+    if card is not None:
+        state.setdefault("card_id", card)
     staging = folder / STAGING
     shutil.rmtree(staging, ignore_errors=True)
     counts = {"new": 0, "updated": 0, "unchanged": 0, "conflict": 0}
