@@ -24,6 +24,11 @@ from tools.remote import Remote
 REFERENCE = Path(__file__).resolve().parents[1] / "models" / "tinymask"
 
 
+def stand_in(data: bytes) -> bytes:
+    """Bytes a deploy accepts as a .tflite (the FlatBuffer identifier at 4..8) without being a real model."""
+    return data[:4] + b"TFL3" + data[8:]
+
+
 def make_bundle(folder: Path, model: bytes | None = None, **card_changes) -> Path:
     """The committed reference bundle copied to `folder` when it exists, else a stand-in with random
     model bytes (deploy only moves bytes; it never runs the model). Card fields can be overridden."""
@@ -33,7 +38,7 @@ def make_bundle(folder: Path, model: bytes | None = None, **card_changes) -> Pat
             shutil.copy(REFERENCE / name, folder / name)
         card = json.loads((folder / "model_card.json").read_text())
     else:
-        model = model if model is not None else hashlib.sha256(b"seed").digest() * 4000  # 128000 bytes
+        model = stand_in(model if model is not None else hashlib.sha256(b"seed").digest() * 4000)  # 128000 bytes
         (folder / "tinymask.tflite").write_bytes(model)
         (folder / "tinymask.txt").write_text("without_mask\nwith_mask\n")
         card = {"format": 1, "name": "tinymask", "model_file": "tinymask.tflite", "labels_file": "tinymask.txt",
@@ -143,12 +148,12 @@ def test_interrupted_between_copy_and_rename_keeps_old_files_whole(tmp_path, cap
         code, _, err = run(["--board", "openmv_h7", "--port", device.port, "--bundle", str(new)], capsys)
     assert code == 2 and err.count("\n") == 1 and "lost the connection" in err
     card = root / "sdcard"
-    assert running(card)["tinymask.tflite"] == b"old model " * 9000  # the camera starts the old set, whole
-    assert (card / "tmset" / "000002" / "tinymask.tflite").read_bytes() == b"new model!" * 9000  # not committed
+    assert running(card)["tinymask.tflite"] == stand_in(b"old model " * 9000)  # the camera starts the old set, whole
+    assert (card / "tmset" / "000002" / "tinymask.tflite").read_bytes() == stand_in(b"new model!" * 9000)  # not committed
     with FakeDevice(root) as device:  # plugged back in: deploying again finishes the job
         code, out, _ = run(["--board", "openmv_h7", "--port", device.port, "--bundle", str(new)], capsys)
     assert code == 0 and "removing 1 leftover(s)" in out
-    assert running(card)["tinymask.tflite"] == b"new model!" * 9000
+    assert running(card)["tinymask.tflite"] == stand_in(b"new model!" * 9000)
     assert sorted(p.name for p in (card / "tmset").iterdir()) == ["000003"]
     assert not list(card.rglob("*.tmp"))
 
@@ -163,7 +168,7 @@ def test_interrupted_mid_copy_never_leaves_half_a_model(tmp_path, capsys):
         code, _, err = run(["--board", "openmv_h7", "--port", device.port, "--bundle", str(new)], capsys)
     assert code == 2 and "lost the connection" in err
     card = root / "sdcard"
-    assert running(card)["tinymask.tflite"] == b"old model " * 9000
+    assert running(card)["tinymask.tflite"] == stand_in(b"old model " * 9000)
     assert 0 < (card / "tmset" / "000002" / "tinymask.tflite").stat().st_size < 90000
 
 
@@ -239,7 +244,7 @@ def test_without_logging_a_small_bundle_goes_to_flash_and_a_large_one_is_refused
         code, _, err = run([*argv, "--bundle", str(large)], capsys)
         assert code == 2 and "not enough space on the camera's /flash" in err and "insert an SD card" in err
         assert run([*argv, "--bundle", str(small)], capsys)[0] == 0
-        assert running(device.board.root / "flash")["tinymask.tflite"] == b"m" * 20000
+        assert running(device.board.root / "flash")["tinymask.tflite"] == stand_in(b"m" * 20000)
 
 
 def test_the_reference_bundle_fits_a_card_less_h7s_flash(reference_bundle, tmp_path, capsys):
@@ -306,9 +311,10 @@ def test_legacy_firmware_single_filesystem_and_rename_without_replace(bundle, tm
     (["--board", "openmv_h7", "--set", "thresold=0.7"], "--set thresold: unknown config key; valid keys: "),
     (["--board", "openmv_h7", "--set", "threshold=high"], "--set threshold=high: expected a number"),
     (["--board", "openmv_h7", "--set", "debounce_frames=2.5"], "--set debounce_frames=2.5: expected an integer"),
-    (["--board", "openmv_h7", "--set", "threshold=1.5"], "config.json: threshold: must be between 0.0 and 1.0"),
+    (["--board", "openmv_h7", "--set", "threshold=1.5"], "--set threshold: must be between 0.0 and 1.0"),
     (["--board", "openmv_h7", "--set", "model_sha256=00"], "--set model_sha256: comes from the model card"),
     (["--board", "openmv_h7", "--set", "relay_pin=P42"], "--set relay_pin=P42: openmv_h7 has pins P0"),
+    (["--board", "openmv_h7", "--set", "threshold=nan"], "--set threshold: expected a finite number"),
 ])
 def test_bad_options_are_one_clear_line(argv, message, bundle, camera, capsys):
     code, _, err = run([*argv, "--port", camera.port, "--bundle", str(bundle)], capsys)
@@ -323,6 +329,14 @@ def test_bad_options_are_one_clear_line(argv, message, bundle, camera, capsys):
     ("model_budget", "over the openmv_h7 model budget of 235520 bytes"),
     ("arena_budget", "tensor arena of 900000 bytes is over the openmv_h7 budget"),
     ("labels", "differ from the model card"),
+    # found in review: each was a traceback, or deployed
+    ("labels_not_utf8", "tinymask.txt: not UTF-8 text"),
+    ("arena_text", "arena_bytes 'big' is not a number of bytes"),
+    ("expected_text", "door_expected 'x' is not an object of rates"),
+    ("threshold_text", "door_threshold '0.6' is not a probability"),
+    ("labels_text", "labels 'abc' is not a list of two or more class names"),
+    ("card_label_path", "model_card.json: labels: '../x' must be letters"),
+    ("not_a_model", "not a .tflite model (no TFL3 identifier)"),
 ])
 def test_bad_bundles_are_refused(change, message, tmp_path, camera, capsys):
     folder = tmp_path / "bundle"
@@ -337,6 +351,23 @@ def test_bad_bundles_are_refused(change, message, tmp_path, camera, capsys):
     elif change == "labels":
         make_bundle(folder)
         (folder / "tinymask.txt").write_text("with_mask\nwithout_mask\n")
+    elif change == "labels_not_utf8":
+        make_bundle(folder)
+        (folder / "tinymask.txt").write_bytes(b"without_mask\nn\xf6ne\n")
+    elif change in ("arena_text", "expected_text", "threshold_text", "labels_text"):
+        key = {"arena_text": "arena_bytes", "expected_text": "door_expected", "threshold_text": "door_threshold",
+               "labels_text": "labels"}[change]
+        make_bundle(folder, **{key: {"arena_text": "big", "expected_text": "x", "threshold_text": "0.6",
+                                     "labels_text": "abc"}[change]})
+    elif change == "card_label_path":
+        make_bundle(folder, model=b"m" * 1000, labels=["without_mask", "../x"])
+        (folder / "tinymask.txt").write_text("without_mask\n../x\n")
+    elif change == "not_a_model":
+        make_bundle(folder, model=b"m" * 1000)
+        garbage = b"\x00" * 1000
+        (folder / "tinymask.tflite").write_bytes(garbage)
+        card = json.loads((folder / "model_card.json").read_text())
+        (folder / "model_card.json").write_text(json.dumps({**card, "sha256": hashlib.sha256(garbage).hexdigest()}))
     before = tree(camera.board.root)
     code, _, err = run(["--board", "openmv_h7", "--port", camera.port, "--bundle", str(folder)], capsys)
     assert code == 2 and err.count("\n") == 1 and message in err
@@ -555,3 +586,12 @@ def test_dry_run_shows_the_clock_command_unless_no_set_clock(bundle, camera, cap
     code, out, _ = run([*argv, "--no-set-clock"], capsys)
     assert code == 0 and "RTC" not in out
     assert camera.events == [] and camera.board.rtc is None
+
+
+def test_a_bad_value_in_a_site_config_names_that_file(bundle, tmp_path, capsys):
+    """Found in review: the error said config.json, which the user never wrote."""
+    site = tmp_path / "site1.json"
+    site.write_text(json.dumps({"threshold": "0.7"}))
+    code, _, err = run(["--board", "openmv_h7", "--port", "/dev/ttyACM0", "--bundle", str(bundle), "--dry-run",
+                        "--config", str(site)], capsys)
+    assert code == 2 and err.count("\n") == 1 and f"--config {site}: threshold: expected a number" in err

@@ -89,9 +89,12 @@ def load_bundle(folder: Path, board: BoardProfile) -> Bundle:
         card = json.loads(card_path.read_text())
     except ValueError as exc:
         raise UserError(f"{card_path}: not valid JSON ({exc}); rebuild the bundle") from None
+    if not isinstance(card, dict):
+        raise UserError(f"{card_path}: not a JSON object; rebuild the bundle with `python -m host.build`")
     for key in ("model_file", "labels_file", "sha256", "labels"):
         if key not in card:
             raise UserError(f"{card_path}: no {key!r} field; rebuild the bundle with `python -m host.build`")
+    check_card_fields(card, card_path)
     model = folder / plain_file_name(card_path, "model_file", card["model_file"], ".tflite")
     labels = folder / plain_file_name(card_path, "labels_file", card["labels_file"], ".txt")
     for path in (model, labels):
@@ -101,7 +104,12 @@ def load_bundle(folder: Path, board: BoardProfile) -> Bundle:
     if actual != card["sha256"]:
         raise UserError(f"{model}: sha256 {actual[:12]}... does not match the model card ({str(card['sha256'])[:12]}...); "
                         f"the file was changed or copied badly: rebuild the bundle")
-    listed = [line.strip() for line in labels.read_text().splitlines() if line.strip()]
+    if not model.read_bytes()[4:8] == b"TFL3":  # the FlatBuffer file identifier every .tflite carries
+        raise UserError(f"{model}: not a .tflite model (no TFL3 identifier); rebuild the bundle with `python -m host.build`")
+    try:
+        listed = [line.strip() for line in labels.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError:
+        raise UserError(f"{labels}: not UTF-8 text; rebuild the bundle with `python -m host.build`") from None
     if listed != list(card["labels"]):
         raise UserError(f"{labels}: labels {listed} differ from the model card's {card['labels']}; rebuild the bundle")
     size = model.stat().st_size
@@ -116,6 +124,28 @@ def load_bundle(folder: Path, board: BoardProfile) -> Bundle:
     if card_board and card_board != board.name:
         print(f"note: the bundle was built for {card_board}; checked against {board.name}'s budgets")
     return Bundle(folder, card, model, labels)
+
+
+def check_card_fields(card: dict, card_path: Path) -> None:
+    """The card fields deploy reads, each of the type host.build writes, or one line naming the field."""
+    def refuse(key, what):
+        raise UserError(f"{card_path}: {key} {card.get(key)!r} is not {what}; rebuild the bundle with `python -m "
+                        "host.build` (or re-measure it: tinymask calibrate --bundle DIR --write)")
+
+    labels = card["labels"]
+    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) and x for x in labels):
+        refuse("labels", "a list of two or more class names")
+    if not isinstance(card["sha256"], str):
+        refuse("sha256", "a hex digest")
+    threshold = card.get("door_threshold")
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                  or not 0.0 <= threshold <= 1.0):
+        refuse("door_threshold", "a probability from 0 to 1")
+    if card.get("door_expected") is not None and not isinstance(card["door_expected"], dict):
+        refuse("door_expected", "an object of rates")
+    arena = card.get("arena_bytes")
+    if arena is not None and (isinstance(arena, bool) or not isinstance(arena, int) or arena < 0):
+        refuse("arena_bytes", "a number of bytes")
 
 
 RESERVED_NAMES = ("boot.py", "main.py", "config.json", "model_card.json")  # the camera runs or reads these
@@ -151,6 +181,9 @@ def parse_overrides(pairs: list[str]) -> dict:
             out[key] = _parse_value(kind, text.strip())
         except ValueError:
             raise UserError(f"--set {key}={text}: expected {_kind_name(kind)}") from None
+    _, errors = tmconfig().validate(out)  # the firmware's own rules, named as what the user typed
+    if errors:
+        raise UserError(f"--set {errors[0]}")
     return out
 
 
@@ -171,6 +204,9 @@ def load_site_config(path: Path) -> dict:
             raise UserError(f"--config {path}: unknown config key {key!r}; valid keys: {', '.join(sorted(schema))}")
         if key in CARD_KEYS:
             raise UserError(f"--config {path}: {key} comes from the model card and cannot be overridden")
+    _, errors = tmconfig().validate(raw)
+    if errors:
+        raise UserError(f"--config {path}: {errors[0]}")
     return raw
 
 
@@ -246,6 +282,9 @@ def render_config(bundle: Bundle, board: BoardProfile, overrides: dict) -> dict:
     if isinstance(card.get("door_threshold"), (int, float)):  # calibrated out of domain (host.make.ood)
         raw["threshold"] = float(card["door_threshold"])
     check_gate_labels(raw["labels"], raw["positive_label"], raw["none_label"], raw["output_kind"], str(bundle.folder))
+    _, errors = module.validate(raw)  # what the card gives, before any override: the card is the file to fix
+    if errors:
+        raise UserError(f"{bundle.folder / 'model_card.json'}: {errors[0]}; rebuild the bundle with `python -m host.build`")
     raw.update(overrides)
     config, errors = module.validate(raw)
     if errors:
