@@ -595,3 +595,12 @@ def test_a_bad_value_in_a_site_config_names_that_file(bundle, tmp_path, capsys):
     code, _, err = run(["--board", "openmv_h7", "--port", "/dev/ttyACM0", "--bundle", str(bundle), "--dry-run",
                         "--config", str(site)], capsys)
     assert code == 2 and err.count("\n") == 1 and f"--config {site}: threshold: expected a number" in err
+
+
+def test_a_port_that_is_a_folder_or_file_is_named_as_such_not_busy(bundle, tmp_path, capsys):
+    """Found in review: --port pointing at a folder or a plain file was reported as 'port busy'."""
+    plain = tmp_path / "notes.txt"
+    plain.write_text("x")
+    for port, kind in ((tmp_path, "a folder"), (plain, "a file")):
+        code, _, err = run(["--board", "openmv_h7", "--port", str(port), "--bundle", str(bundle)], capsys)
+        assert code == 2 and err.count("\n") == 1 and f"is not a serial port ({kind})" in err

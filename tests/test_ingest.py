@@ -505,3 +505,25 @@ def test_a_log_linked_from_outside_the_card_is_not_read(tmp_path, capsys):
     assert {d for d, _, _ in rows(database)} == {"cam1"}
     assert "leads outside" in capsys.readouterr().err
     assert all(str(elsewhere) not in root for (root,) in query(database, "SELECT DISTINCT root FROM files"))
+
+
+def test_an_export_folder_that_is_a_file_is_refused_before_anything_is_ingested(tmp_path, capsys):
+    from host.errors import run_cli
+    from host.field import ingest as ingest_module
+
+    card = tmp_path / "card"
+    write_card(card, "cam1", {1: 10})
+    taken = tmp_path / "afile"
+    taken.write_text("mine")
+    database = tmp_path / "t.duckdb"
+    assert run_cli(ingest_module.main, [str(card), "--db", str(database), "--export-parquet", str(taken)]) == 2
+    assert "--export-parquet" in capsys.readouterr().err and not database.exists() and taken.read_text() == "mine"
+
+
+def test_a_folder_holding_only_a_linked_card_says_so(tmp_path):
+    card = tmp_path / "card"
+    write_card(card, "cam1", {1: 10})
+    (tmp_path / "mnt").mkdir()
+    (tmp_path / "mnt" / "card").symlink_to(card, target_is_directory=True)
+    with pytest.raises(Exception, match="mnt/card is a link to a folder, not followed: give it directly"):
+        find_logs([tmp_path / "mnt"])

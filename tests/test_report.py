@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from host.errors import UserError
+from host.field import db as field_db
 from host.field.ingest import ingest
 from host.field.logread import format_event, format_frame, format_header
 from host.field.report.cli import build_report
@@ -392,6 +393,17 @@ def test_report_refuses_bad_databases_and_outputs_with_one_line(fleet, tmp_path,
     code, _, err = report_cli(["--db", str(fleet["db"]), "--out", str(tmp_path / "r4"), "--bundle", str(bundle)],
                               capsys)
     assert_one_error_line(code, err, "model_file", "'../boot.py'")
+    # found in review: negative counts were a DuckDB traceback; an output that cannot be made was found
+    # only after the aggregation; an empty database's advice left the path as "..."
+    for flag in ("--least-confident", "--max-captures"):
+        code, _, err = report_cli(["--db", str(fleet["db"]), "--out", str(tmp_path / "r5"), flag, "-1"], capsys)
+        assert_one_error_line(code, err, flag, "0 or more")
+    code, _, err = report_cli(["--db", str(fleet["db"]), "--out", str(taken / "sub")], capsys)
+    assert_one_error_line(code, err, "cannot make the folder")
+    blank = tmp_path / "blank.duckdb"
+    field_db.connect(blank).close()
+    code, _, err = report_cli(["--db", str(blank), "--out", str(tmp_path / "r6")], capsys)
+    assert_one_error_line(code, err, f"--db {blank}")
 
 
 def test_device_names_with_dollars_frame_ms_zero_and_a_twelve_digit_boot(tmp_path, capsys):

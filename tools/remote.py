@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import stat
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -155,6 +156,9 @@ class Remote:
         if "failed to access" in text:
             if self.port and "://" not in self.port and not os.path.exists(self.port):
                 return f"no device at {where}: is the camera plugged in? (list serial ports with `mpremote devs`)"
+            if self.port and "://" not in self.port and not stat.S_ISCHR(os.stat(self.port).st_mode):
+                return (f"{where} is not a serial port (a {'folder' if os.path.isdir(self.port) else 'file'}): pass the"
+                        " camera's port, e.g. --port /dev/ttyACM0 (list them with `mpremote devs`)")
             return (f"port busy: {where} is open in another program (OpenMV IDE, a serial terminal, "
                     f"another mpremote); close it and retry")
         if "no device found" in text:

@@ -110,6 +110,12 @@ RECORD_COLUMNS = ("device_id", "boot", "boot_id", "seq", "part", "kind", "ticks_
                   "score", "infer_ms", "frame_ms", "door", "image", "event", "detail", "file", "offset")
 
 
+def path_of(con: duckdb.DuckDBPyConnection) -> str:
+    """The file the connection's database lives in (for messages that name it)."""
+    row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    return str(row[0]) if row and row[0] else "..."
+
+
 def connect(path: Path | str, create: bool = True, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     path = Path(path)
     if path.is_dir():

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from host.errors import UserError, run_cli
+from host.errors import UserError, output_folder, run_cli
 from host.field import db
 from host.field.columns import ColumnChunk, ColumnParser, empty_table, records_to_table
 from host.field.logread import TICKS_PERIOD, Header, ParsedLog, Problem, Record, parse_log, ticks_diff
@@ -127,7 +127,9 @@ def find_logs(sources: list[str | Path]) -> list[LogFile]:
             if resolved not in found:
                 found[resolved] = _describe(resolved)
     if not found:
-        raise UserError(f"{', '.join(path_key(Path(s)) for s in sources)}: no log files (*.log) found; point at "
+        links = [p for s in sources if Path(s).is_dir() for p in sorted(Path(s).rglob("*")) if p.is_symlink() and p.is_dir()]
+        hint = f" ({path_key(links[0])} is a link to a folder, not followed: give it directly)" if links else ""
+        raise UserError(f"{', '.join(path_key(Path(s)) for s in sources)}: no log files (*.log) found{hint}; point at "
                         "the SD card, a tools.pull archive or a b000001-p000.log file")
     logs = list(found.values())
     _fill_hints(logs)
@@ -745,6 +747,8 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.export_parquet:
+        output_folder(args.export_parquet, "--export-parquet")  # before the ingest commits anything
     summary = ingest(args.sources, args.db, progress=False if args.no_progress else None)
     print(describe_summary(summary))
     if args.export_parquet:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from host.errors import UserError, run_cli
+from host.errors import UserError, output_folder, run_cli
 from host.field import db
 from host.field.report import captures, data, html, plots
 from host.field.report import eval as evaluation
@@ -457,6 +457,10 @@ def _boot_number(text: str) -> int:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    for flag, value in (("--least-confident", args.least_confident), ("--max-captures", args.max_captures)):
+        if value < 0:
+            raise UserError(f"{flag} {value}: a number of frames, 0 or more")
+    output_folder(args.out)  # before the aggregation and the captures' re-run, not after them
     if args.bundle != DEFAULT_BUNDLE and not (args.bundle / "model_card.json").is_file():
         raise UserError(f"--bundle {args.bundle}: no model_card.json there; pass a folder written by host.build")
     if args.bundle != DEFAULT_BUNDLE:

@@ -32,7 +32,7 @@ def select_records(con: duckdb.DuckDBPyConnection, device: str | None, since_boo
     """Make the view `sel`: the records of one device (or all) from boot `since_boot` on."""
     total = db.one(con, "SELECT count(*) FROM records")[0]
     if total == 0:
-        raise UserError("the database holds no records; run `python -m host.ingest SOURCE --db ...` first")
+        raise UserError(f"the database holds no records; run `python -m host.ingest SOURCE --db {db.path_of(con)}` first")
     if device is not None:
         known = [d for (d,) in con.execute("SELECT DISTINCT device_id FROM records ORDER BY 1").fetchall()]
         if device not in known:
