@@ -299,7 +299,7 @@ class Log:
         buf[p] = 44
         buf[p + 1] = 45  # '-': no image
         p += 2
-        if self.file_bytes + start + p - start + 4 > self.max_bytes and self.file_bytes + start > 0:
+        if self.file_bytes + p + 4 > self.max_bytes and self.file_bytes + start > 0:
             # the part is full: rotate as _add does (rare, so the string is fine here)
             self._add(frame_body(seq, ticks, label, score, infer_ms, frame_ms, door, "-"), ticks, False)
             return
