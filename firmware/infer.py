@@ -76,6 +76,7 @@ class Model:
         self.first = None
         self.inputs = [None]
         self.interpreter_failed = False  # the last load failed inside ml.Model / tf.load (not before)
+        self.loaded_once = False  # a load succeeded in this boot: the model itself is good (recovery.py)
 
     def load(self):
         cfg = self.cfg
@@ -102,6 +103,7 @@ class Model:
         else:
             import tf
             self._load_tf(tf, path)
+        self.loaded_once = True
         gc.collect()
 
     def _load_ml(self, ml, path):

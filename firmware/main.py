@@ -161,7 +161,7 @@ class SmartDoor:
     def recover_memory(self, exc):
         """A load that failed for memory (or any failed load on firmware that leaks fb_alloc): reset
         the board for a clean heap, at most recovery.MAX_RESETS times in a row (recovery.py)."""
-        action = self.recovery.after_failed_load(exc, self.model.interpreter_failed)
+        action = self.recovery.after_failed_load(exc, self.model.interpreter_failed, self.model.loaded_once)
         if action == recovery.RESET:
             self.log.event(time.ticks_ms(), "reset", "model load failed (" + str(exc) + "): resetting for a clean heap, "
                            + str(self.recovery.resets + 1) + " of " + str(recovery.MAX_RESETS))

@@ -2,6 +2,11 @@
 #
 # ml.Model() copies the model file into one heap block and puts its arena on the heap too; after an
 # inference error the reload can fail from fragmentation, and only a reset gives back one clean heap.
+# From 4.6.0 an arena that no longer fits is not a MemoryError: ml_backend_init_model runs
+# AllocateTensors() in the largest free heap run and raises ValueError("Failed to allocate tensors")
+# (openmv/openmv src/lib/tflm/tflm_backend.cc at v4.6.0, lib/tflm/tflm_backend.cc at v4.8.1), the same
+# error as a model the interpreter refuses. A model that already loaded in this boot is known good, so
+# for it that error is memory too.
 # On firmware 4.5.6 to 4.5.9 a failed ml.Model() also leaks the whole fb_alloc area until a reset,
 # so retrying in place can never succeed and breaks img.save too (openmv-platform.md item 11).
 # So: log, then reset the board; a counter on the storage guards against a reset loop.
@@ -38,12 +43,13 @@ def leaks_on_failed_load(version):
     return (4, 5, 6) <= version <= (4, 5, 9)
 
 
-def decide(version, memory_error, resets_so_far, in_interpreter=True):
+def decide(version, memory_error, resets_so_far, in_interpreter=True, loaded_before=False):
     """What to do after a failed model load (pure, tested on the host and under MicroPython).
     in_interpreter: the failure came from ml.Model() itself (only then can 4.5.6-4.5.9 have leaked;
-    a missing file or a sha256 mismatch is found before it is called)."""
+    a missing file or a sha256 mismatch is found before it is called). loaded_before: the same model
+    loaded in this boot, so an interpreter failure now is the heap's, not the model's."""
     leaks = in_interpreter and leaks_on_failed_load(version)
-    if not memory_error and not leaks:
+    if not memory_error and not leaks and not (in_interpreter and loaded_before):
         return RETRY
     if resets_so_far < MAX_RESETS:
         return RESET
@@ -68,9 +74,9 @@ class Recovery:
         with open(self.path, "w") as f:
             f.write(str(n) + "\n")
 
-    def after_failed_load(self, exc, in_interpreter=True):
+    def after_failed_load(self, exc, in_interpreter=True, loaded_before=False):
         """RETRY, RESET (the counter is already written) or STOP."""
-        action = decide(self.version, isinstance(exc, MemoryError), self.resets, in_interpreter)
+        action = decide(self.version, isinstance(exc, MemoryError), self.resets, in_interpreter, loaded_before)
         if action == RESET:
             try:
                 self._write(self.resets + 1)

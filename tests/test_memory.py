@@ -35,9 +35,9 @@ def test_an_error_survivor_splits_the_heap_for_a_bigger_reload():
     first = heap.load_model(memory, 150_000, "ml", "m.tflite")
     heap.inference_failed(memory)
     first.free()
-    assert memory.heap.free_bytes() > 171_000 + heap.MODEL_OVERHEAD
+    assert memory.heap.free_bytes() > 176_000 + heap.MODEL_OVERHEAD
     with pytest.raises(MemoryError):
-        heap.load_model(memory, 151_000, "ml", "m.tflite")
+        heap.load_model(memory, 176_000, "ml", "m.tflite")
 
 
 def test_a_failed_load_on_4_5_6_to_4_5_9_leaks_fb_alloc_until_a_reset():
@@ -66,6 +66,31 @@ def test_recovery_decides_by_firmware_and_error(version, memory_error, resets, a
 def test_a_load_that_failed_before_the_interpreter_never_resets():
     """A missing file or a sha256 mismatch is found before ml.Model(): nothing can have leaked."""
     assert recovery.decide((4, 5, 6), False, 0, in_interpreter=False) == recovery.RETRY
+    assert recovery.decide((4, 6, 0), False, 0, in_interpreter=False, loaded_before=True) == recovery.RETRY
+
+
+def test_an_interpreter_failure_of_a_model_that_loaded_before_is_memory():
+    """From 4.6.0 an arena that no longer fits the fragmented heap is ValueError("Failed to allocate tensors"),
+    the interpreter's refusal: for a model already loaded in this boot it can only be the heap."""
+    assert recovery.decide((4, 6, 0), False, 0, loaded_before=False) == recovery.RETRY  # refused from the start
+    assert recovery.decide((4, 8, 1), False, 0, loaded_before=True) == recovery.RESET
+    assert recovery.decide((4, 8, 1), False, recovery.MAX_RESETS, loaded_before=True) == recovery.STOP
+
+
+def test_from_4_6_an_arena_that_no_longer_fits_is_a_value_error_not_a_memory_error():
+    """Found in review against tflm_backend.cc (v4.6.0, v4.8.1): the trial arena is the largest free heap
+    run, and AllocateTensors() failing in it raises ValueError. The model copy still raises MemoryError."""
+    spec = heap.MemoryRange("t", (4, 8, 0), (4, 8, 1), [200_000], 0, 80_000, "heap", False, "test")
+    memory = heap.BoardMemory(spec, firmware_bytes=10_000, arena_bytes=60_000)
+    first = heap.load_model(memory, 100_000, "ml", "m.tflite")
+    assert memory.heap.used() >= 10_000 + 100_000 + heap.MODEL_OVERHEAD + heap.backend_bytes(60_000, False)
+    heap.inference_failed(memory)  # leaves objects after the arena: the heap splits
+    first.free()
+    with pytest.raises(ValueError, match=heap.TENSORS_FAILED):
+        heap.load_model(memory, 106_000, "ml", "m.tflite")  # the copy fits; its arena no longer does
+    with pytest.raises(MemoryError):
+        heap.load_model(memory, 190_000, "ml", "m.tflite")  # the copy itself does not fit
+    assert memory.heap.used() < 20_000  # nothing of the failed loads stays allocated
 
 
 def too_big_bundle():
@@ -86,17 +111,27 @@ def run(tmp_path, firmware, faults=None, bundle=None, frames=12, max_boots=6, co
                                sd_dir=tmp_path / "sd", flash_dir=tmp_path / "flash", frames_count=frames * 4))
 
 
-@pytest.mark.parametrize("firmware", ["4.5.6", "4.6.0", "4.8.0"])
-def test_a_model_that_cannot_fit_resets_the_board_at_most_three_times_then_holds_the_door(tmp_path, firmware):
-    result = run(tmp_path, firmware, bundle=too_big_bundle())
+def test_an_arena_too_big_for_4_5_6s_fb_alloc_leaks_so_the_board_resets_at_most_three_times(tmp_path):
+    result = run(tmp_path, "4.5.6", bundle=too_big_bundle())
     errors = events(result, "model_error")
     resets = events(result, "reset")
-    assert all("memory allocation failed" in e.detail for e in errors[:-1])
+    assert all(heap.TENSORS_FAILED in e.detail for e in errors[:-1])  # the trial arena is fb_alloc_all there
     assert len(resets) == recovery.MAX_RESETS == result.requested_resets
     assert "gave up after 3 resets" in errors[-1].detail
     assert result.boots == recovery.MAX_RESETS + 1
-    assert result.calls["ml.Model"] == result.boots  # one load per boot: never a retry loop on the heap
+    assert result.calls["ml.Model"] == result.boots  # one load per boot: never a retry into the leak
     assert not any(result.relay_active(level) for _, level in result.relay.history)  # the door never opened
+
+
+@pytest.mark.parametrize("firmware", ["4.6.0", "4.8.0"])
+def test_from_4_6_an_arena_larger_than_any_heap_block_is_refused_and_retried_without_resets(tmp_path, firmware):
+    """As on the board: ValueError("Failed to allocate tensors") at the first load is the model's problem,
+    which no reset mends; the door stays closed and the load is retried every recover_ms."""
+    result = run(tmp_path, firmware, bundle=too_big_bundle())
+    errors = events(result, "model_error")
+    assert errors and all(heap.TENSORS_FAILED in e.detail for e in errors)
+    assert result.requested_resets == 0 and result.boots == 1 and result.calls["ml.Model"] > 2
+    assert not any(result.relay_active(level) for _, level in result.relay.history)
 
 
 def test_on_4_5_6_any_failed_load_resets_instead_of_retrying_into_the_leak(tmp_path):
@@ -155,3 +190,18 @@ def test_the_profiles_firmware_heap_is_measured_from_todays_firmware():
     for board in ("openmv_h7", "openmv_h7_plus", "openmv_rt1062"):
         stated = heap.firmware_retained_bytes(load_board(board).data)
         assert measured <= stated < measured + 2048, (board, stated, measured)
+
+
+def test_load_to_fb_puts_the_model_copy_on_the_frame_buffer_stack_not_the_heap():
+    """Found in review: model_load_to_fb was accepted and ignored. py_ml.c make_new (v4.6.0, v4.8.1)
+    fb_allocs the copy and marks it permanent; __del__ gives it back; too big is the fb_alloc error."""
+    spec = heap.MemoryRange("t", (4, 8, 0), (4, 8, 1), [100_000], 0, 80_000, "heap", False, "test")
+    memory = heap.BoardMemory(spec, firmware_bytes=10_000, arena_bytes=20_000)
+    with pytest.raises(ValueError, match=heap.TENSORS_FAILED):
+        heap.load_model(memory, 75_000, "ml", "m.tflite")  # on the heap the copy leaves no room for the arena
+    loaded = heap.load_model(memory, 75_000, "ml", "m.tflite", to_fb=True)
+    assert memory.fb_model_bytes == 75_000 and memory.heap.used() < 10_000 + 160 + heap.backend_bytes(20_000, False) + 64
+    with pytest.raises(MemoryError, match=heap.FB_FULL):
+        heap.load_model(memory, 10_000, "ml", "n.tflite", to_fb=True)  # 5,000 bytes of fb_alloc left
+    loaded.free()
+    assert memory.fb_model_bytes == 0 and heap.load_model(memory, 10_000, "ml", "n.tflite", to_fb=True) is not None

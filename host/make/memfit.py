@@ -1,7 +1,8 @@
 """Does a model fit the board's heap? model + arena + firmware against the largest GC heap block.
 
 `ml.Model(path)` copies the whole file into ONE heap block (`m_malloc(size + 31)`) and keeps its
-tensor arena on the heap (4.6+); the firmware's own modules keep `firmware_retained_bytes`
+tensor arena (with TFLM's extra), its op resolver and its interpreter on the heap (4.5.6+,
+`host.sim.heap.backend_bytes`); the firmware's own modules keep `firmware_retained_bytes`
 (measured under MicroPython: `python -m host.sim.heap`). An allocation never spans two heap blocks,
 so the figure that matters is the largest block of the board at that firmware range, with
 `margin_bytes` kept free (boards/<name>.json "memory"). Legacy `tf` (up to 4.5.5) fb_allocs the
@@ -13,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from host.boards import BoardProfile
-from host.sim.heap import MemoryRange, firmware_retained_bytes, memory_range, ranges
+from host.sim.heap import MemoryRange, backend_bytes, firmware_retained_bytes, memory_range, ranges
 
 
 @dataclass
@@ -26,9 +27,13 @@ class Fit:
     margin_bytes: int
 
     @property
+    def backend(self) -> int:
+        """Arena, op resolver and interpreter on the heap (0 for legacy tf: its arena is fb_alloc'd per call)."""
+        return backend_bytes(self.arena_bytes, self.range.leaks_fb_alloc) if self.range.arena_on == "heap" else 0
+
+    @property
     def need(self) -> int:
-        arena = self.arena_bytes if self.range.arena_on == "heap" else 0
-        return self.model_bytes + self.overhead_bytes + arena + self.firmware_bytes
+        return self.model_bytes + self.overhead_bytes + self.backend + self.firmware_bytes
 
     @property
     def headroom(self) -> int:
@@ -39,7 +44,8 @@ class Fit:
         return self.headroom >= self.margin_bytes
 
     def sentence(self) -> str:
-        arena = f" + arena {self.arena_bytes:,}" if self.range.arena_on == "heap" else " (arena in fb_alloc)"
+        arena = (f" + arena {self.arena_bytes:,} with resolver and interpreter {self.backend:,}"
+                 if self.range.arena_on == "heap" else " (arena in fb_alloc)")
         return (f"firmware {self.range.label}: model {self.model_bytes:,} + {self.overhead_bytes}{arena} + firmware "
                 f"{self.firmware_bytes:,} = {self.need:,} bytes in a largest heap block of {self.range.largest_block:,}"
                 f" (headroom {self.headroom:,}, margin {self.margin_bytes:,})")
@@ -92,12 +98,11 @@ def headroom_lines(model_bytes: int, arena_bytes: int, board: BoardProfile) -> l
 
 def table(board: BoardProfile, model_bytes: int, arena_bytes: int) -> str:
     """Markdown table: one row per firmware range (docs and the closing report)."""
-    lines = ["| board | firmware | largest heap block | model + 31 + arena + firmware | headroom | fits (margin) |",
-             "|---|---|---:|---:|---:|---|"]
+    lines = ["| board | firmware | largest heap block | model + 31 + arena, resolver, interpreter + firmware | headroom "
+             "| fits (margin) |", "|---|---|---:|---:|---:|---|"]
     for fit in fits(board, model_bytes, arena_bytes):
-        arena = fit.arena_bytes if fit.range.arena_on == "heap" else 0
         lines.append(f"| {board.name} | {fit.range.label} | {fit.range.largest_block:,} | "
-                     f"{fit.model_bytes:,} + 31 + {arena:,} + {fit.firmware_bytes:,} = {fit.need:,} | "
+                     f"{fit.model_bytes:,} + 31 + {fit.backend:,} + {fit.firmware_bytes:,} = {fit.need:,} | "
                      f"{fit.headroom:,} | {'yes' if fit.ok else 'NO'} ({fit.margin_bytes:,}) |")
     return "\n".join(lines)
 

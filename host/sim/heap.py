@@ -31,6 +31,28 @@ ERROR_SURVIVOR_BYTES = 512  # exception + traceback + message + the firmware's l
 LOAD_PIN_BYTES = 160  # sha256 hex text and label strings the firmware holds while ml.Model() runs
 HEAP_FULL = "memory allocation failed, allocating %d bytes"
 FB_FULL = "Out of fast frame buffer stack memory"
+TENSORS_FAILED = "Failed to allocate tensors"
+# What ml_backend_init_model keeps on the heap besides the model copy and the arena (4.5.6 on;
+# openmv/openmv src/lib/tflm/tflm_backend.cc at v4.5.6 and v4.6.0, lib/tflm/tflm_backend.cc at v4.8.1):
+# m_new0(ml_backend_state_t) (four pointers), the op resolver m_new0(MicroMutableOpResolver<113>) and
+# m_new0(MicroInterpreter). The two sizes are sizeof() for 32-bit ARM, compiled from openmv/libtflm's
+# headers at b42a9d8 (firmware 4.5.6) and 73eb1aa (4.6.0-4.8.1), both the same (docs/platform.md).
+BACKEND_STATE_BYTES = 16
+RESOLVER_BYTES = 4080
+INTERPRETER_BYTES = 196
+
+
+def kept_arena(arena_used: int, leaks_fb_alloc: bool) -> int:
+    """The arena ml_backend_init_model keeps: 4.5.6-4.5.9 m_new(arena_used_bytes() + 1024 + 15);
+    4.6.0-4.8.1 ALIGN16(arena_used_bytes()) + TF_ARENA_EXTRA (512)."""
+    if leaks_fb_alloc:
+        return arena_used + 1024 + 15
+    return (arena_used + 15) // 16 * 16 + 512
+
+
+def backend_bytes(arena_used: int, leaks_fb_alloc: bool) -> int:
+    """Everything ml.Model() keeps on the heap besides the model copy (host.make.memfit counts it too)."""
+    return BACKEND_STATE_BYTES + kept_arena(arena_used, leaks_fb_alloc) + RESOLVER_BYTES + INTERPRETER_BYTES
 
 
 def _round(n: int) -> int:
@@ -122,6 +144,7 @@ class BoardMemory:
     arena_bytes: int = 0  # the bundle's tensor arena (model card), allocated by ml.Model
     heap: Heap = field(init=False)
     fb_leaked: bool = False
+    fb_model_bytes: int = 0  # a model loaded with load_to_fb=True: fb_alloc'd and marked permanent
     load_pin: Allocation | None = None
     survivor: Allocation | None = None
 
@@ -132,6 +155,7 @@ class BoardMemory:
         """A reset of the board: the heap is rebuilt, the fb_alloc leak is gone."""
         self.heap = Heap(list(self.spec.heap_blocks))
         self.fb_leaked = False
+        self.fb_model_bytes = 0
         self.load_pin = self.survivor = None
         left = self.firmware_bytes  # imported modules: many small objects, first block first
         while left > 0:
@@ -148,21 +172,26 @@ class BoardMemory:
 class ModelMemory:
     """What one loaded model holds on the board: its file copy and its arena (freed with the model)."""
 
-    def __init__(self, memory: BoardMemory, pieces: list[Allocation]):
+    def __init__(self, memory: BoardMemory, pieces: list[Allocation], fb_bytes: int = 0):
         self.memory = memory
         self.pieces = pieces
+        self.fb_bytes = fb_bytes
 
     def free(self) -> None:
         for piece in self.pieces:
             self.memory.heap.free(piece)
         self.pieces = []
+        self.memory.fb_model_bytes -= self.fb_bytes  # __del__: fb_alloc_free_till_mark_past_mark_permanent()
+        self.fb_bytes = 0
 
 
-def load_model(memory: BoardMemory | None, nbytes: int, api: str, path: str) -> ModelMemory | None:
+def load_model(memory: BoardMemory | None, nbytes: int, api: str, path: str, to_fb: bool = False) -> ModelMemory | None:
     """Allocate as `ml.Model(path)` / `tf.load(path)` do; raises MemoryError where the board would.
 
     ml on 4.5.6-4.5.9: `fb_alloc_all` comes first and any failure leaks it until a reset, so after one
-    failed load every later load (and every img.save) fails with the fb_alloc message."""
+    failed load every later load (and every img.save) fails with the fb_alloc message.
+    `to_fb` (load_to_fb=True): the file copy is fb_alloc'd and marked permanent instead of going on the
+    heap (py_ml.c make_new at v4.6.0 and v4.8.1; py_tf.c at v4.5.5), given back when the model is deleted."""
     if memory is None:
         return None
     spec = memory.spec
@@ -172,17 +201,32 @@ def load_model(memory: BoardMemory | None, nbytes: int, api: str, path: str) -> 
     heap.free(memory.load_pin)  # the firmware's strings from the previous load are replaced...
     memory.load_pin = heap.alloc(LOAD_PIN_BYTES, "load strings")  # ...by this load's (sha256, labels)
     pieces = []
+    fb_bytes = 0
     try:
-        pieces.append(heap.alloc(nbytes + MODEL_OVERHEAD, "model " + path))
+        if to_fb:
+            if nbytes > spec.fb_alloc_bytes - memory.fb_model_bytes:
+                raise MemoryError(FB_FULL)
+            fb_bytes = nbytes
+            memory.fb_model_bytes += nbytes
+        else:
+            pieces.append(heap.alloc(nbytes + MODEL_OVERHEAD, "model " + path))
         if api == "ml" and spec.arena_on == "heap":
-            pieces.append(heap.alloc(memory.arena_bytes, "arena " + path))
-    except MemoryError:
-        for piece in pieces:
+            # the trial arena AllocateTensors() runs in first: fb_alloc_all on 4.5.6-4.5.9, the largest
+            # free heap run (gc_info max_free) from 4.6.0; too small is a ValueError, not a MemoryError
+            trial = spec.fb_alloc_bytes - memory.fb_model_bytes if spec.leaks_fb_alloc else heap.largest_free()
+            if memory.arena_bytes > trial:
+                raise ValueError(TENSORS_FAILED)
+            for size, what in ((BACKEND_STATE_BYTES, "ml state"), (kept_arena(memory.arena_bytes, spec.leaks_fb_alloc),
+                               "arena"), (RESOLVER_BYTES, "op resolver"), (INTERPRETER_BYTES, "interpreter")):
+                pieces.append(heap.alloc(size, what + " " + path))
+    except (MemoryError, ValueError):
+        for piece in pieces:  # garbage once ml.Model() has raised: the firmware's gc.collect() frees it
             heap.free(piece)
+        memory.fb_model_bytes -= fb_bytes
         if api == "ml" and spec.leaks_fb_alloc:
             memory.fb_leaked = True
         raise
-    return ModelMemory(memory, pieces)
+    return ModelMemory(memory, pieces, fb_bytes)
 
 
 def refused_load(memory: BoardMemory | None) -> None:

@@ -143,7 +143,7 @@ def make_ml(board: Board) -> types.ModuleType:
             except ValueError:  # refused after fb_alloc_all: leaks on 4.5.6-4.5.9 like a MemoryError
                 heap.refused_load(board.memory)
                 raise
-            self._memory = heap.load_model(board.memory, net.nbytes, "ml", path)  # MemoryError as on the board
+            self._memory = heap.load_model(board.memory, net.nbytes, "ml", path, to_fb=bool(load_to_fb))  # as the board
             self._net = net
             dtype = DTYPE_CODES.get(net.input_dtype, "b")
             self.len = net.nbytes
@@ -221,7 +221,7 @@ def make_tf(board: Board, ml_module: types.ModuleType | None) -> types.ModuleTyp
     class TfModel:
         def __init__(self, path, load_to_fb=False):
             self._net = _Net(board, path)
-            self._memory = heap.load_model(board.memory, self._net.nbytes, "tf", path)
+            self._memory = heap.load_model(board.memory, self._net.nbytes, "tf", path, to_fb=bool(load_to_fb))
 
         def __del__(self):
             if getattr(self, "_memory", None) is not None:
