@@ -128,3 +128,23 @@ def test_the_simulator_fails_where_the_board_fails(tmp_path, per_channel_model, 
     else:
         assert errors and "Failed to allocate tensors" in errors[0]
         assert not any(result.relay_active(level) for _, level in result.relay.history)  # the door stays shut
+
+
+def test_setup_never_removes_a_folder_it_did_not_make(tmp_path, monkeypatch):
+    """Found in review: TINYMASK_BOARD_TFLM naming a folder of the user's files had them deleted."""
+    from host.errors import UserError
+    from host.interp import env
+
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("mine")
+    monkeypatch.setattr(env, "ENV_DIR", precious)
+    monkeypatch.setattr(env, "is_ready", lambda: False)
+    with pytest.raises(UserError, match="holds files this command did not make"):
+        env.setup(force=True, quiet=True)
+    assert (precious / "notes.txt").read_text() == "mine"
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    monkeypatch.setattr(env, "ENV_DIR", afile)
+    with pytest.raises(UserError, match="is a file"):
+        env.setup(force=True, quiet=True)

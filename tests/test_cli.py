@@ -166,3 +166,35 @@ def test_a_file_that_is_not_a_model_is_named_before_the_data_is_read(tmp_path, c
     assert run_cli(evaluate.main, ["--tflite", str(garbage), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "photo.tflite: not a valid .tflite model" in err[0]
+
+
+def test_calibrate_write_refuses_a_subset_and_the_committed_reference(tmp_path, capsys):
+    """Found in review: `calibrate --limit 8 --write` rewrote the committed reference's card from 16 images."""
+    from host.make import calibrate
+
+    reference = REPO / "models" / "tinymask" / "model_card.json"
+    before = reference.read_bytes()
+    assert run_cli(calibrate.main, ["--limit", "8", "--write"]) == 2
+    assert "--write with --limit 8" in capsys.readouterr().err
+    assert run_cli(calibrate.main, ["--write"]) == 2
+    assert "--publish" in capsys.readouterr().err and reference.read_bytes() == before
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("data", {"sets": ["../../../../etc"]}, "data.sets"), ("board", "/tmp/evil.json", "board"),
+    ("macs", "lots", "macs"), ("door_expected", [1], "door_expected"), ("sha256", None, "sha256"),
+    ("door_expected", {"target_no_face_admitted": "x"}, "target_no_face_admitted")])
+def test_a_card_field_of_the_wrong_type_or_leading_off_its_root_is_one_line(tmp_path, field, value, message):
+    import json
+    import shutil
+
+    from host.make import bundle
+
+    folder = tmp_path / "b"
+    shutil.copytree(REPO / "models" / "tinymask", folder)
+    card = json.loads((folder / "model_card.json").read_text())
+    card[field] = value
+    (folder / "model_card.json").write_text(json.dumps(card))
+    with pytest.raises(UserError, match=message) as caught:
+        bundle.load_model(folder)
+    assert "\n" not in str(caught.value)

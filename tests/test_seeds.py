@@ -29,6 +29,7 @@ def seeded_cards(masked: list[float]) -> list[dict]:
     for seed, value in enumerate(masked):
         card = copy.deepcopy(base)
         card["training"]["seed"] = seed
+        card["sha256"] = f"{seed + 1:064x}"  # another seed, another model
         card["door_expected"]["masked_admitted"] = value
         cards.append(card)
     return cards
@@ -130,3 +131,26 @@ def test_pooled_text_is_the_mean_and_sample_sd_of_what_is_present(values):
     assert min(present) * 100 - 0.006 <= float(mean_text) <= max(present) * 100 + 0.006
     assert ("(" in text) == (len(present) > 1)
     assert ("of" in text) == (len(present) < len(values))
+
+
+def test_a_copy_of_the_same_model_is_refused_and_damaged_fields_read_as_missing(tmp_path, capsys):
+    """Found in review: a copied bundle pooled as a second seed, and a card with a list, NaN, infinity or a
+    400-digit number where a figure or an object belongs was a traceback."""
+    card = seeded_cards([0.9])[0]
+    one, two = write_bundle(tmp_path, "one", card), write_bundle(tmp_path, "copy", card)
+    with pytest.raises(UserError, match="hold the same model"):
+        seeds.main([str(one), str(two)])
+    damaged = []
+    for i, (key, value) in enumerate([("training", [1]), ("door_expected", [1]), ("model_bytes", [1]),
+                                      ("model_bytes", 10**400), ("door_threshold", float("nan")),
+                                      ("training", None), ("door_expected", "x")]):
+        bad = copy.deepcopy(card)
+        bad[key] = value
+        bad["sha256"] = f"{i + 100:064x}"
+        (tmp_path / f"bad{i}").mkdir()
+        damaged.append(write_bundle(tmp_path / f"bad{i}", "b", bad))
+    assert seeds.main([str(one), *map(str, damaged)]) == 0
+    out = capsys.readouterr().out
+    assert "mean (sd), 8 bundles" in out and "[7 of 8]" in out and "[6 of 8]" in out
+    assert seeds.main([str(one), *map(str, damaged), "--json"]) == 0
+    assert "differ" in json.loads(capsys.readouterr().out)

@@ -13,6 +13,7 @@ import builtins
 import hashlib
 import importlib.util
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,9 +144,26 @@ def check_card_fields(card: dict, card_path: Path) -> None:
         refuse("door_threshold", "a probability from 0 to 1")
     if card.get("door_expected") is not None and not isinstance(card["door_expected"], dict):
         refuse("door_expected", "an object of rates")
-    arena = card.get("arena_bytes")
-    if arena is not None and (isinstance(arena, bool) or not isinstance(arena, int) or arena < 0):
-        refuse("arena_bytes", "a number of bytes")
+    for key in ("arena_bytes", "macs", "model_bytes"):
+        value = card.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 40):
+            refuse(key, "a count")
+    board = card.get("board")
+    if board is not None and not (isinstance(board, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", board)):
+        refuse("board", "a board profile name (boards/<name>.json)")
+    for key in ("training", "data", "metrics"):
+        if card.get(key) is not None and not isinstance(card[key], dict):
+            refuse(key, "an object")
+    sets = (card.get("data") or {}).get("sets")
+    if sets is not None and not (isinstance(sets, list) and all(isinstance(x, str) and re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", x)
+                                                                 and x not in (".", "..") for x in sets)):
+        raise UserError(f"{card_path}: data.sets {sets!r} is not a list of dataset folder names; rebuild the bundle")
+    expected = card.get("door_expected") or {}
+    for key in ("target_unmasked_admitted", "target_no_face_admitted", "masked_admitted", "no_face_admitted"):
+        value = expected.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1):
+            raise UserError(f"{card_path}: door_expected.{key} {value!r} is not a share from 0 to 1; re-measure the"
+                            " bundle: tinymask calibrate --bundle DIR --write")
 
 
 RESERVED_NAMES = ("boot.py", "main.py", "config.json", "model_card.json")  # the camera runs or reads these

@@ -43,6 +43,11 @@ def stamp_path() -> Path:
     return ENV_DIR / "ready.json"
 
 
+def own_entry(name: str) -> bool:
+    """A name `setup` puts in its folder (venv/, tflm-<commit>/, ready.json)."""
+    return name in ("venv", "ready.json") or name.startswith("tflm-")
+
+
 def find_base_python() -> str | None:
     """A CPython 3.11 or 3.10 on PATH (the wheels exist for these only), or None."""
     for name in PYTHONS:
@@ -80,9 +85,15 @@ def setup(force: bool = False, quiet: bool = False) -> float:
     if base is None:
         raise UserError("no python3.11 or python3.10 on PATH: the board's TFLM wheels exist only for CPython 3.10/3.11;"
                         " install one (apt-get install python3.11) or the build falls back to the static check")
-    if ENV_DIR.exists():
+    if ENV_DIR.exists() and not ENV_DIR.is_dir():
+        raise UserError(f"{ENV_DIR} (TINYMASK_BOARD_TFLM) is a file; name a folder for the board's TFLM environment")
+    if ENV_DIR.is_dir() and any(ENV_DIR.iterdir()):
+        # only ever remove a folder this command made: it holds nothing but venv/, wheels/ and the stamp
+        if not all(own_entry(p.name) for p in ENV_DIR.iterdir()):
+            raise UserError(f"{ENV_DIR} (TINYMASK_BOARD_TFLM) holds files this command did not make; name an empty or"
+                            " new folder for the board's TFLM environment")
         shutil.rmtree(ENV_DIR)
-    ENV_DIR.mkdir(parents=True)
+    ENV_DIR.mkdir(parents=True, exist_ok=True)
     out = subprocess.DEVNULL if quiet else None
     pip_flags = ["--quiet", "--disable-pip-version-check", "--no-input"]
 

@@ -101,7 +101,7 @@ def load_model(bundle: Path) -> tuple[dict, bytes]:
     """(the model card, the .tflite it names). The card must be a JSON object and its model_file a plain
     file name in the bundle folder (tools.payload.plain_file_name, deploy's rule), or one UserError line."""
     from host.errors import UserError
-    from tools.payload import plain_file_name
+    from tools.payload import check_card_fields, plain_file_name
 
     card_path = bundle / "model_card.json"
     try:
@@ -110,6 +110,10 @@ def load_model(bundle: Path) -> tuple[dict, bytes]:
         raise UserError(f"{bundle}: no readable model card ({exc}); pass --bundle DIR of a build") from None
     if not isinstance(card, dict):
         raise UserError(f"{card_path}: not a JSON object; rebuild the bundle with `python -m host.build`")
+    for key in ("labels", "sha256"):
+        if key not in card:
+            raise UserError(f"{card_path}: no {key!r} field; rebuild the bundle with `python -m host.build`")
+    check_card_fields(card, card_path)
     name = plain_file_name(card_path, "model_file", card.get("model_file", "tinymask.tflite"), ".tflite")
     try:
         return card, (bundle / name).read_bytes()

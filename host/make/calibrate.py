@@ -77,8 +77,15 @@ def main(argv=None) -> int:
                         help="a stricter door: also admit at most this share of the no-face pictures"
                              " (scenes-negative test), e.g. 0.02; costs masked admissions, which it prints")
     parser.add_argument("--write", action="store_true", help="store the threshold and rates in the card")
+    parser.add_argument("--force", action="store_true", help="with --write: allow rewriting the committed reference's card")
     args = parser.parse_args(argv)
     ood.check_share(args.max_no_face, "--max-no-face")
+    if args.write and args.limit is not None:
+        raise UserError(f"--write with --limit {args.limit}: a threshold measured on a subset would go into the card;"
+                        " drop --limit to write, or drop --write to look")
+    if args.write and args.bundle.resolve() == REFERENCE.resolve() and not args.force:
+        raise UserError(f"--write to {args.bundle}: the committed reference changes through `tinymask build --publish`"
+                        " and its gate; calibrate a copy (cp -r models/tinymask /tmp/mine), or pass --force")
     card, door = calibrate(args.bundle, args.data, args.eval_data, args.limit, max_no_face=args.max_no_face)
     print(ood.summary(door))
     print(nobody.summary(door["nobody"]))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +43,16 @@ def nested(*keys: str) -> Callable[[dict], float | None]:
             if not isinstance(value, dict) or key not in value:
                 return None
             value = value[key]
-        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or abs(value) > 10**15 or not math.isfinite(value):
+            return None  # a damaged field reads as missing: shown as "-", never a crash
+        return value
     return read
+
+
+def section(card: dict, key: str) -> dict:
+    """card[key] when it is an object, else {} (a damaged card is shown, not a traceback)."""
+    value = card.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def build_seconds(card: dict) -> float | None:
@@ -130,19 +139,19 @@ def pooled(values: list[float | None], kind: str) -> str:
 def design_differences(cards: list[dict]) -> list[str]:
     differ = []
     for key in SAME_DESIGN:
-        seen = {json.dumps(c.get("training", {}).get(key, ADDED_LATER.get(key)), sort_keys=True) for c in cards}
+        seen = {json.dumps(section(c, "training").get(key, ADDED_LATER.get(key)), sort_keys=True) for c in cards}
         if len(seen) > 1:
             differ.append(key)
-    if len({c.get("model_bytes") for c in cards}) > 1:
+    if len({json.dumps(c.get("model_bytes")) for c in cards}) > 1:
         differ.append("model_bytes")
-    if len({(c.get("door_expected") or {}).get("target_no_face_admitted") for c in cards}) > 1:
+    if len({json.dumps(section(c, "door_expected").get("target_no_face_admitted")) for c in cards}) > 1:
         differ.append("the threshold rule (--max-no-face)")
     return differ
 
 
 def table(names: list[str], cards: list[dict]) -> str:
     header = ["bundle", "seed", *(f.column for f in FIGURES)]
-    rows = [[name, str(card.get("training", {}).get("seed", "-")), *(show(f.read(card), f.kind) for f in FIGURES)]
+    rows = [[name, str(section(card, "training").get("seed", "-")), *(show(f.read(card), f.kind) for f in FIGURES)]
             for name, card in zip(names, cards)]
     rows.append([f"mean (sd), {len(cards)} bundles", "", *(pooled([f.read(c) for c in cards], f.kind) for f in FIGURES)])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|" * len(FIGURES)]
@@ -162,8 +171,18 @@ def main(argv=None) -> int:
         raise UserError("the same bundle is named twice: each seed counts once")
     cards = [read_card(p) for p in paths]
     names = [str(p.parent) for p in paths]
+    first: dict[str, str] = {}
+    for name, card in zip(names, cards):
+        sha = card.get("sha256")
+        if not isinstance(sha, str):
+            continue
+        if sha in first:
+            raise UserError(f"{first[sha]} and {name} hold the same model (sha256 {sha[:12]}...): each seed counts once")
+        first[sha] = name
+    differ = design_differences(cards)
     if args.json:
-        out = {"bundles": {n: {f.column: f.read(c) for f in FIGURES} for n, c in zip(names, cards)}, "mean": {}, "sd": {}}
+        out = {"bundles": {n: {f.column: f.read(c) for f in FIGURES} for n, c in zip(names, cards)}, "mean": {}, "sd": {},
+               "differ": differ}
         for f in FIGURES:
             present = [v for v in (f.read(c) for c in cards) if v is not None]
             if present:
@@ -171,7 +190,6 @@ def main(argv=None) -> int:
         print(json.dumps(out, indent=2))
         return 0
     print(table(names, cards))
-    differ = design_differences(cards)
     if differ:
         print(f"\nnote: these bundles differ in {', '.join(differ)}: their mean is not one design over seeds")
     return 0
