@@ -31,6 +31,9 @@ def test_every_documented_command_is_a_subcommand_with_an_importable_module():
     assert set(DOCUMENTED) <= set(cli.COMMANDS)
     for name, (module, _) in cli.COMMANDS.items():
         assert importlib.util.find_spec(module) is not None, name
+        # the help promises `python -m host.<command>` (tools.<command> for deploy, pull, dataset)
+        runnable = f"{'tools' if name in ('deploy', 'pull', 'dataset') else 'host'}.{name}"
+        assert importlib.util.find_spec(runnable) is not None, runnable
 
 
 def test_help_lists_the_commands_without_importing_tensorflow():

@@ -85,6 +85,9 @@ def test_plan_prunes_each_source_with_its_own_augmentation():
         (["--board", "esp32"], "unknown board"),
         (["--prune-sources", "ds_cnn_robust", "--robust-archs"], "not a row of this run"),
         (["--archs", "squeezenet", "--prune-sources", "squeezenet"], "cannot prune squeezenet"),
+        (["--degradations"], "--degradations: name at least one"),  # found in review: crashed after training
+        (["--prune-rates", "0.251", "0.254"], "row tiny_cnn_pruned25_oneshot is asked for twice"),
+        (["--prune-methods", "one-shot", "one-shot"], "is asked for twice"),
     ],
 )
 def test_user_errors_are_one_line(args, message, tmp_path, capsys):

@@ -86,6 +86,8 @@ def pareto_front(points: list[tuple[float, float]], maximize: tuple[bool, bool] 
 
 
 def parse_rates(values: list[str]) -> list[float]:
+    if [v.lower() for v in values] == ["none"]:  # as the help says: skip pruning
+        return []
     rates = []
     for v in values:
         try:
@@ -115,6 +117,9 @@ def check_archs(specs: list[str]) -> list[str]:
 
 
 def check_degradations(names: list[str]) -> list[str]:
+    if not names:
+        raise UserError(f"--degradations: name at least one of {', '.join(degrade.DEGRADATIONS)} (leave the option out"
+                        " for all of them)")
     unknown = [n for n in names if n not in degrade.DEGRADATIONS]
     if unknown:
         raise UserError(f"unknown degradation {', '.join(map(repr, unknown))}; choose from {', '.join(degrade.DEGRADATIONS)}")
@@ -254,8 +259,12 @@ def plan(config: CompareConfig) -> list[Candidate]:
             raise UserError(f"--prune-sources {source!r}: not a row of this run; choose from {', '.join(trained)}")
         for method in config.prune_methods:
             for rate in config.prune_rates:
-                rows.append(Candidate(f"{source}_pruned{round(rate * 100)}_{method.replace('-', '')}", "pruned",
-                                      trained[source].arch, trained[source].augment, method, rate, prune_source=source))
+                name = f"{source}_pruned{round(rate * 100)}_{method.replace('-', '')}"
+                if name in {r.name for r in rows}:  # its model and its table row would be one
+                    raise UserError(f"--prune-rates/--prune-methods/--prune-sources: row {name} is asked for twice"
+                                    " (rates are named by whole percent); give each once")
+                rows.append(Candidate(name, "pruned", trained[source].arch, trained[source].augment, method, rate,
+                                      prune_source=source))
     return rows
 
 
@@ -586,9 +595,9 @@ def main(argv=None) -> int:
         else [s for s in DEFAULT_PRUNE_SOURCES if s == REFERENCE or s.removesuffix("_robust") in args.robust_archs],
     )
     load_board(config.board)  # fail on a bad board or plan before any training
-    output_folder(args.out)
     for arch in {c.arch for c in plan(config) if c.kind == "pruned"}:
         prune.prune_by_rate(model_mod.build(arch), 0.5)  # a UserError now if that design cannot be pruned
+    output_folder(args.out)
     run(config, args.data or data_mod.default_data_dirs(), args.out, progress=not args.quiet)
     return 0
 
