@@ -201,3 +201,18 @@ def test_a_card_field_of_the_wrong_type_or_leading_off_its_root_is_one_line(tmp_
     with pytest.raises(UserError, match=message) as caught:
         bundle.load_model(folder)
     assert "\n" not in str(caught.value)
+
+
+def test_quantize_refuses_what_it_cannot_use_in_one_line(tmp_path, capsys):
+    """Found in review: a garbage .keras, --samples 0 or below, and an --out that is a folder were tracebacks
+    (the last after quantizing) or silently wrote a model from no images."""
+    from host.make import quantize
+
+    garbage = tmp_path / "bad.keras"
+    garbage.write_bytes(b"not a model")
+    for argv, needle in ((["--model", str(garbage)], "not a Keras model"),
+                         (["--model", str(garbage), "--samples", "0"], "--samples 0"),
+                         (["--model", str(garbage), "--out", str(tmp_path)], "name a .tflite file")):
+        assert run_cli(quantize.main, argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0]

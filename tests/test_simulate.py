@@ -25,6 +25,7 @@ from simboard import (
     sequence,
 )
 
+from host.errors import UserError, run_cli
 from host.field import logread
 from host.sim import Faults, FrameRange
 from tools.payload import FIRMWARE_DIR
@@ -561,3 +562,37 @@ def test_fixed_camera_settings_reach_either_camera_api(tmp_path, version, camera
     assert result.calls.get("auto_whitebal(False)") == 1
     untouched = run(tmp_path / "b", frames_of(MASK, 2), firmware_version=version, camera_api=camera_api)
     assert not any(name.startswith("auto_") for name in untouched.calls)
+
+
+@pytest.mark.parametrize("spec, needle", [("camera@5-2", "START < END"), ("camera@", "must be a whole number"),
+                                          ("sd-full@-100", "0 or more"), ("hang@-5", "0 or more"),
+                                          ("no-sd@7", "takes no '@' value"), ("camera@x", "must be a whole number")])
+def test_a_malformed_fault_is_one_line_not_a_silent_no_op(spec, needle):
+    """Found in review: camera@5-2 injected nothing and no-sd@7 ignored its value, with no word."""
+    with pytest.raises(UserError, match=needle):
+        Faults.parse([spec])
+
+
+def test_simulate_refuses_bad_counts_and_places_before_running(tmp_path, capsys):
+    from host.sim import cli
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    Image.new("RGB", (64, 64), (120, 90, 80)).save(frames / "a.jpg")
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for argv, needle in ((["--max-boots", "0"], "--max-boots 0"), (["--frames-count", "0"], "--frames-count 0"),
+                         (["--flash", str(afile)], "is a file"), (["--sd", "models/tinymask"], "is the bundle folder")):
+        assert run_cli(cli.main, ["--frames", str(frames), *argv]) == 2
+        assert needle in capsys.readouterr().err
+
+
+def test_hidden_files_and_broken_links_in_a_frames_folder_are_not_frames(tmp_path, capsys):
+    from host.sim.frames import list_frames
+
+    (tmp_path / "with_mask").mkdir()
+    Image.new("RGB", (64, 64)).save(tmp_path / "with_mask" / "a.jpg")
+    Image.new("RGB", (64, 64)).save(tmp_path / "with_mask" / "._a.jpg")  # macOS resource fork
+    (tmp_path / "with_mask" / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    frames = list_frames(tmp_path)
+    assert [f.path.name for f in frames] == ["a.jpg"] and "1 broken link" in capsys.readouterr().err

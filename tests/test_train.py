@@ -255,3 +255,11 @@ def test_three_class_focal_training_trains_and_its_keras_file_loads_again(data_d
     result.model.save(tmp_path / "model.keras")
     again = keras.models.load_model(tmp_path / "model.keras")
     assert again.loss.gamma == 2.0
+
+
+@pytest.mark.parametrize("flag, value", [("dropout", 1.5), ("dropout", float("nan")), ("learning_rate", float("nan")),
+                                         ("learning_rate", -1.0), ("learning_rate", 0.0)])
+def test_a_dropout_or_learning_rate_that_cannot_train_is_one_line(flag, value):
+    """Found in review: --dropout 1.5 was a Keras traceback, --learning-rate nan trained to a nan loss and exit 0."""
+    with pytest.raises(UserError, match=f"--{flag.replace('_', '-')}"):
+        train.TrainConfig(**{flag: value})

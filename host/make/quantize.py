@@ -93,9 +93,17 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.model.is_file():
         raise UserError(f"{args.model}: no trained model; run python -m host.train first or pass --model")
+    if args.samples < 1:
+        raise UserError(f"--samples {args.samples}: at least 1 representative image (the int8 ranges come from them)")
+    if args.out.is_dir() or (args.out.parent.exists() and not args.out.parent.is_dir()):
+        raise UserError(f"--out {args.out}: name a .tflite file in a folder, e.g. --out runs/train/model_int8.tflite")
     import keras
 
-    model = keras.models.load_model(args.model)
+    try:
+        model = keras.models.load_model(args.model)
+    except Exception as exc:  # a file Keras cannot read: zip, h5 or config trouble all land here
+        raise UserError(f"{args.model}: not a Keras model this version reads ({str(exc).splitlines()[0][:120]});"
+                        " train one with python -m host.train") from None
     dataset = data_mod.load_dataset(args.data or data_mod.default_data_dir(), limit=args.limit)
     payload = quantize(model, representative_pixels(dataset.train, args.samples))
     write_atomic(args.out, payload)

@@ -138,6 +138,10 @@ class TrainConfig:
             raise UserError(f"--schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
         if self.epochs < 1 or self.batch_size < 1:
             raise UserError("--epochs and --batch-size must be at least 1")
+        if not (math.isfinite(self.dropout) and 0.0 <= self.dropout < 1.0):
+            raise UserError(f"--dropout {self.dropout}: a rate from 0 to below 1, e.g. 0.1")
+        if not (math.isfinite(self.learning_rate) and 0.0 < self.learning_rate <= 1.0):
+            raise UserError(f"--learning-rate {self.learning_rate}: above 0 and at most 1, e.g. 0.001")
 
 
 @dataclass

@@ -60,18 +60,31 @@ class Faults:
         'inference@10', 'capture@5-30', 'sd-full@4096' (bytes left on the card), 'hang@30'."""
         faults = cls()
         for spec in specs or []:
-            name, _, arg = spec.partition("@")
+            name, at, arg = spec.partition("@")
             if name not in cls.NAMES:
                 raise UserError(f"unknown fault {spec!r}; choose from: {', '.join(cls.NAMES)}")
+            takes_value = name in ("camera", "inference", "capture", "sd-full", "hang")
+            if at and not takes_value:
+                raise UserError(f"fault {spec!r}: {name} takes no '@' value; write --fault {name}")
+            if at and not arg.replace("-", "").isdigit():  # "camera@" or "camera@x": never a silent 0
+                raise UserError(f"fault {spec!r}: the value after '@' must be a whole number (a frame or bytes),"
+                                f" e.g. {name}@20")
             try:
                 if name in ("camera", "inference", "capture"):
                     start, _, end = (arg or "0").partition("-")
                     value = FrameRange(int(start), int(end) if end else None)
+                    if value.start < 0 or (value.end is not None and value.end <= value.start):
+                        raise UserError(f"fault {spec!r}: frames START or START-END with START < END (END excluded),"
+                                        f" e.g. {name}@20-40")
                     setattr(faults, name, value)
                 elif name == "sd-full":
                     faults.sd_free_bytes = int(arg or 0)
+                    if faults.sd_free_bytes < 0:
+                        raise UserError(f"fault {spec!r}: bytes left on the card, 0 or more")
                 elif name == "hang":
                     faults.hang_at = int(arg or 0)
+                    if faults.hang_at < 0:
+                        raise UserError(f"fault {spec!r}: the frame to hang at, 0 or more")
                 else:
                     setattr(faults, name.replace("-", "_"), True)
             except ValueError:

@@ -59,16 +59,23 @@ def parse_args(argv):
 def main(argv=None) -> int:
     args = parse_args(argv)
     faults = Faults.parse(args.fault + (["no-sd"] if args.no_sd else []))
+    if args.max_boots < 1:
+        raise UserError(f"--max-boots {args.max_boots}: at least 1 (the first boot)")
+    if args.frames_count is not None and args.frames_count < 1:
+        raise UserError(f"--frames-count {args.frames_count}: at least 1 (leave it out to run every frame once)")
+    for flag, folder in (("--sd", args.sd), ("--flash", args.flash)):
+        if folder is not None and folder.exists() and not folder.is_dir():
+            raise UserError(f"{flag} {folder} is a file; pass a folder to play the {'SD card' if flag == '--sd' else 'flash'}")
+        if folder is not None and folder.resolve() == Path(args.bundle).resolve():
+            raise UserError(f"{flag} {folder} is the bundle folder; pass another folder to play the card")
     frames = list_frames(args.frames)
-    count = args.frames_count or len(frames)
+    count = len(frames) if args.frames_count is None else args.frames_count
     bar = tqdm(total=count, unit="frame", desc="simulating", disable=args.echo or not sys.stderr.isatty())
     options = SimOptions(
         frames=frames, bundle=args.bundle, sd_dir=args.sd, flash_dir=args.flash, frames_count=count,
         firmware_version=args.firmware_version, camera_api=args.camera_api, config=parse_overrides(args.config),
         faults=faults, board=args.board, start_ticks_ms=args.start_ticks, max_boots=args.max_boots,
         echo=args.echo, firmware_format=args.firmware_format, progress=lambda index: bar.update(1))
-    if args.sd is not None and args.sd.exists() and not args.sd.is_dir():
-        raise UserError(f"--sd {args.sd} is a file; pass a folder to play the SD card")
     try:
         result = simulate(options)
     finally:
@@ -93,7 +100,10 @@ def summary(result: SimResult, args, frames) -> str:
         lines.append(f"  {event}: {detail}")
     hits, judged = accuracy(result, frames)
     if judged:
-        lines.append(f"accuracy vs folder labels: {100.0 * hits / judged:.1f}% of {judged} frames")
+        unlabelled = sum(1 for f in frames if f.label is None)
+        lines.append(f"accuracy vs folder labels: {100.0 * hits / judged:.1f}% of {judged} frames"
+                     + (f" ({unlabelled} of the {len(frames)} frame files are not in a class folder: not judged)"
+                        if unlabelled else ""))
     if result.sd_dir is not None:
         logs = result.log_files()
         captures = list((result.sd_dir / result.config["capture_dir"]).rglob("*.jpg"))

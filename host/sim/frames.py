@@ -8,6 +8,7 @@ own pixel path.
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,12 +36,18 @@ def list_frames(source: Path | str | list) -> list[Frame]:
         return [Frame(root, None)]
     if not root.is_dir():
         raise UserError(f"frames folder {root} does not exist; pass --frames DIR with image files")
-    frames = []
+    frames, broken = [], []
     for path in sorted(root.rglob("*")):
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-            rel = path.relative_to(root)
+        rel = path.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts):  # ._photo.jpg, .thumbnails/: as the data loader
+            continue
+        if path.is_symlink() and not path.exists():
+            broken.append(str(rel))
+        elif path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
             label = canonical_label(rel.parts[0]) if len(rel.parts) > 1 else None
             frames.append(Frame(path, label))
+    if broken:
+        print(f"warning: {len(broken)} broken link(s) in {root} skipped (first: {broken[0]})", file=sys.stderr)
     if not frames:
         raise UserError(f"no image files in {root}; pass --frames DIR with .jpg/.png frames")
     return frames
