@@ -59,7 +59,28 @@ def load_board(name: str) -> BoardProfile:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: not valid JSON ({exc}); fix the board profile") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a board profile is a JSON object; copy boards/openmv_h7.json and edit it")
     missing = sorted(REQUIRED_KEYS - set(data))
     if missing:
         raise UserError(f"{path}: board profile lacks {', '.join(missing)}; copy boards/openmv_h7.json and edit it")
+    check_profile(path, data)
     return BoardProfile(data.get("name", path.stem), data)
+
+
+def check_profile(path: Path, data: dict) -> None:
+    """The fields the checks compute with: positive numbers, a list of operator names, objects."""
+    for key in ("clock_hz", "model_budget_bytes", "arena_budget_bytes", "macs_per_cycle"):
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+            raise UserError(f"{path}: {key} {value!r} must be a number above 0; see boards/openmv_h7.json")
+    for key in ("camera_frame_ms", "scale_ms", "log_ms"):
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+            raise UserError(f"{path}: {key} {value!r} must be a number of ms, 0 or more; see boards/openmv_h7.json")
+    ops = data["supported_ops"]
+    if not (isinstance(ops, list) and ops and all(isinstance(op, str) for op in ops)):
+        raise UserError(f"{path}: supported_ops must be a list of operator names such as \"CONV_2D\"")
+    for key in ("firmware", "storage"):
+        if not isinstance(data[key], dict):
+            raise UserError(f"{path}: {key} must be an object; see boards/openmv_h7.json")

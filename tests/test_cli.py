@@ -216,3 +216,37 @@ def test_quantize_refuses_what_it_cannot_use_in_one_line(tmp_path, capsys):
         assert run_cli(quantize.main, argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and needle in err[0]
+
+
+@pytest.mark.parametrize("field, value", [("model_budget_bytes", "big"), ("supported_ops", "CONV_2D"), ("clock_hz", 0),
+                                          ("storage", [1])])
+def test_a_board_profile_of_the_wrong_types_is_one_line(tmp_path, field, value):
+    """Found in review: "big" was a traceback, a string of ops refused every operator, a 0 Hz clock passed."""
+    import json
+
+    from host.boards import load_board
+
+    profile = json.loads((REPO / "boards" / "openmv_h7.json").read_text())
+    profile[field] = value
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(profile))
+    with pytest.raises(UserError, match=field):
+        load_board(str(path))
+
+
+def test_mcu_and_calibrate_name_what_is_wrong(tmp_path, capsys):
+    import numpy as np
+
+    from host.make import calibrate
+    from host.mcu.__main__ import main as mcu_main
+
+    pickled = tmp_path / "inputs.npy"
+    np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    model = str(REPO / "models" / "tinymask" / "tinymask.tflite")
+    for argv, needle in ((["run", model, "--inputs", str(pickled)], "not a plain .npy array"),
+                         (["run", model, "--inputs", str(pickled), "--limit", "0"], "--limit 0"),
+                         (["compare", model, "--limit", "-2"], "--limit -2")):
+        assert run_cli(mcu_main, argv) == 2
+        assert needle in capsys.readouterr().err
+    assert run_cli(calibrate.main, ["--eval-data", str(tmp_path / "nonexist"), "--limit", "4"]) == 2
+    assert "--eval-data" in capsys.readouterr().err

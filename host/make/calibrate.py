@@ -44,11 +44,13 @@ def calibrate(bundle_dir: Path, data_dirs: list[Path] | None = None, eval_dirs=N
               progress: bool = True, max_no_face: float | None = None) -> tuple[dict, dict]:
     """(the bundle's card, the door measure of its model)."""
     card, payload = bundle_mod.load_model(bundle_dir)
+    given = data_dirs is not None
     data_dirs = data_dirs or data_dirs_for(card)
     dataset = data_mod.load_dataset(data_dirs, limit=limit, progress=progress)
     if dataset.labels != card.get("labels"):
-        raise UserError(f"{bundle_dir} classifies {card.get('labels')} but --data gives {dataset.labels};"
-                        " pass the folders the bundle was trained on")
+        source = "--data gives" if given else f"the folders its card names ({', '.join(str(d) for d in data_dirs)}) give"
+        raise UserError(f"{bundle_dir} classifies {card.get('labels')} but {source} {dataset.labels};"
+                        " pass the folders the bundle was trained on with --data")
     splits = ood.eval_splits(dataset, eval_dirs, limit)
     door = ood.measure(payload, dataset, progress=progress, splits=splits, max_no_face=max_no_face)
     # the long run at the threshold just measured, which --write stores, not the card's old one

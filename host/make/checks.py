@@ -171,7 +171,10 @@ def main(argv=None) -> int:
     if not args.model.is_file():
         raise UserError(f"{args.model}: no such model file")
     board = load_board(args.board)
-    facts = inspect_model(args.model.read_bytes(), board)
+    try:
+        facts = inspect_model(args.model.read_bytes(), board)
+    except UserError as exc:
+        raise UserError(f"{args.model}: {exc}") from None
     checks = run_checks(facts, board)
     if args.json:
         import json

@@ -21,10 +21,12 @@ that meets both targets, and the masked faces it turns back are the price, state
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageStat
 
+from host.errors import UserError
 from host.make import data as data_mod
 from host.make import degrade, evaluate
 
@@ -89,8 +91,6 @@ def door_threshold(close_up: Scored, framed: Scored | None = None, nobody: Score
 
 def check_share(value: float | None, flag: str) -> float | None:
     if value is not None and not 0.0 <= value <= 1.0:
-        from host.errors import UserError
-
         raise UserError(f"{flag} {value}: a share of the pictures from 0 to 1, e.g. {flag} 0.02 for 2%")
     return value
 
@@ -201,6 +201,9 @@ def eval_splits(dataset: data_mod.Dataset, eval_dirs=None, limit: int | None = N
     trained on, and the test splits of `eval_dirs` (default: `default_eval_dirs`)."""
     out = {name: (split, f"{name} test split (held out of training)") for name, split in dataset.held_out.items()}
     for folder in default_eval_dirs(dataset) if eval_dirs is None else eval_dirs:
+        if eval_dirs is not None and not Path(folder).is_dir():
+            raise UserError(f"--eval-data {folder}: no such folder; name a folder with a test split (or leave the"
+                            " option out for the shared sets the bundle did not train on)")
         split, _ = data_mod.load_test_split(folder, limit=limit, progress=False)
         out[folder.name] = (split, f"{folder.name} test split (not a training set)")
     face_sets = [n for n, (s, _) in out.items() if _has_both_face_classes(s.labels)]

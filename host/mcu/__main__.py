@@ -41,7 +41,11 @@ def load_inputs(paths: list[str], input_bytes: int, limit: int | None = None) ->
             raise UserError(f"{path}: no such file or folder")
         for f in files:
             if f.suffix == ".npy":
-                a = np.load(f)
+                try:
+                    a = np.load(f, allow_pickle=False)  # never unpickle a file: it could run code
+                except (ValueError, OSError) as exc:
+                    raise UserError(f"{f}: not a plain .npy array ({str(exc).splitlines()[0][:80]}); give int8 tensors"
+                                    " or uint8 pixels") from None
                 if a.dtype == np.uint8:
                     a = preprocess.to_int8_input(a)
                 elif a.dtype != np.int8:
@@ -90,10 +94,19 @@ def _ops_table(result: runner.McuResult) -> list[str]:
 def _read_model(path: str) -> bytes:
     if not Path(path).is_file():
         raise UserError(f"{path}: no such model file")
-    return Path(path).read_bytes()
+    payload = Path(path).read_bytes()
+    if payload[4:8] != b"TFL3":
+        raise UserError(f"{path}: not a .tflite model (no TFL3 identifier); give a model host.build wrote")
+    return payload
+
+
+def check_limit(limit: int | None) -> None:
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit {limit}: at least 1 input (leave it out for all)")
 
 
 def cmd_run(args) -> int:
+    check_limit(args.limit)
     payload = _read_model(args.model)
     info = runner.probe(payload)
     x = load_inputs(args.inputs, info.input_bytes, args.limit)
@@ -127,6 +140,7 @@ def cmd_run(args) -> int:
 def cmd_compare(args) -> int:
     from host.mcu import exact
 
+    check_limit(args.limit)
     payload = _read_model(args.model)
     pixels = models.test_pixels(Path(args.data), args.limit)
     report = exact.compare(payload, preprocess.to_int8_input(pixels))
