@@ -18,14 +18,21 @@ from pathlib import Path
 import numpy as np
 
 from host import tflm
+from host.errors import UserError, run_script
 
 
 def main() -> int:
     args = sys.argv[1:]
-    models = Path(tempfile.mkdtemp(prefix="bench-models-"))
-    if "--models-dir" in args:
-        models = Path(args[args.index("--models-dir") + 1])
+    given = [a for a in args if a == "--models-dir" or a.startswith("--models-dir=")]
+    if given and given[0] == "--models-dir":
+        at = args.index("--models-dir")
+        if at + 1 >= len(args) or args[at + 1].startswith("-"):
+            raise UserError("--models-dir: name the folder the bundle goes to, e.g. --models-dir /tmp/bench-models")
+        models = Path(args[at + 1])
+    elif given:
+        models = Path(given[0].split("=", 1)[1])
     else:
+        models = Path(tempfile.mkdtemp(prefix="bench-models-"))
         args = ["--models-dir", str(models), *args]
     start = time.time()
     result = subprocess.run([sys.executable, "-m", "host.build", *args], check=False)
@@ -54,4 +61,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run_script(main))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -20,6 +21,7 @@ import numpy as np  # noqa: E402
 
 from host import tflm  # noqa: E402
 from host.boards import load_board  # noqa: E402
+from host.errors import positive_int, run_script  # noqa: E402
 from host.make import degrade, prune, quantize  # noqa: E402
 from host.make import model as model_mod  # noqa: E402
 
@@ -35,7 +37,7 @@ def time_tflm(payload: bytes, pixels: np.ndarray, runs: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--runs", type=positive_int, default=200)
     parser.add_argument("--archs", nargs="+", default=list(model_mod.ARCHITECTURES))
     parser.add_argument("--prune-rates", nargs="*", type=float, default=[0.25, 0.5, 0.75])
     args = parser.parse_args()
@@ -59,4 +61,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -22,6 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from host import preprocess, tflm  # noqa: E402
+from host.errors import positive_int, run_script  # noqa: E402
 from host.make import data as data_mod  # noqa: E402
 
 
@@ -35,7 +36,7 @@ def rate(run, inputs: np.ndarray) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, default=Path(__file__).resolve().parents[1] / "models" / "tinymask")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=positive_int, default=5)
     args = parser.parse_args()
     card = json.loads((args.bundle / "model_card.json").read_text())
     payload = (args.bundle / card["model_file"]).read_bytes()
@@ -56,4 +57,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run_script(main))

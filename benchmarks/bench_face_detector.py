@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from host import preprocess  # noqa: E402
 from host.boards import load_board  # noqa: E402
+from host.errors import positive_int, run_script  # noqa: E402
 from host.framing import door_frame, manifest_paths  # noqa: E402
 from host.tflm import Int8Model  # noqa: E402
 
@@ -96,7 +97,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, default=DATA, help="folder with facemask-v1, facemask-extra, scenes-negative")
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.4, 0.55, 0.7])
     parser.add_argument("--threshold", type=float, default=0.4)
-    parser.add_argument("--limit", type=int, default=None, help="at most N faces per set and label")
+    parser.add_argument("--limit", type=positive_int, default=None, help="at most N faces per set and label")
     parser.add_argument("--board", default="openmv_h7")
     parser.add_argument("--seed", type=int, default=16)
     args = parser.parse_args(argv)
@@ -149,4 +150,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

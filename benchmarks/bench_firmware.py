@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from host.boards import load_board  # noqa: E402
+from host.errors import UserError, positive_int, run_script  # noqa: E402
 from host.make.data import default_data_dir  # noqa: E402
 from host.sim import Costs, SimOptions, simulate  # noqa: E402
 
@@ -136,10 +137,12 @@ def allocation() -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--bundle", type=Path, default=Path(os.environ.get("TINYMASK_BUNDLE", REPO / "models" / "tinymask")))
-    p.add_argument("--frames", type=int, default=200)
+    p.add_argument("--frames", type=positive_int, default=200)
     p.add_argument("--board", default="openmv_h7")
-    p.add_argument("--capture-every-n", type=int, default=30)
+    p.add_argument("--capture-every-n", type=positive_int, default=30)
     args = p.parse_args()
+    if not args.bundle.is_dir():
+        raise UserError(f"--bundle {args.bundle}: no such bundle folder; pass one host.build wrote")
     macs, source = model_macs(args.bundle)
     estimate(args.board, macs, source, args.capture_every_n)
     allocation()
@@ -152,4 +155,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

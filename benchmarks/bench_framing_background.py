@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from host.errors import run_cli  # noqa: E402
+from host.errors import run_script  # noqa: E402
 from host.framing import real_test_scenes  # noqa: E402
 from host.make import bundle as bundle_mod  # noqa: E402
 from host.make import data as data_mod  # noqa: E402
@@ -82,4 +82,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(run_script(main))

@@ -25,6 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from host import framing, preprocess  # noqa: E402
+from host.errors import positive_int, run_script  # noqa: E402
 from host.make import augment  # noqa: E402
 from host.make import data as data_mod  # noqa: E402
 
@@ -55,7 +56,7 @@ def face_patches(path: Path, fraction: float) -> dict[str, np.ndarray]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=data_mod.SHARED_DATASETS / "facemask-extra")
-    parser.add_argument("--limit", type=int, default=300, help="test faces measured (default: %(default)s)")
+    parser.add_argument("--limit", type=positive_int, default=300, help="test faces measured (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args(argv)
     paths = framing.manifest_paths(args.data, "test")[: args.limit]
@@ -71,4 +72,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

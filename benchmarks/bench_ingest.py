@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from host.errors import UserError, positive_float, positive_int, run_script  # noqa: E402
 from host.field.logread import boot_id_for, format_event, format_frame, format_header  # noqa: E402
 
 LOG_MAX_BYTES = 1 << 20
@@ -126,8 +127,8 @@ def child(*args: str) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--hours", type=float, default=24)
-    p.add_argument("--fps", type=int, default=30)
+    p.add_argument("--hours", type=positive_float, default=24)
+    p.add_argument("--fps", type=positive_int, default=30)
     p.add_argument("--work", type=Path, default=Path("/tmp/tinymask-bench"))
     p.add_argument("--boots", default="1000,3000,10000",
                    help="one-boot file counts for the reboot-loop benchmark (comma-separated; '' skips it)")
@@ -145,7 +146,10 @@ def main() -> None:
         return
 
     args.work.mkdir(parents=True, exist_ok=True)
-    for n in [int(x) for x in args.boots.split(",") if x.strip()]:
+    counts = [x.strip() for x in args.boots.split(",") if x.strip()]
+    if not all(x.isdigit() and int(x) > 0 for x in counts):
+        raise UserError(f"--boots {args.boots!r}: comma-separated file counts above 0, e.g. 1000,3000 ('' skips it)")
+    for n in map(int, counts):
         loop = args.work / f"loop-{n}"
         generate_boots(loop, n)
         database = args.work / f"loop-{n}.duckdb"
@@ -188,4 +192,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

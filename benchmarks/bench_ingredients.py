@@ -20,12 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from host.errors import positive_int, run_script
 from host.framing import real_test_scenes
 from host.make import data as data_mod
 from host.make import evaluate, ood, quantize, train
@@ -106,10 +108,10 @@ def main() -> int:
     parser.add_argument("recipes", nargs="*")
     parser.add_argument("--summary", action="store_true",
                         help="train nothing: print mean (sd) per recipe of every run already in --out")
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=positive_int, default=12)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1337, 7, 42])
     parser.add_argument("--hold-out-source", default="fm12k_train")
-    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--limit", type=positive_int, default=None)
     parser.add_argument("--out", type=Path, default=Path("runs/ingredients.jsonl"))
     args = parser.parse_args()
     if args.summary:
@@ -152,4 +154,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run_script(main))

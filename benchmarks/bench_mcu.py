@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("UC_IGNORE_REG_BREAK", "1")
 
 from host import preprocess  # noqa: E402
-from host.errors import UserError  # noqa: E402
+from host.errors import UserError, positive_int, run_script  # noqa: E402
 from host.make import data  # noqa: E402
 from host.mcu import exact, latency, models, runner  # noqa: E402
 
@@ -35,7 +35,7 @@ def main() -> int:
     from host.make import model as model_mod
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--limit", type=int, default=300)
+    parser.add_argument("--limit", type=positive_int, default=300)
     parser.add_argument("--archs", nargs="+",
                         default=["reference"] + list(model_mod.ARCHITECTURES) + ["tiny_cnn_pruned25", "tiny_cnn_pruned50"])
     parser.add_argument("--data", default=os.environ.get("TINYMASK_DATA", str(data.DEFAULT_DATA)))
@@ -156,4 +156,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

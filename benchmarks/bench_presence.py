@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from host import gate, preprocess  # noqa: E402
 from host.boards import load_board  # noqa: E402
+from host.errors import positive_int, run_script  # noqa: E402
 from host.framing import door_frame, manifest_paths, real_test_scenes  # noqa: E402
 from host.make import nobody  # noqa: E402
 from host.sim.bundle import load, render  # noqa: E402
@@ -61,7 +62,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, default=REPO / "models" / "tinymask")
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--frames", type=int, default=10_000)
+    parser.add_argument("--frames", type=positive_int, default=10_000)
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--no-sim", action="store_true", help="skip the long simulated runs")
     parser.add_argument("--still-pictures", type=int, default=3, help="admitted pictures held still (0: skip)")
@@ -132,4 +133,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

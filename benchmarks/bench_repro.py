@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from host.errors import positive_int, run_script
+
 DEFAULT_BUILD = ["--epochs", "10", "--limit", "100"]
 
 
@@ -31,7 +33,7 @@ def cpu_seconds() -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=positive_int, default=2)
     args, build_args = parser.parse_known_args()
     build_args = build_args or DEFAULT_BUILD
     work = Path(tempfile.mkdtemp(prefix="bench-repro-"))
@@ -59,4 +61,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run_script(main))

@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from host import framing, preprocess  # noqa: E402
+from host.errors import run_script  # noqa: E402
 from host.make import data as data_mod  # noqa: E402
 from host.make import evaluate  # noqa: E402
 
@@ -110,4 +111,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run_script(main))

@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from host.errors import run_script
 from host.make.evaluate import wilson_interval
 
 
@@ -61,4 +62,4 @@ def summary(accuracies: list[float]) -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run_script(main))

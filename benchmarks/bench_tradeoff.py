@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from host.errors import UserError, run_cli  # noqa: E402
+from host.errors import UserError, run_script  # noqa: E402
 from host.make import bundle as bundle_mod  # noqa: E402
 from host.make import data as data_mod  # noqa: E402
 from host.make import ood  # noqa: E402
@@ -138,4 +138,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(run_script(main))

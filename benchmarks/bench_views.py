@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_second_opinion import windows  # noqa: E402
 
 from host import preprocess  # noqa: E402
+from host.errors import run_script  # noqa: E402
 from host.make import data as data_mod  # noqa: E402
 from host.make import evaluate  # noqa: E402
 
@@ -75,4 +76,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run_script(main))

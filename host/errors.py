@@ -52,3 +52,43 @@ def output_folder(path, flag: str = "--out"):
     except OSError as exc:
         raise UserError(f"{flag} {path}: cannot make the folder ({exc.strerror or exc}); name one you can write") from None
     return path
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (frames, repeats, images): 0 or less is one clear line."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: at least 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number above 0 (hours, seconds)."""
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text}: a number above 0")
+    return value
+
+
+def run_script(main: Callable[..., int | None]) -> int:
+    """A benchmark's entry point: run_cli's one-line errors, and a missing file or folder it was pointed at
+    is one line naming it too (benchmarks read bundles and data the user names)."""
+    import inspect
+
+    call = main if inspect.signature(main).parameters else (lambda _argv: main())
+    try:
+        return run_cli(call)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+        report(f"error: {exc.filename}: {exc.strerror.lower()}; check the path you gave")
+        return 2

@@ -250,3 +250,17 @@ def test_mcu_and_calibrate_name_what_is_wrong(tmp_path, capsys):
         assert needle in capsys.readouterr().err
     assert run_cli(calibrate.main, ["--eval-data", str(tmp_path / "nonexist"), "--limit", "4"]) == 2
     assert "--eval-data" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script, argv, needle", [
+    ("bench_firmware.py", ["--frames", "0"], "--frames: 0: at least 1"),
+    ("bench_firmware.py", ["--bundle", "/nonexistent/bundle"], "no such bundle folder"),
+    ("bench_build.py", ["--models-dir"], "--models-dir: name the folder"),
+    ("bench_ingest.py", ["--boots", "abc", "--skip-day"], "--boots 'abc'")])
+def test_benchmarks_answer_bad_arguments_in_one_line(script, argv, needle):
+    """Found in review: a 0 count divided by zero, a missing bundle fell back silently, and argument
+    slips were tracebacks."""
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *argv], capture_output=True,
+                            text=True, cwd=REPO, check=False)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and needle in lines[-1] and "Traceback" not in result.stderr
