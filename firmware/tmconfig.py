@@ -62,6 +62,7 @@ SCHEMA = {
 _INF = float("inf")
 STILL_MS_MIN = 1000
 TEXT_MAX = 64  # any text setting: the log header carries several, and it must fit the log's buffer
+PATH_MAX = 96  # a file or folder setting: host.build names a bundle with up to 64 characters, plus ".tflite"
 LABELS_MAX = 16
 # files and folders on the camera, relative to where main.py runs or to the card; a capture path
 # is also a field of the log's comma-separated records
@@ -94,8 +95,9 @@ def _coerce(name, value):
     elif kind is str:
         if not isinstance(value, str):
             raise ValueError(name + ": expected a string")
-        if len(value) > TEXT_MAX:
-            raise ValueError(name + ": at most " + str(TEXT_MAX) + " characters")
+        longest = PATH_MAX if name in PATH_KEYS else TEXT_MAX
+        if len(value) > longest:
+            raise ValueError(name + ": at most " + str(longest) + " characters")
     elif kind is list:
         if not isinstance(value, list) or not value:
             raise ValueError(name + ": expected a non-empty list")
@@ -141,7 +143,10 @@ def validate(raw):
         errors.append("positive_label: not in labels")
         config["positive_label"] = config["labels"][-1]
     for name in PATH_KEYS:
-        if not _safe_path(config[name]):
+        value = config[name]
+        if value.endswith("/") and _safe_path(value[:-1]):
+            config[name] = value[:-1]  # "logs/" is the folder logs
+        elif not _safe_path(value):
             errors.append(name + ": " + repr(config[name]) + " must be a relative path of names made of letters,"
                           + " digits, '_', '-' or '.' (no '..', no leading '/')")
             config[name] = defaults()[name]
@@ -169,11 +174,14 @@ def _fallback_none(labels, positive, sigmoid):
 
 
 def _safe_path(text):
-    if not text or len(text) > TEXT_MAX:
+    if not text or len(text) > PATH_MAX:
         return False
     for part in text.split("/"):
-        if part in ("", ".", "..") or not _safe_name(part.replace(".", "_")):
+        if part in ("", ".", ".."):
             return False
+        for ch in part:
+            if not ("a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch in "_-."):
+                return False
     return True
 
 

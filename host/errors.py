@@ -90,5 +90,6 @@ def run_script(main: Callable[..., int | None]) -> int:
     try:
         return run_cli(call)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
-        report(f"error: {exc.filename}: {exc.strerror.lower()}; check the path you gave")
+        what = (exc.strerror or str(exc)).lower()
+        report(f"error: {exc.filename}: {what}; check the path you gave" if exc.filename else f"error: {what}")
         return 2

@@ -184,7 +184,7 @@ def test_calibrate_write_refuses_a_subset_and_the_committed_reference(tmp_path, 
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("data", {"sets": ["../../../../etc"]}, "data.sets"), ("board", "/tmp/evil.json", "board"),
+    ("data", {"sets": "facemask-v1"}, "data.sets"), ("board", "/tmp/evil.json", "board"),
     ("macs", "lots", "macs"), ("door_expected", [1], "door_expected"), ("sha256", None, "sha256"),
     ("door_expected", {"target_no_face_admitted": "x"}, "target_no_face_admitted")])
 def test_a_card_field_of_the_wrong_type_or_leading_off_its_root_is_one_line(tmp_path, field, value, message):
@@ -264,3 +264,21 @@ def test_benchmarks_answer_bad_arguments_in_one_line(script, argv, needle):
                             text=True, cwd=REPO, check=False)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and needle in lines[-1] and "Traceback" not in result.stderr
+
+
+def test_card_set_names_never_lead_calibrate_outside_the_shared_sets_and_any_folder_name_loads(tmp_path):
+    """Found in review: the check refused a card trained on 'My Photos' or `--data .`; the path rule belongs
+    where the name becomes a folder."""
+    import json
+    import shutil
+
+    from host.make import bundle, calibrate, data
+
+    for sets in (["../../../../etc"], ["My Photos"], [""], ["masks(2024)"]):
+        assert calibrate.data_dirs_for({"data": {"sets": sets}}) == data.default_data_dirs()
+    folder = tmp_path / "b"
+    shutil.copytree(REPO / "models" / "tinymask", folder)
+    card = json.loads((folder / "model_card.json").read_text())
+    card["data"]["sets"] = ["My Photos", ""]
+    (folder / "model_card.json").write_text(json.dumps(card))
+    assert bundle.load_model(folder)[0]["data"]["sets"] == ["My Photos", ""]

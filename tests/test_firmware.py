@@ -324,3 +324,11 @@ def test_sigmoid_prediction_reads_the_value_without_a_list(shape, score, label):
     model.api = "ml"
     for _ in range(2):  # the index is built on the first frame, reused after
         assert model.predict(object()) == score and model.label == label
+
+
+def test_a_bundle_named_as_long_as_build_allows_deploys_and_a_trailing_slash_is_the_folder():
+    """Found in review: build takes 64-character names, and the path rule allowed 40 per part."""
+    name = "d" * 64 + ".tflite"
+    config, errors = tmconfig.validate({"model_path": name, "labels_path": "d" * 64 + ".txt", "log_dir": "logs/"})
+    assert errors == [] and config["model_path"] == name and config["log_dir"] == "logs"
+    assert tmconfig.validate(config) == (config, [])

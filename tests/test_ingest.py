@@ -527,3 +527,23 @@ def test_a_folder_holding_only_a_linked_card_says_so(tmp_path):
     (tmp_path / "mnt" / "card").symlink_to(card, target_is_directory=True)
     with pytest.raises(Exception, match="mnt/card is a link to a folder, not followed: give it directly"):
         find_logs([tmp_path / "mnt"])
+
+
+@pytest.mark.parametrize("order", ["old card first", "new card first"])
+def test_a_damaged_part_of_another_card_never_joins_an_old_run(tmp_path, order):
+    """Found in review of the fix above: a wiped card's damaged part took the old card's run of the same
+    boot number, and records were dropped. Only identical shared records make two runs one."""
+    old, new = tmp_path / "archive" / "cam1", tmp_path / "archive" / "cam1~card2"
+    for folder in (old, new):
+        (folder / "logs").mkdir(parents=True)
+        (folder / "pull-state.json").write_text(json.dumps({"device_id": "cam1", "files": {}}))
+    (old / "logs" / "b000001-p000.log").write_text(
+        format_header("cam1", 1, 0, "ab" * 32, "0.1.0", "4.6.0", "openmv_h7", boot_id="1111111111111111")
+        + "".join(line for _, line in boot_lines("cam1", 1, 10, seed=1)))
+    other = [line for _, line in boot_lines("cam1", 1, 15, start_ticks=777, seed=99)]
+    (new / "logs" / "b000001-p001.log").write_text("H,2,cam1,1,1,damaged*00\n" + "".join(other[5:]))
+    database = tmp_path / "t.duckdb"
+    for folder in ((old, new) if order == "old card first" else (new, old)):
+        ingest([folder], database, progress=False, echo=quiet)
+    assert query(database, "SELECT boot_id, count(*), min(seq), max(seq) FROM records GROUP BY 1 ORDER BY 1") == [
+        ("-", 10, 5, 14), ("1111111111111111", 10, 0, 9)]

@@ -83,8 +83,8 @@ def test_a_file_rewritten_on_the_card_keeps_the_old_copy(tmp_path, capsys):
     rewritten = old[:120] + b"F,9,0,with_mask,0.5,1,1,closed,-*00\n" * 20  # longer, but not an append
     (card / "logs" / "b000001-p000.log").write_bytes(rewritten)
     code, out, err = run(["--from", str(card), "--to", str(archive)], capsys)
-    assert code == 0 and "1 conflict(s)" in out and "kept as b000001-p000.conflict-1.log" in err
-    assert (archive / "door-7" / "logs" / "b000001-p000.conflict-1.log").read_bytes() == old
+    assert code == 0 and "1 conflict(s)" in out and "kept as b000001-p000.log.conflict-1" in err
+    assert (archive / "door-7" / "logs" / "b000001-p000.log.conflict-1").read_bytes() == old
     assert (archive / "door-7" / "logs" / "b000001-p000.log").read_bytes() == rewritten
 
 
@@ -321,3 +321,14 @@ def test_an_archive_that_is_a_file_is_one_line(tmp_path, capsys):
     (tmp_path / "afile").write_text("mine")
     code, out, err = run(["--from", str(card), "--to", str(tmp_path / "afile")], capsys)
     assert code == 2 and err.count("\n") == 1 and "--to" in err and (tmp_path / "afile").read_text() == "mine"
+
+
+def test_old_logs_deleted_from_a_card_keep_it_in_its_folder(tmp_path, capsys):
+    """Found in review: deleting b000001 to free space made the next pull take the card for another one."""
+    card, archive = tmp_path / "card", tmp_path / "archive"
+    write_card_with_ids(card, "aaaaaaaaaaaaaa", boots=3)
+    assert run(["--from", str(card), "--to", str(archive)], capsys)[0] == 0
+    (card / "logs" / "b000001-p000.log").unlink()
+    code, out, err = run(["--from", str(card), "--to", str(archive)], capsys)
+    assert code == 0 and "~card" not in err and "0 new" in out
+    assert sorted(p.name for p in archive.iterdir()) == ["door-7"]

@@ -8,9 +8,10 @@ the camera's `config.json` (the report reads its door threshold and label order)
 `log_dir`/`capture_dir` in its config.json that is absolute, holds `..` or is not a string is ignored
 with a warning (the default folder is pulled), and a link that leads off the card is not followed. Pulling is incremental and resumable:
 unchanged files are skipped, a log that grew is replaced by its longer self (its old bytes must be
-a prefix of the new ones), a file that shrank or changed is kept beside as `<stem>.conflict-<n><suffix>`.
-A card whose first log's boot id is not the one archived under its device id (a wiped or replaced card,
-or another camera of that name) goes to `ARCHIVE/<device_id>~card<n>`, so no run loses its captures.
+a prefix of the new ones), a file that shrank or changed is kept beside as `<name>.conflict-<n>`.
+A card whose first boot number is archived under its device id with another boot id (a wiped or
+replaced card, or another camera of that name) goes to `ARCHIVE/<device_id>~card<n>`, so no run loses
+its logs or captures.
 Files arrive in a staging folder and are renamed into place, and the state is saved after every
 batch, so an interrupted pull loses nothing and the next one carries on.
 """
@@ -226,43 +227,43 @@ def is_current(folder: Path, state: dict, rel: str, size: int) -> bool:
 
 
 def conflict_name(path: Path) -> Path:
-    """<stem>.conflict-<n><suffix>: a kept log still ends in .log, so host.ingest reads it too."""
+    """<name>.conflict-<n>: kept, and never read as live data (host.ingest reads *.log only)."""
     n = 1
-    while path.with_name(f"{path.stem}.conflict-{n}{path.suffix}").exists():
+    while path.with_name(f"{path.name}.conflict-{n}").exists():
         n += 1
-    return path.with_name(f"{path.stem}.conflict-{n}{path.suffix}")
+    return path.with_name(f"{path.name}.conflict-{n}")
 
 
-def card_id(header: bytes) -> str | None:
-    """The boot id of a card's first log: a wiped or replaced card (or another camera under the same
-    device_id) starts again at boot 1 under a new one. None for logs without boot ids (format 1)."""
+def first_run(header: bytes) -> tuple[int, str] | None:
+    """(boot, boot id) of a card's first log. None for logs without boot ids (format 1)."""
     headers = parse_log(header, "header").headers
-    boot_id = headers[0].boot_id if headers else None
-    return boot_id if boot_id and boot_id != "-" else None
+    if not headers or not headers[0].boot_id or headers[0].boot_id == "-":
+        return None
+    return headers[0].boot, headers[0].boot_id
 
 
-def device_folder(archive: Path, device_id: str, card: str | None) -> Path:
-    """ARCHIVE/<device_id>, or ARCHIVE/<device_id>~card<n> for another card of that device id: the runs
-    of each card keep their own logs and captures (boot numbers and capture names repeat across cards)."""
+def folder_runs(folder: Path) -> dict[int, str]:
+    """{boot: boot id} of the logs archived in a device folder (their headers)."""
+    runs = {}
+    logs = folder / card_dirs(folder / CONFIG_FILE)[0] if folder.is_dir() else None
+    for log in sorted(logs.glob("*.log")) if logs is not None and logs.is_dir() else []:
+        run = first_run(log.read_bytes()[:300])
+        if run is not None:
+            runs[run[0]] = run[1]
+    return runs
+
+
+def device_folder(archive: Path, device_id: str, run: tuple[int, str] | None) -> Path:
+    """ARCHIVE/<device_id>, or ARCHIVE/<device_id>~card<n> when that folder already holds the card's first
+    boot number under another boot id (the card was wiped or replaced, or another camera has this
+    device_id): each card's runs keep their own logs and captures, since boot numbers and capture names
+    repeat across cards. Old logs deleted from the card change nothing (their boot numbers are gone)."""
     base, n = safe_name(device_id), 1
     while True:
         folder = Path(archive) / (base if n == 1 else f"{base}~card{n}")
-        known = folder_card_id(folder)
-        if card is None or known is None or known == card:
+        if run is None or folder_runs(folder).get(run[0], run[1]) == run[1]:
             return folder
         n += 1
-
-
-def folder_card_id(folder: Path) -> str | None:
-    state = folder / STATE_FILE
-    try:
-        known = json.loads(state.read_text()).get("card_id") if state.is_file() else None
-    except (ValueError, OSError, AttributeError):
-        known = None
-    if isinstance(known, str):
-        return known
-    logs = sorted((folder / DEFAULT_DIRS[0]).glob("*.log")) if folder.is_dir() else []  # an archive from before
-    return card_id(logs[0].read_bytes()[:300]) if logs else None
 
 
 def install(folder: Path, staged: Path, rel: str, state: dict) -> str:
@@ -297,15 +298,12 @@ def pull(source, archive: Path, device: str | None) -> dict:
     device_id = device or device_from_header(header) or board_id
     if not device_id:
         raise UserError(f"{source.describe()}: cannot tell which camera this is (no log header found); pass --device NAME")
-    card = card_id(header)
-    folder = device_folder(archive, device_id, card)
+    folder = device_folder(archive, device_id, first_run(header))
     if folder.name != safe_name(device_id):
         print(f"warning: this card's runs are not those archived in {folder.parent / safe_name(device_id)} (a wiped "
               f"or replaced card, or another camera named {device_id}): archived in {folder}", file=sys.stderr)
     output_folder(folder, "--to")
     state = load_state(folder, device_id)
-    if card is not None:
-        state.setdefault("card_id", card)
     staging = folder / STAGING
     shutil.rmtree(staging, ignore_errors=True)
     counts = {"new": 0, "updated": 0, "unchanged": 0, "conflict": 0}

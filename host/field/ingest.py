@@ -288,7 +288,9 @@ class Loader:
             if len(devices) == 1:
                 log.device_hint = devices[0][0]
         if log.device_hint is not None and log.boot_hint is not None and log.boot_id_hint is None:
-            runs = {b_id for d, b_id, b in self.runs if d == log.device_hint and b == log.boot_hint and b_id != NO_BOOT_ID}
+            # only runs read from this same card or folder: another card reuses boot numbers
+            runs = {b_id for (d, b_id, b), run in self.runs.items() if d == log.device_hint and b == log.boot_hint
+                    and b_id != NO_BOOT_ID and run.root == str(log.root)}
             if len(runs) == 1:
                 log.boot_id_hint = runs.pop()
 
@@ -509,16 +511,28 @@ class Loader:
 
     def merge_untold_runs(self) -> None:
         """Records a headerless file gave under boot id '-' (its run could not be told when it was read,
-        say a later part ingested alone) belong to the one run of that camera and boot number that the
-        database knows now: moved there, and a record stored both ways is kept once. A version-1 log's
-        own '-' runs (a header says so) are left alone."""
-        merges = self.con.execute("""
-            SELECT u.device_id, u.boot, min(r.boot_id) FROM boots u
-            JOIN boots r ON r.device_id = u.device_id AND r.boot = u.boot AND r.boot_id <> $1
+        say a later part ingested alone from another folder) are the same records as those of a run the
+        database knows when every record they share by seq is identical: they are moved into that run and
+        each is kept once. Records of another card (the same boot number, other records) and a version-1
+        log's own '-' runs (a header says so) are left alone."""
+        candidates = self.con.execute("""
+            SELECT u.device_id, u.boot, r.boot_id, count(*) AS shared,
+                   count(*) FILTER (WHERE u.kind = r.kind AND u.ticks_ms = r.ticks_ms
+                                    AND u.label IS NOT DISTINCT FROM r.label AND u.score IS NOT DISTINCT FROM r.score
+                                    AND u.event IS NOT DISTINCT FROM r.event) AS same
+            FROM records u JOIN records r ON r.device_id = u.device_id AND r.boot = u.boot AND r.seq = u.seq
+                                          AND r.boot_id <> $1
             WHERE u.boot_id = $1 AND NOT EXISTS (SELECT 1 FROM headers h WHERE h.device_id = u.device_id
                                                  AND h.boot = u.boot AND h.boot_id = $1)
-            GROUP BY u.device_id, u.boot HAVING count(DISTINCT r.boot_id) = 1""", [NO_BOOT_ID]).fetchall()
-        for device, boot, boot_id in merges:
+            GROUP BY ALL""", [NO_BOOT_ID]).fetchall()
+        matches: dict[tuple, list[str]] = {}
+        for device, boot, boot_id, shared, same in candidates:
+            if shared and same == shared:
+                matches.setdefault((device, boot), []).append(boot_id)
+        for (device, boot), ids in matches.items():
+            if len(ids) != 1:
+                continue
+            boot_id = ids[0]
             where = "device_id = $1 AND boot = $2 AND boot_id = $3"
             args = [device, boot, NO_BOOT_ID, boot_id]
             self.con.execute(f"DELETE FROM records r WHERE {where} AND EXISTS (SELECT 1 FROM records k WHERE "
