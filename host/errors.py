@@ -40,17 +40,22 @@ def close_progress_bars() -> None:
 
 
 def output_folder(path, flag: str = "--out"):
-    """A folder results go to, checked before any work: made if missing, refused in one line if it is a
-    file or cannot be made (found in review: a build failed only after training, with a traceback)."""
+    """A folder results will go to, checked before any work and without making it (a refused command leaves
+    nothing behind): not a file, and its nearest existing parent a folder this user can write in (found
+    in review: a build failed only after training, with a traceback)."""
+    import os
     from pathlib import Path
 
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UserError(f"{flag} {path}: is a file, not a folder; name a folder for the results")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{flag} {path}: cannot make the folder ({exc.strerror or exc}); name one you can write") from None
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{flag} {path}: cannot make the folder ({existing} is a file); name another folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {path}: cannot make the folder ({existing} is not writable); name one you can write")
     return path
 
 

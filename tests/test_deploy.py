@@ -331,7 +331,7 @@ def test_bad_options_are_one_clear_line(argv, message, bundle, camera, capsys):
     ("labels", "differ from the model card"),
     # found in review: each was a traceback, or deployed
     ("labels_not_utf8", "tinymask.txt: not UTF-8 text"),
-    ("arena_text", "arena_bytes 'big' is not a number of bytes"),
+    ("arena_text", "arena_bytes 'big' is not a count"),
     ("expected_text", "door_expected 'x' is not an object of rates"),
     ("threshold_text", "door_threshold '0.6' is not a probability"),
     ("labels_text", "labels 'abc' is not a list of two or more class names"),

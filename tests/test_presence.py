@@ -190,7 +190,7 @@ def test_gate_settings_are_validated():
     assert len(errors) == 3
     assert config["presence_grid"] == 3 and config["presence_gate"] is True
     config, errors = tmconfig.validate({"none_label": "with_mask"})
-    assert errors == ["none_label: must be a plain name other than positive_label"]
+    assert errors == ["none_label: must be a plain name other than positive_label and not a label of a sigmoid model"]
     assert config["none_label"] == "none"
 
 

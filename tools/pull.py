@@ -302,7 +302,7 @@ def pull(source, archive: Path, device: str | None) -> dict:
     if folder.name != safe_name(device_id):
         print(f"warning: this card's runs are not those archived in {folder.parent / safe_name(device_id)} (a wiped "
               f"or replaced card, or another camera named {device_id}): archived in {folder}", file=sys.stderr)
-    output_folder(folder, "--to")
+    output_folder(folder, "--to").mkdir(parents=True, exist_ok=True)
     state = load_state(folder, device_id)
     staging = folder / STAGING
     shutil.rmtree(staging, ignore_errors=True)
