@@ -61,28 +61,24 @@ def output_folder(path, flag: str = "--out"):
 
 def positive_int(text: str) -> int:
     """argparse type: a whole number of at least 1 (frames, repeats, images): 0 or less is one clear line."""
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: at least 1")
-    return value
+    return _positive(text, int, "a whole number", "at least 1")
 
 
 def positive_float(text: str) -> float:
     """argparse type: a finite number above 0 (hours, seconds)."""
+    return _positive(text, float, "a number", "a number above 0")
+
+
+def _positive(text: str, kind, noun: str, rule: str):
     import argparse
     import math
 
     try:
-        value = float(text)
+        value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
     if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text}: a number above 0")
+        raise argparse.ArgumentTypeError(f"{text}: {rule}")
     return value
 
 
