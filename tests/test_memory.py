@@ -174,7 +174,7 @@ def test_simulated_watchdog_constructor_reprograms_the_one_watchdog(tmp_path):
     machine = make_machine(board)
     first = machine.WDT(timeout=5000)
     again = machine.WDT(timeout=30000)
-    assert again is first and board.watchdog.timeout_ms == 30000 and board.watchdog.feeds == 1
+    assert again is first and board.watchdog.timeout_ms == 29952 and board.watchdog.feeds == 1
     with pytest.raises(ValueError, match="too long"):
         machine.WDT(timeout=40000)
     with pytest.raises(ValueError, match="doesn't exist"):
@@ -205,3 +205,11 @@ def test_load_to_fb_puts_the_model_copy_on_the_frame_buffer_stack_not_the_heap()
         heap.load_model(memory, 10_000, "ml", "n.tflite", to_fb=True)  # 5,000 bytes of fb_alloc left
     loaded.free()
     assert memory.fb_model_bytes == 0 and heap.load_model(memory, 10_000, "ml", "n.tflite", to_fb=True) is not None
+
+
+def test_the_watchdog_period_is_what_the_stm32_iwdg_gets():
+    """Found in the source audit: machine_wdt.c halves the timeout while choosing the prescaler, so the
+    period rounds down: 5000 ms fires at 4,992 ms, 30000 at 29,952; below 512 ms it is exact."""
+    from host.sim.hardware import iwdg_period_ms
+
+    assert [iwdg_period_ms(t) for t in (500, 511, 512, 5000, 30000, 32767)] == [500, 511, 512, 4992, 29952, 32704]

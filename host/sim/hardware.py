@@ -75,6 +75,18 @@ def _led(board: Board, name: str):
     return LED()
 
 
+def iwdg_period_ms(timeout_ms: int) -> int:
+    """The period the STM32 IWDG really gets for machine.WDT(timeout=timeout_ms): ports/stm32/machine_wdt.c
+    (openmv/micropython branches openmv-1.23 and openmv-1.24) halves the timeout with integer division while
+    it picks the prescaler (at most 6 times, while it is 512 or more), then counts 8 ticks a millisecond at
+    that prescaler, so 5000 ms is 312 x 16 = 4,992 ms at the LSI's nominal 32 kHz."""
+    timeout, shift = timeout_ms, 0
+    while shift < 6 and timeout >= 512:
+        timeout //= 2
+        shift += 1
+    return timeout << shift
+
+
 def make_machine(board: Board) -> types.ModuleType:
     mod = types.ModuleType("machine")
     mod.Pin = _pin_class(board)
@@ -87,11 +99,12 @@ def make_machine(board: Board) -> types.ModuleType:
             raise ValueError(f"WDT({id}) doesn't exist")
         if not 0 < int(timeout) <= 32767:
             raise ValueError("WDT timeout too long" if int(timeout) > 0 else "WDT timeout too short")
+        period = iwdg_period_ms(int(timeout))
         if board.watchdog is not None:
-            board.watchdog.timeout_ms = int(timeout)
+            board.watchdog.timeout_ms = period
             board.watchdog.feed()
             return board.watchdog
-        board.watchdog = Watchdog(board, int(timeout))
+        board.watchdog = Watchdog(board, period)
         return board.watchdog
 
     mod.WDT = wdt
