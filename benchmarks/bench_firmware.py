@@ -80,7 +80,7 @@ def throughput(bundle: Path, frames: list[Path], count: int) -> None:
 
 
 ALLOCATION = r"""
-import sys, gc
+import sys, gc, time
 sys.path.insert(0, "/input")
 import tmlog, tmconfig, presence
 class File:
@@ -117,8 +117,11 @@ def per_frame(name, step, n=500):
         i += 1
     print(name, (gc.mem_alloc() - before) / n)
     gc.enable()
-per_frame("log.frame (no capture)", lambda i: log.frame(1000 + i, "with_mask", 0.97265625, 4, 14, "closed", "-"))
-per_frame("log.frame, score None", lambda i: log.frame(1000 + i, "none", None, 4, 14, "closed", "-"))
+# frames stamped from the log's own clock, one ms apart, as the door loop stamps them: a stamp far from
+# ticks_ms() would look a flush_ms old and flush (and allocate) at every frame
+T0 = time.ticks_ms()
+per_frame("log.frame (no capture)", lambda i: log.frame(time.ticks_add(T0, i), "with_mask", 0.97265625, 4, 14, "closed", "-"))
+per_frame("log.frame, score None", lambda i: log.frame(time.ticks_add(T0, 500 + i), "none", None, 4, 14, "closed", "-"))
 per_frame("presence.Gate.check", lambda i: gate.check(img))
 """
 
