@@ -177,19 +177,19 @@ def _safe_path(text):
     if not text or len(text) > PATH_MAX:
         return False
     for part in text.split("/"):
-        if part in ("", ".", ".."):
+        if part in ("", ".", "..") or not _plain(part, "_-."):
             return False
-        for ch in part:
-            if not ("a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch in "_-."):
-                return False
     return True
 
 
 def _safe_name(text):
-    if not text or len(text) > 40:
-        return False
+    return bool(text) and len(text) <= 40 and _plain(text, "_-")
+
+
+def _plain(text, extra):
+    """Only ASCII letters, digits and the characters in `extra`."""
     for ch in text:
-        if not ("a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch == "_" or ch == "-"):
+        if not ("a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch in extra):
             return False
     return True
 

@@ -118,10 +118,15 @@ def score_text(score):
     round ties differently; int8 scores are multiples of 1/256, so score * 10000 is exact in both."""
     if score is None:
         return "-"
-    n = int(score * 10000 + 0.5) if score >= 0 else -int(0.5 - score * 10000)
+    n = _score_units(score)
     sign = "-" if n < 0 else ""
     n = -n if n < 0 else n
     return "%s%d.%04d" % (sign, n // 10000, n % 10000)
+
+
+def _score_units(score):
+    """score in units of 1e-4, rounded half away from zero (score_text and the in-place writer)."""
+    return int(score * 10000 + 0.5) if score >= 0 else -int(0.5 - score * 10000)
 
 
 def _put(buf, p, data):
@@ -160,7 +165,7 @@ def _put_score(buf, p, score):
     if score is None:
         buf[p] = 45
         return p + 1
-    n = int(score * 10000 + 0.5) if score >= 0 else -int(0.5 - score * 10000)
+    n = _score_units(score)
     if n < 0:
         buf[p] = 45
         p += 1
@@ -299,21 +304,12 @@ class Log:
         buf[p] = 44
         buf[p + 1] = 45  # '-': no image
         p += 2
-        if self.file_bytes + p + 4 > self.max_bytes and self.file_bytes + start > 0:
+        if self._part_full(p - start + 4):
             # the part is full: rotate as _add does (rare, so the string is fine here)
             self._add(frame_body(seq, ticks, label, score, infer_ms, frame_ms, door, "-"), ticks, False)
             return
-        total = 0
-        for i in range(start, p):
-            total += buf[i]
-        buf[p] = 42  # '*'
-        buf[p + 1] = _HEX[(total >> 4) & 15]
-        buf[p + 2] = _HEX[total & 15]
-        buf[p + 3] = 10
-        self.used = p + 4
-        self.pending += 1
-        if self.pending >= self.flush_records or ticks_diff(ticks, self.last_flush) >= self.flush_ms:
-            self.flush()
+        self._seal(start, p)
+        self._counted(ticks, False)
 
     def _ascii(self, text):
         """The bytes of a label or door state, encoded once per distinct value."""
@@ -339,7 +335,7 @@ class Log:
     def _add(self, body, ticks, urgent):
         data = body.encode()
         n = len(data) + 4  # '*', two hex digits, '\n'
-        if self.file_bytes + self.used + n > self.max_bytes and self.file_bytes + self.used > 0:
+        if self._part_full(n):
             self._rotate()
             if self.status != "ok":
                 self.dropped += 1
@@ -353,6 +349,14 @@ class Log:
                 self._write_line(data, ticks)
                 return
         self._append(data)
+        self._counted(ticks, urgent)
+
+    def _part_full(self, n):
+        """A record of n bytes would take this part past log_max_bytes (an empty part takes any record)."""
+        return self.file_bytes + self.used + n > self.max_bytes and self.file_bytes + self.used > 0
+
+    def _counted(self, ticks, urgent):
+        """One more record in the buffer: flushed when urgent, every flush_records records or flush_ms."""
         self.pending += 1
         if urgent or self.pending >= self.flush_records or ticks_diff(ticks, self.last_flush) >= self.flush_ms:
             self.flush()
@@ -362,11 +366,17 @@ class Log:
         start = self.used
         end = start + len(data)
         self.mv[start:end] = data
-        cs = checksum(data)
+        self._seal(start, end)
+
+    def _seal(self, start, end):
+        """Close the record in buf[start:end] with "*cs\n" (its checksum, read from the buffer itself)."""
         buf = self.buf
+        total = 0
+        for i in range(start, end):
+            total += buf[i]
         buf[end] = 42  # '*'
-        buf[end + 1] = _HEX[cs >> 4]
-        buf[end + 2] = _HEX[cs & 15]
+        buf[end + 1] = _HEX[(total >> 4) & 15]
+        buf[end + 2] = _HEX[total & 15]
         buf[end + 3] = 10  # '\n'
         self.used = end + 4
 

@@ -54,13 +54,6 @@ class Capture:
 SEEN_FILE = ".tinymask-seen.txt"  # every picture the tool ever added: one it finds gone was removed by hand
 
 
-def card_dirs(device_dir: Path) -> tuple[str, str]:
-    """(log_dir, capture_dir) as the camera's config.json names them, confined to the device folder as
-    tools.pull confines them (an absolute path or '..' is ignored with a warning), else the defaults."""
-    log_dir, capture_dir = pull.card_dirs(device_dir / pull.CONFIG_FILE)
-    return log_dir, capture_dir
-
-
 def log_scores(device_dir: Path, log_dir: str) -> dict:
     """{image path relative to the card root: (score, label)} from every frame record that saved one.
     Logs are read from log_dir, or from anywhere in the device folder when that folder is absent."""
@@ -91,7 +84,8 @@ def captures(archive: Path) -> tuple[list[Capture], list[str]]:
         raise UserError(f"--from {archive}: no such archive folder; fill it with `python -m tools.pull`")
     out, skipped = [], []
     for device_dir in sorted(d for d in archive.iterdir() if d.is_dir() and not d.name.startswith(".")):
-        log_dir, configured = card_dirs(device_dir)
+        # the folders the camera's config.json names, confined to the device folder as tools.pull confines them
+        log_dir, configured = pull.card_dirs(device_dir / pull.CONFIG_FILE)
         scores = log_scores(device_dir, log_dir)
         capture_rel = capture_folder(device_dir, configured, scores)
         capture_dir = device_dir / capture_rel
