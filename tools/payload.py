@@ -20,6 +20,7 @@ from pathlib import Path
 from host.boards import BoardProfile
 from host.errors import UserError
 from host.gate import check_gate_labels
+from host.make.bundle import is_tflite
 from tools.mpy import compile_module, why_not_loaded
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,7 +106,7 @@ def load_bundle(folder: Path, board: BoardProfile) -> Bundle:
     if actual != card["sha256"]:
         raise UserError(f"{model}: sha256 {actual[:12]}... does not match the model card ({str(card['sha256'])[:12]}...); "
                         f"the file was changed or copied badly: rebuild the bundle")
-    if not model.read_bytes()[4:8] == b"TFL3":  # the FlatBuffer file identifier every .tflite carries
+    if not is_tflite(model.read_bytes()):
         raise UserError(f"{model}: not a .tflite model (no TFL3 identifier); rebuild the bundle with `python -m host.build`")
     try:
         listed = [line.strip() for line in labels.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -19,6 +19,11 @@ def sha256_hex(payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
+def is_tflite(payload: bytes) -> bool:
+    """The FlatBuffer file identifier every .tflite carries at bytes 4-8."""
+    return payload[4:8] == b"TFL3"
+
+
 def file_names(name: str) -> dict:
     # ml >= 4.7 loads "<model path before the first '.'>.txt" as the labels: keep the two names paired.
     return {"model": f"{name}.tflite", "labels": f"{name}.txt", "card": "model_card.json"}

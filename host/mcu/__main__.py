@@ -19,6 +19,7 @@ import numpy as np
 
 from host import preprocess
 from host.errors import UserError, run_cli
+from host.make.bundle import is_tflite
 from host.mcu import latency, models, runner
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
@@ -95,7 +96,7 @@ def _read_model(path: str) -> bytes:
     if not Path(path).is_file():
         raise UserError(f"{path}: no such model file")
     payload = Path(path).read_bytes()
-    if payload[4:8] != b"TFL3":
+    if not is_tflite(payload):
         raise UserError(f"{path}: not a .tflite model (no TFL3 identifier); give a model host.build wrote")
     return payload
 
