@@ -176,3 +176,13 @@ def test_bad_input_size_is_one_line(tmp_path):
     bad.write_bytes(bytes(100))
     with pytest.raises(UserError, match="not a multiple of the model's 3072 input bytes"):
         cli.main(["run", str(REFERENCE), "--inputs", str(bad)])
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04not a model", bytes(64)])
+def test_a_file_that_is_not_a_tflite_model_is_one_line(tmp_path, content):
+    path = tmp_path / "model.tflite"
+    path.write_bytes(content)
+    inputs = tmp_path / "x.bin"
+    inputs.write_bytes(bytes(3072))
+    with pytest.raises(UserError, match=r"model.tflite: not a .tflite model \(no TFL3 identifier\)"):
+        cli.main(["run", str(path), "--inputs", str(inputs)])
