@@ -3,6 +3,9 @@ and arena on the heap, the 4.5.6-4.5.9 fb_alloc leak, and the firmware's reset-o
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import simboard
 from simboard import MASK, bundle_dir, events, frames_of
@@ -11,6 +14,8 @@ from host.sim import heap
 from host.sim.board import Faults
 from host.sim.bundle import load
 from tools.payload import firmware_module
+
+REPO = Path(__file__).resolve().parent.parent
 
 recovery = firmware_module("recovery")
 
@@ -35,7 +40,7 @@ def test_an_error_survivor_splits_the_heap_for_a_bigger_reload():
     first = heap.load_model(memory, 150_000, "ml", "m.tflite")
     heap.inference_failed(memory)
     first.free()
-    assert memory.heap.free_bytes() > 176_000 + heap.MODEL_OVERHEAD
+    assert memory.heap.free_bytes() > heap.model_copy_bytes(176_000, (4, 8, 0))
     with pytest.raises(MemoryError):
         heap.load_model(memory, 176_000, "ml", "m.tflite")
 
@@ -83,7 +88,7 @@ def test_from_4_6_an_arena_that_no_longer_fits_is_a_value_error_not_a_memory_err
     spec = heap.MemoryRange("t", (4, 8, 0), (4, 8, 1), [200_000], 0, 80_000, "heap", False, "test")
     memory = heap.BoardMemory(spec, firmware_bytes=10_000, arena_bytes=60_000)
     first = heap.load_model(memory, 100_000, "ml", "m.tflite")
-    assert memory.heap.used() >= 10_000 + 100_000 + heap.MODEL_OVERHEAD + heap.backend_bytes(60_000, False)
+    assert memory.heap.used() >= 10_000 + heap.model_copy_bytes(100_000, (4, 8, 0)) + heap.backend_bytes(60_000, False)
     heap.inference_failed(memory)  # leaves objects after the arena: the heap splits
     first.free()
     with pytest.raises(ValueError, match=heap.TENSORS_FAILED):
@@ -213,3 +218,43 @@ def test_the_watchdog_period_is_what_the_stm32_iwdg_gets():
     from host.sim.hardware import iwdg_period_ms
 
     assert [iwdg_period_ms(t) for t in (500, 511, 512, 5000, 30000, 32767)] == [500, 511, 512, 4992, 29952, 32704]
+
+
+@pytest.mark.parametrize("first, nbytes, copy", [
+    ((4, 3, 3), 63_560, 63_560), ((4, 5, 6), 63_560, 63_560),  # xalloc(size): py_tf.c v4.5.5, py_ml.c v4.5.9
+    ((4, 6, 0), 63_560, 63_584 + 31), ((4, 8, 0), 63_560, 63_584 + 31),  # ALIGN32(size) + 31: py_ml.c v4.6.0, v4.8.1
+    ((4, 8, 0), 64_000, 64_000 + 31)])
+def test_the_model_copy_takes_what_py_ml_c_allocates_at_each_firmware(first, nbytes, copy):
+    """The copy fits a block with exactly its allocation free, and the MemoryError names the board's size."""
+    assert heap.model_copy_bytes(nbytes, first) == copy
+    firmware = 1_024
+    for spare, fits in ((0, True), (-heap.GC_BLOCK, False)):
+        block = firmware + heap.LOAD_PIN_BYTES + -(-copy // heap.GC_BLOCK) * heap.GC_BLOCK + spare
+        spec = heap.MemoryRange("t", first, first, [block], 0, 80_000, "fb_alloc", False, "test")
+        memory = heap.BoardMemory(spec, firmware_bytes=firmware)
+        if fits:
+            heap.load_model(memory, nbytes, "tf", "m.tflite")
+            assert memory.heap.free_bytes() == 0
+        else:
+            with pytest.raises(MemoryError, match=f"allocating {copy} bytes"):
+                heap.load_model(memory, nbytes, "tf", "m.tflite")
+
+
+def test_the_builds_heap_check_counts_what_the_simulated_board_allocates():
+    """host.make.memfit (the build's check and the README's headroom) and the simulator's ml.Model() agree
+    on every heap-arena firmware range, up to the GC's 16-byte rounding of each of the five allocations."""
+    import dataclasses
+
+    from host.boards import load_board
+    from host.make import memfit
+
+    card = json.loads((REPO / "models" / "tinymask" / "model_card.json").read_text())
+    fits = [f for f in memfit.fits(load_board("openmv_h7"), card["model_bytes"], card["arena_bytes"])
+            if f.range.arena_on == "heap"]
+    assert fits
+    for fit in fits:
+        spec = dataclasses.replace(fit.range, heap_blocks=[fit.range.largest_block])
+        memory = heap.BoardMemory(spec, firmware_bytes=fit.firmware_bytes, arena_bytes=card["arena_bytes"])
+        heap.load_model(memory, card["model_bytes"], "ml", "models/tinymask.tflite")
+        unseen = memory.heap.free_bytes() + heap.LOAD_PIN_BYTES - fit.headroom
+        assert -6 * heap.GC_BLOCK < unseen <= 0, fit.range.label

@@ -1,6 +1,7 @@
 """Does a model fit the board's heap? model + arena + firmware against the largest GC heap block.
 
-`ml.Model(path)` copies the whole file into ONE heap block (`m_malloc(size + 31)`) and keeps its
+`ml.Model(path)` copies the whole file into ONE heap block (`host.sim.heap.model_copy_bytes`: from 4.6.0
+the size rounded up to 32 bytes plus 31) and keeps its
 tensor arena (with TFLM's extra), its op resolver and its interpreter on the heap (4.5.6+,
 `host.sim.heap.backend_bytes`); the firmware's own modules keep `firmware_retained_bytes`
 (measured under MicroPython: `python -m host.sim.heap`). An allocation never spans two heap blocks,
@@ -14,7 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from host.boards import BoardProfile
-from host.sim.heap import MemoryRange, backend_bytes, firmware_retained_bytes, memory_range, ranges
+from host.sim.heap import (
+    MemoryRange,
+    backend_bytes,
+    firmware_retained_bytes,
+    memory_range,
+    model_copy_bytes,
+    ranges,
+)
 
 
 @dataclass
@@ -23,8 +31,12 @@ class Fit:
     model_bytes: int
     arena_bytes: int
     firmware_bytes: int
-    overhead_bytes: int
     margin_bytes: int
+
+    @property
+    def overhead_bytes(self) -> int:
+        """What the heap copy of the file takes beyond the file (alignment)."""
+        return model_copy_bytes(self.model_bytes, self.range.first) - self.model_bytes
 
     @property
     def backend(self) -> int:
@@ -59,7 +71,7 @@ def fits(board: BoardProfile, model_bytes: int, arena_bytes: int) -> list[Fit]:
     """One Fit per firmware range of the board profile (empty when the profile has no memory model)."""
     memory = _memory(board)
     return [Fit(r, int(model_bytes), int(arena_bytes), firmware_retained_bytes(board.data),
-                int(memory.get("model_overhead_bytes", 31)), int(memory.get("margin_bytes", 0)))
+                int(memory.get("margin_bytes", 0)))
             for r in ranges(board.data)]
 
 
@@ -98,11 +110,11 @@ def headroom_lines(model_bytes: int, arena_bytes: int, board: BoardProfile) -> l
 
 def table(board: BoardProfile, model_bytes: int, arena_bytes: int) -> str:
     """Markdown table: one row per firmware range (docs and the closing report)."""
-    lines = ["| board | firmware | largest heap block | model + 31 + arena, resolver, interpreter + firmware | headroom "
+    lines = ["| board | firmware | largest heap block | model + alignment + arena, resolver, interpreter + firmware | headroom "
              "| fits (margin) |", "|---|---|---:|---:|---:|---|"]
     for fit in fits(board, model_bytes, arena_bytes):
         lines.append(f"| {board.name} | {fit.range.label} | {fit.range.largest_block:,} | "
-                     f"{fit.model_bytes:,} + 31 + {fit.backend:,} + {fit.firmware_bytes:,} = {fit.need:,} | "
+                     f"{fit.model_bytes:,} + {fit.overhead_bytes} + {fit.backend:,} + {fit.firmware_bytes:,} = {fit.need:,} | "
                      f"{fit.headroom:,} | {'yes' if fit.ok else 'NO'} ({fit.margin_bytes:,}) |")
     return "\n".join(lines)
 

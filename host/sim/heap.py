@@ -4,8 +4,8 @@ Facts (boards/*.json "memory", each range cites its omv_boardconfig.h):
 - the GC heap is one or more separate blocks (OMV_GC_BLOCKn_SIZE, 4.5.6+; OMV_HEAP_SIZE before);
   MicroPython's allocator takes the first free run that fits, trying the blocks in order, so an
   allocation never spans two blocks;
-- `ml.Model(path)` copies the whole file into one block: `m_malloc(size + 31)` (4.7/4.8; `xalloc`
-  on 4.5.6-4.6), then allocates its tensor arena on the heap (4.6+; docs/platform.md item 11);
+- `ml.Model(path)` copies the whole file into one block (`model_copy_bytes`), then allocates its
+  tensor arena on the heap (4.6+; docs/platform.md item 11);
 - legacy `tf` (up to 4.5.5) keeps the model on the heap and fb_allocs the arena for each call;
 - 4.5.6-4.5.9: a failed `ml.Model()` leaks the whole fb_alloc area until a reset
   (`ml_backend_init_model` calls `fb_alloc_all` and raises without freeing).
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from host.interp.firmware import parse_version
 
-MODEL_OVERHEAD = 31  # py_ml.c (4.7/4.8): m_malloc(size + 31), aligned inside the block
+MODEL_ALIGN = 32  # IMLIB_ML_MODEL_ALIGN: the Cortex-M7's data cache line (OMV_CACHE_LINE_SIZE, common/omv_common.h v4.8.1)
 GC_BLOCK = 16  # MicroPython GC allocation unit (bytes per block on 32-bit ports)
 ERROR_SURVIVOR_BYTES = 512  # exception + traceback + message + the firmware's last-error string
 LOAD_PIN_BYTES = 160  # sha256 hex text and label strings the firmware holds while ml.Model() runs
@@ -40,6 +40,17 @@ TENSORS_FAILED = "Failed to allocate tensors"
 BACKEND_STATE_BYTES = 16
 RESOLVER_BYTES = 4080
 INTERPRETER_BYTES = 196
+
+
+def model_copy_bytes(nbytes: int, first: tuple) -> int:
+    """The heap allocation that holds the model file on firmware from `first` on (github:openmv/openmv).
+    4.6.0 on: the size rounded up to the cache line plus a line less one byte, the copy aligned inside
+    it (`xalloc(ALIGN32(size) + 31)`, src/omv/modules/py_ml.c at v4.6.0 / v4.6.20 and modules/py_ml.c at
+    v4.7.0; `m_malloc` at v4.8.1). Before: exactly the file (`xalloc(model->size)`, py_ml.c at v4.5.6 /
+    v4.5.9; py_tf.c `xalloc(tf_model->model_data_len)` at v4.3.3 / v4.5.5)."""
+    if first >= (4, 6, 0):
+        return -(-nbytes // MODEL_ALIGN) * MODEL_ALIGN + MODEL_ALIGN - 1
+    return nbytes
 
 
 def kept_arena(arena_used: int, leaks_fb_alloc: bool) -> int:
@@ -209,7 +220,7 @@ def load_model(memory: BoardMemory | None, nbytes: int, api: str, path: str, to_
             fb_bytes = nbytes
             memory.fb_model_bytes += nbytes
         else:
-            pieces.append(heap.alloc(nbytes + MODEL_OVERHEAD, "model " + path))
+            pieces.append(heap.alloc(model_copy_bytes(nbytes, spec.first), "model " + path))
         if api == "ml" and spec.arena_on == "heap":
             # the trial arena AllocateTensors() runs in first: fb_alloc_all on 4.5.6-4.5.9, the largest
             # free heap run (gc_info max_free) from 4.6.0; too small is a ValueError, not a MemoryError
