@@ -75,6 +75,15 @@ def test_bundles_of_different_designs_are_flagged(tmp_path, capsys):
     assert "differ in arch" in capsys.readouterr().out
 
 
+def test_bundles_trained_at_different_learning_rates_are_flagged(tmp_path, capsys):
+    """door-small moved from 1e-3 to 2e-3: the reference and a new default build are two designs."""
+    cards = seeded_cards([0.9, 0.8])
+    cards[0]["training"]["learning_rate"], cards[1]["training"]["learning_rate"] = 1e-3, 2e-3
+    runs = [write_bundle(tmp_path, f"run_{i}", c) for i, c in enumerate(cards)]
+    seeds.main(list(map(str, runs)))
+    assert "differ in learning_rate" in capsys.readouterr().out
+
+
 def test_bundles_calibrated_to_different_no_face_targets_are_flagged(tmp_path, capsys):
     cards = seeded_cards([0.9, 0.8])
     cards[1]["door_expected"]["target_no_face_admitted"] = 0.02

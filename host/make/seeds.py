@@ -22,7 +22,7 @@ from host.make import bundle
 CARD = bundle.file_names("")["card"]
 
 # What the training section must share for the pooled rows to be one design over seeds.
-SAME_DESIGN = ("arch", "recipe", "epochs", "augment", "balance", "dropout", "doorframe", "doorframe_shrink",
+SAME_DESIGN = ("arch", "recipe", "epochs", "learning_rate", "augment", "balance", "dropout", "doorframe", "doorframe_shrink",
                "mixup", "ema", "distill", "distill_alpha", "distill_temperature", "prune", "none_share", "none_zoom",
                "none_jigsaw", "hard_negatives", "focal")
 # Options added after cards were first written: a card without one was trained without it.
