@@ -205,11 +205,33 @@ def test_load_to_fb_puts_the_model_copy_on_the_frame_buffer_stack_not_the_heap()
     with pytest.raises(ValueError, match=heap.TENSORS_FAILED):
         heap.load_model(memory, 75_000, "ml", "m.tflite")  # on the heap the copy leaves no room for the arena
     loaded = heap.load_model(memory, 75_000, "ml", "m.tflite", to_fb=True)
-    assert memory.fb_model_bytes == 75_000 and memory.heap.used() < 10_000 + 160 + heap.backend_bytes(20_000, False) + 64
+    assert memory.fb_model_bytes == heap.fb_model_bytes(75_000, (4, 8, 0)) and memory.heap.used() < 10_000 + 160 + heap.backend_bytes(20_000, False) + 64
     with pytest.raises(MemoryError, match=heap.FB_FULL):
         heap.load_model(memory, 10_000, "ml", "n.tflite", to_fb=True)  # 5,000 bytes of fb_alloc left
     loaded.free()
     assert memory.fb_model_bytes == 0 and heap.load_model(memory, 10_000, "ml", "n.tflite", to_fb=True) is not None
+
+
+@pytest.mark.parametrize("first, nbytes, taken", [
+    ((4, 8, 0), 63_560, 4 + 63_584 + 28 + 4),  # mark, ALIGN32(size) + 28 (CACHE_ALIGN), header
+    ((4, 6, 0), 1, 4 + 32 + 28 + 4),
+    ((4, 6, 0), 64, 4 + 64 + 28 + 4),
+    ((4, 5, 6), 63_561, 4 + 63_564 + 4),  # PREFER_SIZE: the size rounded to a word, no cache alignment
+    ((4, 5, 5), 8, 4 + 8 + 4),
+])
+def test_a_model_on_the_frame_buffer_stack_takes_what_fb_alloc_takes(first, nbytes, taken):
+    """fb_alloc() (common/fb_alloc.c v4.8.1, src/omv/alloc/fb_alloc.c v4.5.9 / v4.6.0) and py_ml.c's hints."""
+    assert heap.fb_model_bytes(nbytes, first) == taken
+
+
+def test_a_model_that_fits_the_frame_buffer_stack_only_without_the_cache_padding_is_refused():
+    """The room check counts the padding: a file exactly the size of the free stack does not fit on 4.6+."""
+    spec = heap.MemoryRange("t", (4, 8, 0), (4, 8, 1), [100_000], 0, 64_000, "heap", False, "test")
+    memory = heap.BoardMemory(spec, firmware_bytes=10_000, arena_bytes=2_000)
+    with pytest.raises(MemoryError, match=heap.FB_FULL):
+        heap.load_model(memory, 64_000, "ml", "m.tflite", to_fb=True)
+    assert memory.fb_model_bytes == 0
+    assert heap.load_model(memory, 64_000 - 64, "ml", "m.tflite", to_fb=True) is not None
 
 
 def test_the_watchdog_period_is_what_the_stm32_iwdg_gets():

@@ -53,6 +53,24 @@ def model_copy_bytes(nbytes: int, first: tuple) -> int:
     return nbytes
 
 
+FB_WORD = 4  # fb_alloc rounds every size up to a word and stores it in a one-word header below the block
+
+
+def fb_model_bytes(nbytes: int, first: tuple) -> int:
+    """The fb_alloc stack a model file loaded with load_to_fb=True takes (github:openmv/openmv): the
+    fb_alloc_mark() word, then fb_alloc(size) rounded up to a word, plus its header word. From 4.6.0 the
+    hint is FB_ALLOC_PREFER_SPEED | FB_ALLOC_CACHE_ALIGN (py_ml.c make_new at v4.6.0, v4.7.0, v4.8.1), and
+    CACHE_ALIGN rounds up to OMV_ALLOC_ALIGNMENT (32 on the M7) and adds 32 - 4 bytes to align inside it
+    (fb_alloc(), src/omv/alloc/fb_alloc.c at v4.6.0, common/fb_alloc.c at v4.8.1). Before, ml (py_ml.c
+    v4.5.9) and legacy tf (py_tf.c v4.5.5) use FB_ALLOC_PREFER_SIZE: the word-rounded size alone. Boards
+    with overlay memory (H7 Plus, RT1062) may put the bytes there, but the main stack pointer still moves
+    by the same amount, so the room it takes is the same."""
+    size = -(-nbytes // FB_WORD) * FB_WORD
+    if first >= (4, 6, 0):
+        size = -(-size // MODEL_ALIGN) * MODEL_ALIGN + MODEL_ALIGN - FB_WORD
+    return FB_WORD + size + FB_WORD
+
+
 def kept_arena(arena_used: int, leaks_fb_alloc: bool) -> int:
     """The arena ml_backend_init_model keeps: 4.5.6-4.5.9 m_new(arena_used_bytes() + 1024 + 15);
     4.6.0-4.8.1 ALIGN16(arena_used_bytes()) + TF_ARENA_EXTRA (512)."""
@@ -215,10 +233,11 @@ def load_model(memory: BoardMemory | None, nbytes: int, api: str, path: str, to_
     fb_bytes = 0
     try:
         if to_fb:
-            if nbytes > spec.fb_alloc_bytes - memory.fb_model_bytes:
+            taken = fb_model_bytes(nbytes, spec.first)
+            if taken > spec.fb_alloc_bytes - memory.fb_model_bytes:
                 raise MemoryError(FB_FULL)
-            fb_bytes = nbytes
-            memory.fb_model_bytes += nbytes
+            fb_bytes = taken
+            memory.fb_model_bytes += fb_bytes
         else:
             pieces.append(heap.alloc(model_copy_bytes(nbytes, spec.first), "model " + path))
         if api == "ml" and spec.arena_on == "heap":
