@@ -169,6 +169,36 @@ def test_operating_points_follow_the_threshold_and_a_no_face_target_picks_the_lo
 
 
 @settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_the_none_cap_at_zero_is_the_largest_cap_admitting_no_no_face_picture(seed):
+    """benchmarks/bench_tradeoff.py's none cap: at the build's threshold, the cap admits none of the
+    no-face pictures, one step more admits one (or it is the top), and the masked shares are those of
+    the door rule with the cap (checked by brute force)."""
+    rng = np.random.default_rng(seed)
+
+    def scored(labels):
+        p_with = np.round(rng.uniform(0.3, 1.0, len(labels)) * 256) / 256
+        p_none = np.round(rng.uniform(0.0, 1.0, len(labels)) * (1 - p_with) * 256) / 256
+        return ood.Scored("x", np.array(labels), np.stack([1 - p_with - p_none, p_with, p_none], axis=1), "")
+
+    close, framed, nobody = scored([0] * 120 + [1] * 60), scored([0] * 100 + [1] * 50), scored([2] * 30)
+    got = ood.none_cap_at_zero(close, framed, nobody)
+    level = ood.door_threshold(close, framed)
+
+    def admits(s, cap):
+        return (s.scores >= level) & (s.scores > 1 - level) & (s.outputs[:, 2] <= cap + 1e-9)
+
+    if got["cap"] is None:
+        assert admits(nobody, 0.0).any()
+        return
+    assert not admits(nobody, got["cap"]).any()
+    assert got["cap"] == 255 / 256 or admits(nobody, got["cap"] + 1 / 256).any()
+    assert got["cap_close"] == admits(close, got["cap"])[close.labels == 1].mean()
+    assert got["cap_framed"] == admits(framed, got["cap"])[framed.labels == 1].mean()
+    assert ood.none_cap_at_zero(ood.Scored("two", close.labels, close.outputs[:, :2], ""), framed, nobody) == {"cap": None}
+
+
+@settings(max_examples=40, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.floats(0.0, 0.3))
 def test_a_no_face_target_raises_the_door_threshold_to_the_lowest_level_meeting_every_target(seed, target):
     """--max-no-face: the door threshold is the lowest int8 level at which the unmasked faces (close

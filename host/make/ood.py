@@ -110,6 +110,25 @@ def operating_points(close_up: Scored, framed: Scored, nobody: Scored) -> dict[s
             "framed": admitted(framed, POSITIVE)}
 
 
+def none_cap_at_zero(close: Scored, framed: Scored, nobody: Scored) -> dict:
+    """A second rule tried for issue 16 (not in the firmware): at the build's threshold, a frame also
+    needs P(none) <= cap. The largest int8 cap that admits none of `nobody`'s pictures, and the masked
+    faces admitted there (None for a 2-class model or when even cap 0 admits one)."""
+    if close.outputs.shape[1] < 3:
+        return {"cap": None}
+    level = door_threshold(close, framed)
+
+    def admitted(s: Scored, cap: float) -> np.ndarray:
+        return evaluate.door_admits(s.scores, level) & (s.outputs[:, NONE] <= cap + 1e-9)
+
+    caps = [c for c in np.arange(256) / 256.0 if not admitted(nobody, c).any()]
+    if not caps:
+        return {"cap": None}
+    cap = caps[-1]
+    return {"cap": cap, "cap_close": float(admitted(close, cap)[close.labels == POSITIVE].mean()),
+            "cap_framed": float(admitted(framed, cap)[framed.labels == POSITIVE].mean())}
+
+
 def first_at_no_face(points: dict[str, np.ndarray], target: float) -> int | None:
     """Index of the lowest level admitting at most `target` of the no-face pictures; None when even
     the top level admits more."""
