@@ -122,22 +122,32 @@ class _Camera:
             raise RuntimeError("Invalid frame size.")
         fw, fh = FRAMESIZES[self.framesize]
         roi = tuple(int(v) for v in roi)
-        if len(roi) == 2:
+        if len(roi) == 2:  # centred as py_sensor.c / py_csi_ng.c do: (fw / 2) - (w / 2) in C ints
             w, h = roi
-            roi = ((fw - w) // 2, (fh - h) // 2, w, h)
+            roi = (fw // 2 - w // 2, fh // 2 - h // 2, w, h)
         x, y, w, h = roi
-        if w != h or (x, y) != ((fw - w) // 2, (fh - h) // 2) or w > min(fw, fh):
+        if w != h or (x, y) != (fw // 2 - w // 2, fh // 2 - h // 2) or w > min(fw, fh):
             _unsupported(f"a window other than a centred square inside the frame ({roi})")
         self.window = w
 
+    def check_dma(self) -> None:
+        """Every capture (snapshot, skip_frames, CSI.snapshot(time=)) first checks the DMA size."""
+        if self.board.is_stm32 and self.framesize is not None and self.window is not None:
+            fw, fh = FRAMESIZES[self.framesize]
+            w = self.window
+            if not stm32_dcmi_fits(fw, fw // 2 - w // 2, w, w):
+                raise RuntimeError("Frame size is not supported or is not set.")
+
     def settle(self, ms: float) -> None:
         self.board.check_alive()
+        self.check_dma()
         self.board.clock.advance(ms)
 
     def snapshot(self) -> SimImage:
         board = self.board
         if not self.ready:
             raise RuntimeError("Sensor timeout!")
+        self.check_dma()
         index = board.next_frame()
         faults = board.faults
         if faults.hang_at is not None and index == faults.hang_at:
@@ -149,6 +159,26 @@ class _Camera:
             _unsupported("snapshots other than RGB565 with a centred square window")
         board.current_frame = index
         return SimImage(board, board.frames.window_rgb565(index, self.window), index)
+
+
+def stm32_dcmi_fits(frame_width: int, x: int, w: int, h: int, bytes_per_pixel: int = 2) -> bool:
+    """Whether the STM32 DCMI can capture this window (H7, H7 Plus; the RT1062's CSI always can).
+
+    The DMA takes whole sensor lines; when the window's first byte is not word aligned it crops one
+    word off the line (get_dcmi_hw_crop), and the transfer, line bytes x window height, must be a
+    multiple of 16, else snapshot fails with SENSOR_ERROR_INVALID_FRAMESIZE (RuntimeError "Frame size
+    is not supported or is not set."): openmv/openmv src/omv/ports/stm32/sensor.c v4.3.0-v4.5.9
+    (v4.5.5: get_dcmi_hw_crop line 379, the check at 701-717, DMA_LENGTH_ALIGNMENT 16),
+    src/omv/ports/stm32/omv_csi.c v4.6.0 (648-658), ports/stm32/omv_csi.c v4.7.0 and v4.8.1 (v4.8.1:
+    385 and 588-602, OMV_CSI_LINE_ALIGNMENT 16). The RT1062 (ports/mimxrt) transfers whole 640-byte
+    lines with 8-byte alignment, so any window fits. A centred square window of QVGA fails on the H7
+    when its side is 2 or 3 mod 4 (x = 160 - w / 2 is then odd).
+    """
+    line = frame_width * bytes_per_pixel
+    offset = (x * bytes_per_pixel) % 4
+    if offset and (frame_width - (x + w)) * bytes_per_pixel >= 4 - offset:
+        line -= 4
+    return line > 0 and line % 4 == 0 and (line * h) % 16 == 0
 
 
 def make_sensor(board: Board, camera: _Camera) -> types.ModuleType:
