@@ -16,7 +16,7 @@ import serial
 from fakedevice import FakeDevice, tree
 
 import tools.mpy
-from host.errors import run_cli
+from host.errors import UserError, run_cli
 from tools import deploy
 from tools.payload import FIRMWARE_DIR, LOADER, firmware_module, tmconfig
 from tools.remote import Remote
@@ -315,6 +315,8 @@ def test_legacy_firmware_single_filesystem_and_rename_without_replace(bundle, tm
     (["--board", "openmv_h7", "--set", "model_sha256=00"], "--set model_sha256: comes from the model card"),
     (["--board", "openmv_h7", "--set", "relay_pin=P42"], "--set relay_pin=P42: openmv_h7 has pins P0"),
     (["--board", "openmv_h7", "--set", "threshold=nan"], "--set threshold: expected a finite number"),
+    (["--board", "openmv_h7", "--set", "camera_window=202"],
+     "camera_window 202: openmv_h7's camera (STM32 DCMI) cannot capture a 202x202 window"),
 ])
 def test_bad_options_are_one_clear_line(argv, message, bundle, camera, capsys):
     code, _, err = run([*argv, "--port", camera.port, "--bundle", str(bundle)], capsys)
@@ -437,6 +439,28 @@ def test_door_threshold_is_the_cards_calibrated_one_not_its_label_cut_off(tmp_pa
     assert render_config(uncalibrated, board, {})["threshold"] == 0.8 == tmconfig().defaults()["threshold"]
     uncalibrated.card["door_threshold"] = 0.93
     assert render_config(uncalibrated, board, {})["threshold"] == 0.93
+
+
+def test_deploy_refuses_exactly_the_windows_the_board_cannot_capture(tmp_path):
+    """The STM32 boards capture a centred window only when its side is 0 or 1 mod 4 (the simulated
+    camera's rule, host.sim.camera.stm32_dcmi_fits); the RT1062 captures any. Every refusal names two
+    sides that work."""
+    from host.boards import load_board
+    from tools.payload import check_camera_window, load_bundle, render_config
+
+    for name in ("openmv_h7", "openmv_h7_plus", "openmv_rt1062"):
+        board = load_board(name)
+        for side in range(32, 241):
+            if name == "openmv_rt1062" or side % 4 in (0, 1):
+                check_camera_window(board, side)
+                continue
+            with pytest.raises(UserError, match=f"^camera_window {side}: ") as caught:
+                check_camera_window(board, side)
+            offered = [int(w) for w in str(caught.value).rsplit("set camera_window to ", 1)[1].split(" or ")]
+            assert offered and all(w % 4 in (0, 1) and 32 <= w <= 240 for w in offered)
+    board = load_board("openmv_h7")
+    with pytest.raises(UserError, match="camera_window 203"):
+        render_config(load_bundle(REFERENCE, board), board, {"camera_window": 203})
 
 
 @pytest.mark.parametrize("total", [131072, 512 * 1024, 1 << 20, (1 << 20) + 512, 32 << 30])

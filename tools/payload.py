@@ -307,10 +307,33 @@ def render_config(bundle: Bundle, board: BoardProfile, overrides: dict) -> dict:
     config, errors = module.validate(raw)
     if errors:
         raise UserError(f"config.json: {errors[0]}" + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
+    check_camera_window(board, config["camera_window"])
     allowed = pins.get("allowed")
     if allowed and config["relay_pin"] not in allowed:
         raise UserError(f"--set relay_pin={config['relay_pin']}: {board.name} has pins {', '.join(allowed)}")
     return config
+
+
+QVGA_WIDTH = 320  # firmware/camera.py captures QVGA and centres the window on it
+
+
+def check_camera_window(board: BoardProfile, side: int) -> None:
+    """The STM32 boards cannot capture every centred window: the camera would never start (every
+    snapshot a RuntimeError), so the door would stay shut. Refused here instead, with the sides near it
+    that work."""
+    from host.sim.camera import stm32_dcmi_fits
+
+    def fits(w: int) -> bool:
+        return stm32_dcmi_fits(QVGA_WIDTH, QVGA_WIDTH // 2 - w // 2, w, w)
+
+    if board.data.get("camera_interface") != "stm32_dcmi" or fits(side):
+        return
+    below = next((w for w in range(side - 1, 31, -1) if fits(w)), None)
+    above = next((w for w in range(side + 1, 241) if fits(w)), None)
+    choices = " or ".join(str(w) for w in (below, above) if w is not None)
+    raise UserError(f"camera_window {side}: {board.name}'s camera (STM32 DCMI) cannot capture a {side}x{side}"
+                    f" window (a side of 2 or 3 mod 4 makes every snapshot fail with \"Frame size is not"
+                    f" supported\"); set camera_window to {choices}")
 
 
 LOADER = "tmboot.py"  # installed as the card's main.py: it starts the newest complete set (tmset/<n>/)
