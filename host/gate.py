@@ -125,16 +125,22 @@ def clip_roi(width: int, height: int, roi) -> tuple[int, int, int, int]:
     return x0, y0, x1 - x0, y1 - y0
 
 
-def get_statistics(packed: np.ndarray, roi=None, bins=None, l_bins=None, a_bins=None, b_bins=None):
-    """(L, A, B) ChannelStats of an RGB565 (h, w) array, as imlib computes them."""
-    height, width = packed.shape
-    x, y, w, h = clip_roi(width, height, roi)
+def bin_counts(bins=None, l_bins=None, a_bins=None, b_bins=None) -> tuple[int, int, int]:
+    """The L, A and B histogram sizes get_statistics uses (101, 256, 256 by default), refused as the board does."""
     nl = l_bins if l_bins is not None else (bins if bins is not None else L_RANGE[1] - L_RANGE[0] + 1)
     na = a_bins if a_bins is not None else (bins if bins is not None else A_RANGE[1] - A_RANGE[0] + 1)
     nb = b_bins if b_bins is not None else (bins if bins is not None else B_RANGE[1] - B_RANGE[0] + 1)
     for n, name in ((nl, "l_bins"), (na, "a_bins"), (nb, "b_bins")):
         if int(n) < 2:
             raise OSError(f"{name if name != 'l_bins' or bins is None else 'bins'} must be >= 2")
+    return int(nl), int(na), int(nb)
+
+
+def get_statistics(packed: np.ndarray, roi=None, bins=None, l_bins=None, a_bins=None, b_bins=None):
+    """(L, A, B) ChannelStats of an RGB565 (h, w) array, as imlib computes them."""
+    height, width = packed.shape
+    x, y, w, h = clip_roi(width, height, roi)
+    nl, na, nb = bin_counts(bins, l_bins, a_bins, b_bins)
     block = packed[y:y + h, x:x + w]
     lch, ach, bch = rgb565_to_lab(block)
     pixels = np.float32(1.0) / np.float32(w * h)

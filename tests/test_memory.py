@@ -280,3 +280,32 @@ def test_the_builds_heap_check_counts_what_the_simulated_board_allocates():
         heap.load_model(memory, card["model_bytes"], "ml", "models/tinymask.tflite")
         unseen = memory.heap.free_bytes() + heap.LOAD_PIN_BYTES - fit.headroom
         assert -6 * heap.GC_BLOCK < unseen <= 0, fit.range.label
+
+
+def test_a_load_to_fb_model_that_leaves_too_little_stack_makes_get_statistics_fail_as_on_the_board():
+    """py_image_get_statistics fb_allocs its L, A and B float bins (101 + 256 + 256 by default) after a
+    mark (modules/py_image.c v4.8.1): with a load_to_fb model filling the stack, the presence gate's call
+    raises the fb_alloc MemoryError on the board, so it does in the simulator."""
+    import types
+
+    import numpy as np
+
+    from host.sim.camera import SimImage
+
+    need = 4 + sum(4 * n + 4 for n in (101, 256, 256))
+    spec = heap.MemoryRange("t", (4, 8, 0), (4, 8, 1), [200_000], 0, 70_000, "heap", False, "test")
+    largest = max(n for n in range(60_000, 70_000, 4) if heap.fb_model_bytes(n, spec.first) <= spec.fb_alloc_bytes - need)
+    for model_bytes, fits in ((largest, True), (largest + 4, False)):
+        memory = heap.BoardMemory(spec, firmware_bytes=10_000, arena_bytes=2_000)
+        heap.load_model(memory, model_bytes, "ml", "m.tflite", to_fb=True)
+        left = spec.fb_alloc_bytes - memory.fb_model_bytes
+        assert (left >= need) == fits
+        board = types.SimpleNamespace(memory=memory, check_alive=lambda: None,
+                                      clock=types.SimpleNamespace(advance=lambda ms: None))
+        img = SimImage(board, np.full((40, 40), 0x7BEF, np.uint16))
+        if fits:
+            assert img.get_statistics(roi=(0, 0, 24, 24)).l_mean() >= 0
+            memory.check_fb_room([4 * 101, 4 * 256, 4 * 256])
+        else:
+            with pytest.raises(MemoryError, match=heap.FB_FULL):
+                img.get_statistics(roi=(0, 0, 24, 24))

@@ -32,6 +32,7 @@ from tools.payload import (
     FIRMWARE_DIR,
     FIRMWARE_FORMATS,
     LOADER,
+    check_camera_window,
     compiled_firmware,
     door_threshold_line,
     firmware_module,
@@ -427,6 +428,7 @@ def main(argv=None) -> int:
     overrides = load_site_config(args.config) if args.config else {}
     overrides.update(parse_overrides(args.set))
     config = render_config(bundle, board, overrides)
+    check_camera_window(board, config["camera_window"])
     threshold_line = door_threshold_line(bundle.card, config, overrides)
     staging = Path(tempfile.mkdtemp(prefix="tinymask-deploy-"))
     remote = Remote(args.port, verbose=args.verbose, dry_run=args.dry_run)

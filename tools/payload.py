@@ -307,7 +307,6 @@ def render_config(bundle: Bundle, board: BoardProfile, overrides: dict) -> dict:
     config, errors = module.validate(raw)
     if errors:
         raise UserError(f"config.json: {errors[0]}" + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
-    check_camera_window(board, config["camera_window"])
     allowed = pins.get("allowed")
     if allowed and config["relay_pin"] not in allowed:
         raise UserError(f"--set relay_pin={config['relay_pin']}: {board.name} has pins {', '.join(allowed)}")
@@ -319,8 +318,8 @@ QVGA_WIDTH = 320  # firmware/camera.py captures QVGA and centres the window on i
 
 def check_camera_window(board: BoardProfile, side: int) -> None:
     """The STM32 boards cannot capture every centred window: the camera would never start (every
-    snapshot a RuntimeError), so the door would stay shut. Refused here instead, with the sides near it
-    that work."""
+    snapshot a RuntimeError), so the door would stay shut. tools.deploy refuses it, with the sides near
+    it that work; the simulator renders such a config and shows what the board does with it."""
     from host.sim.camera import stm32_dcmi_fits
 
     def fits(w: int) -> bool:

@@ -59,6 +59,8 @@ class SimImage:
         if thresholds is not None or invert or difference is not None:
             _unsupported("get_statistics with thresholds, invert or difference")
         stats = gate.Statistics(gate.get_statistics(self.rgb565, roi, bins, l_bins, a_bins, b_bins))
+        if self._board.memory is not None:  # the histogram's float bins live on the fb_alloc stack
+            self._board.memory.check_fb_room([4 * n for n in gate.bin_counts(bins, l_bins, a_bins, b_bins)])
         _, _, w, h = gate.clip_roi(self.width(), self.height(), roi)
         self._board.clock.advance(STATS_MS_PER_CALL + w * h * STATS_MS_PER_PIXEL)
         return stats

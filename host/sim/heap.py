@@ -192,6 +192,14 @@ class BoardMemory:
             self.heap.alloc(piece, "firmware")
             left -= piece
 
+    def check_fb_room(self, sizes: list[int]) -> None:
+        """fb_alloc_mark() then fb_alloc(n, FB_ALLOC_NO_HINT) for each size, freed again after (as
+        py_image_get_statistics does with its histogram bins, modules/py_image.c v4.8.1): fails as
+        fb_alloc_fail() does when what a load_to_fb model took (or the 4.5.6-4.5.9 leak) leaves too little."""
+        need = FB_WORD + sum(-(-n // FB_WORD) * FB_WORD + FB_WORD for n in sizes)
+        if self.fb_leaked or need > self.spec.fb_alloc_bytes - self.fb_model_bytes:
+            raise MemoryError(FB_FULL)
+
     def check_fb_alloc(self) -> None:
         """Anything that fb_allocs (JPEG compression of img.save, the legacy arena) fails after the leak."""
         if self.fb_leaked:
