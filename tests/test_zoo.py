@@ -63,7 +63,8 @@ def test_designs_convert_to_board_int8(arch):
         assert not by_name["model size"].ok  # SqueezeNets are beyond the H7's model budget
 
 
-@pytest.mark.parametrize("arch", ["door_cnn", "door_cnn_s1", "door_cnn_w", "door_cnn_g", "door_cnn_e", "tiny_cnn_n6", "tiny_cnn_n8"])
+@pytest.mark.parametrize("arch", ["door_cnn", "door_cnn_s1", "door_cnn_w", "door_cnn_g", "door_cnn_e", "door_cnn_f",
+                                  "tiny_cnn_n6", "tiny_cnn_n8"])
 def test_door_designs_fit_the_h7_flash_and_the_5_ms_budget(arch):
     """Issue 13: a default candidate is at most 64 KB int8 and at most 5 ms estimated on the H7,
     and passes every board check, three classes included."""
@@ -80,6 +81,12 @@ def test_door_designs_fit_the_h7_flash_and_the_5_ms_budget(arch):
 def test_stride_one_stem_sees_the_full_input():
     model = zoo.door_cnn_s1()
     assert model.get_layer("stem").output.shape[1:3] == (32, 32) and model.get_layer("pool0").output.shape[1:3] == (16, 16)
+
+
+def test_the_separable_stem_filters_every_pixel_before_pooling():
+    model = zoo.door_cnn_f(classes=3)
+    assert model.get_layer("stem_dw").output.shape[1:] == (32, 32, 3)
+    assert model.get_layer("stem_pw").output.shape[1:] == (32, 32, 8) and model.get_layer("pool0").output.shape[1:3] == (16, 16)
 
 
 def test_global_max_head_sees_the_whole_map_at_once():
