@@ -182,8 +182,7 @@ def test_calibrate_write_refuses_the_committed_reference(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("data", {"sets": "facemask-v1"}, "data.sets"), ("data", {"sets": ["../../etc"]}, "data.sets"),
-    ("board", "/tmp/evil.json", "board"),
+    ("data", {"sets": "facemask-v1"}, "data.sets"), ("board", "/tmp/evil.json", "board"),
     ("macs", "lots", "macs"), ("door_expected", [1], "door_expected"), ("sha256", None, "sha256"),
     ("door_expected", {"target_no_face_admitted": "x"}, "target_no_face_admitted")])
 def test_a_card_field_of_the_wrong_type_or_leading_off_its_root_is_one_line(tmp_path, field, value, message):

@@ -20,7 +20,7 @@ from pathlib import Path
 from host.boards import BoardProfile
 from host.errors import UserError
 from host.gate import check_gate_labels
-from host.make.bundle import is_tflite, plain_set_names
+from host.make.bundle import is_tflite
 from tools.mpy import compile_module, why_not_loaded
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,7 +156,8 @@ def check_card_fields(card: dict, card_path: Path) -> None:
         if card.get(key) is not None and not isinstance(card[key], dict):
             refuse(key, "an object")
     sets = (card.get("data") or {}).get("sets")
-    if sets is not None and not plain_set_names(sets):
+    # any folder name loads ('My Photos', '' from --data .); calibrate.data_dirs_for keeps the path rule
+    if sets is not None and not (isinstance(sets, list) and all(isinstance(x, str) for x in sets)):
         raise UserError(f"{card_path}: data.sets {sets!r} is not a list of dataset folder names; rebuild the bundle")
     expected = card.get("door_expected") or {}
     for key in ("target_unmasked_admitted", "target_no_face_admitted", "masked_admitted", "no_face_admitted"):

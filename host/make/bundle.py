@@ -24,13 +24,6 @@ def is_tflite(payload: bytes) -> bool:
     return payload[4:8] == b"TFL3"
 
 
-def plain_set_names(sets) -> bool:
-    """A card's `data.sets`: a list of dataset folder names, never paths, so a card cannot send the
-    measure (host.make.calibrate) outside the shared sets."""
-    return isinstance(sets, list) and all(isinstance(n, str) and n not in ("", ".", "..") and "/" not in n
-                                          and "\\" not in n for n in sets)
-
-
 def file_names(name: str) -> dict:
     # ml >= 4.7 loads "<model path before the first '.'>.txt" as the labels: keep the two names paired.
     return {"model": f"{name}.tflite", "labels": f"{name}.txt", "card": "model_card.json"}

@@ -35,7 +35,10 @@ def data_dirs_for(card: dict) -> list[Path]:
     in `calibrate` catches a wrong guess."""
     data = card.get("data")
     sets = data.get("sets") if isinstance(data, dict) else None
-    named = [data_mod.SHARED_DATASETS / name for name in sets] if bundle_mod.plain_set_names(sets) else []
+    # a set's folder name, never a path: a card cannot send the measure outside the shared sets
+    plain = isinstance(sets, list) and all(isinstance(n, str) and n not in ("", ".", "..") and "/" not in n
+                                           and "\\" not in n for n in sets)
+    named = [data_mod.SHARED_DATASETS / name for name in sets] if plain else []
     if named and all(d.is_dir() for d in named):
         return named
     return data_mod.default_data_dirs()
