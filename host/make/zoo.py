@@ -15,7 +15,8 @@
   64 KB (the H7's /flash beside the firmware) and 5 ms; `door_cnn_s1` (its stem at full 32x32
   resolution, 4.6 ms), `door_cnn_w` (wider last blocks, 62 KB) and `door_cnn_g` (door_cnn_w with a global
   max pool before a 64-unit head, 47 KB), `door_cnn_e` (the budget moved to the 16x16 stage, 56 KB) and
-  `door_cnn_f` (a separable stem at full 32x32, 8 channels, 56 KB, 4.8 ms counted) are its variants. Measured in
+  `door_cnn_f` (a separable stem at full 32x32, 8 channels, 60 KB, 4.8 ms counted; 3.8 points behind
+  door_cnn_w door-framed over five seeds) are its variants. Measured in
   docs/model.md: door_cnn_w trained 60 epochs from 2e-3 with faces framed from their camera window
   (`--recipe door-small`, the default) admits 0.8 points fewer masked faces close up and 2.1 fewer
   door-framed than the paper's CNN trained the same way at 1e-3 (nine seeds, inside both spreads); against
