@@ -314,17 +314,14 @@ def render_config(bundle: Bundle, board: BoardProfile, overrides: dict) -> dict:
     return config
 
 
-QVGA_WIDTH = 320  # firmware/camera.py captures QVGA and centres the window on it
-
-
 def check_camera_window(board: BoardProfile, side: int) -> None:
     """The STM32 boards cannot capture every centred window: the camera would never start (every
     snapshot a RuntimeError), so the door would stay shut. tools.deploy refuses it, with the sides near
     it that work; the simulator renders such a config and shows what the board does with it."""
-    from host.sim.camera import stm32_dcmi_fits
+    from host.sim.camera import FRAMESIZES, QVGA, centred_window_fits
 
-    def fits(w: int) -> bool:
-        return stm32_dcmi_fits(QVGA_WIDTH, QVGA_WIDTH // 2 - w // 2, w, w)
+    def fits(w: int) -> bool:  # firmware/camera.py captures QVGA and centres the window on it
+        return centred_window_fits(FRAMESIZES[QVGA][0], w)
 
     if board.data.get("camera_interface") != "stm32_dcmi" or fits(side):
         return

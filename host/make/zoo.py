@@ -89,12 +89,12 @@ def separable(x, filters: int, name: str):
 
 
 def _ds_cnn(stem: int, widths: tuple[int, int, int], head_units: int, name: str, dropout: float,
-            seed: int, classes: int, stem_stride: int = 2, global_max: bool = False) -> keras.Model:
+            seed: int, classes: int, stem_stride: int = 2, global_max: bool = False,
+            separable_stem: bool = False) -> keras.Model:
     keras.utils.set_random_seed(seed)
     inputs = keras.Input(shape=INPUT_SHAPE)
-    if stem_stride == 0:  # a separable stem at full 32x32 (each colour's 3x3, then mixed), pooled to 16x16
+    if separable_stem:  # each colour's 3x3, then mixed
         x = separable(inputs, stem, "stem")
-        x = layers.MaxPooling2D(name="pool0")(x)
     else:
         x = layers.Conv2D(stem, 3, strides=stem_stride, padding="same", use_bias=False, name="stem")(inputs)
         x = layers.BatchNormalization(name="stem_bn")(x)
@@ -156,7 +156,7 @@ def door_cnn_f(dropout: float = 0.2, seed: int = 1337, classes: int = 2) -> kera
     """door_cnn_w with a full-resolution stem: each colour's 3x3 at 32x32, mixed into 8 channels and
     max-pooled (the paper CNN's first layer sees that detail, a stride-2 stem does not), blocks of
     32 / 80 / 128 filters to stay at door_cnn_w's 4.8 ms counted."""
-    return _ds_cnn(8, (32, 80, 128), 12, "door_cnn_f", dropout, seed, classes, stem_stride=0)
+    return _ds_cnn(8, (32, 80, 128), 12, "door_cnn_f", dropout, seed, classes, stem_stride=1, separable_stem=True)
 
 
 ARCHITECTURES = {

@@ -135,9 +135,7 @@ class _Camera:
     def check_dma(self) -> None:
         """Every capture (snapshot, skip_frames, CSI.snapshot(time=)) first checks the DMA size."""
         if self.board.is_stm32 and self.framesize is not None and self.window is not None:
-            fw, fh = FRAMESIZES[self.framesize]
-            w = self.window
-            if not stm32_dcmi_fits(fw, fw // 2 - w // 2, w, w):
+            if not centred_window_fits(FRAMESIZES[self.framesize][0], self.window):
                 raise RuntimeError("Frame size is not supported or is not set.")
 
     def settle(self, ms: float) -> None:
@@ -181,6 +179,11 @@ def stm32_dcmi_fits(frame_width: int, x: int, w: int, h: int, bytes_per_pixel: i
     if offset and (frame_width - (x + w)) * bytes_per_pixel >= 4 - offset:
         line -= 4
     return line > 0 and line % 4 == 0 and (line * h) % 16 == 0
+
+
+def centred_window_fits(frame_width: int, side: int) -> bool:
+    """stm32_dcmi_fits for the square window set_windowing((side, side)) centres on the frame."""
+    return stm32_dcmi_fits(frame_width, frame_width // 2 - side // 2, side, side)
 
 
 def make_sensor(board: Board, camera: _Camera) -> types.ModuleType:

@@ -65,10 +65,16 @@ def fb_model_bytes(nbytes: int, first: tuple) -> int:
     v4.5.9) and legacy tf (py_tf.c v4.5.5) use FB_ALLOC_PREFER_SIZE: the word-rounded size alone. Boards
     with overlay memory (H7 Plus, RT1062) may put the bytes there, but the main stack pointer still moves
     by the same amount, so the room it takes is the same."""
+    return FB_WORD + fb_alloc_bytes(nbytes, cache_align=first >= (4, 6, 0))
+
+
+def fb_alloc_bytes(nbytes: int, cache_align: bool = False) -> int:
+    """What one fb_alloc(nbytes) moves the stack by: the size rounded up to a word (with
+    FB_ALLOC_CACHE_ALIGN, then to a cache line plus a line less a word), and its header word."""
     size = -(-nbytes // FB_WORD) * FB_WORD
-    if first >= (4, 6, 0):
+    if cache_align:
         size = -(-size // MODEL_ALIGN) * MODEL_ALIGN + MODEL_ALIGN - FB_WORD
-    return FB_WORD + size + FB_WORD
+    return size + FB_WORD
 
 
 def kept_arena(arena_used: int, leaks_fb_alloc: bool) -> int:
@@ -196,7 +202,7 @@ class BoardMemory:
         """fb_alloc_mark() then fb_alloc(n, FB_ALLOC_NO_HINT) for each size, freed again after (as
         py_image_get_statistics does with its histogram bins, modules/py_image.c v4.8.1): fails as
         fb_alloc_fail() does when what a load_to_fb model took (or the 4.5.6-4.5.9 leak) leaves too little."""
-        need = FB_WORD + sum(-(-n // FB_WORD) * FB_WORD + FB_WORD for n in sizes)
+        need = FB_WORD + sum(fb_alloc_bytes(n) for n in sizes)
         if self.fb_leaked or need > self.spec.fb_alloc_bytes - self.fb_model_bytes:
             raise MemoryError(FB_FULL)
 
