@@ -139,6 +139,8 @@ class SmartDoor:
         self.camera_retry = time.ticks_add(now, self.cfg["recover_ms"])
         try:
             self.camera = camera.Camera(self.cfg, self.wdt.feed)
+            if self.camera.window_error:
+                self.log.event(time.ticks_ms(), "config_error", self.camera.window_error)
             self.stats.reset(time.ticks_ms())
         except Exception as exc:
             self.camera = None

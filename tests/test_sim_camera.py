@@ -79,20 +79,43 @@ def test_the_h7_plus_has_the_same_dcmi_rule(tmp_path):
         snapshot()
 
 
-@pytest.mark.parametrize(("version", "window", "fails"), [("4.6.0", 202, True), ("4.8.1", 203, True),
-                                                          ("4.6.0", 201, False)])
-def test_the_door_with_a_window_the_h7_cannot_capture_never_sees_a_frame(tmp_path, version, window, fails):
-    """A config.json camera_window (tmconfig allows 32 .. 240) the H7's DCMI refuses: the firmware's
-    camera start-up fails at skip_frames / snapshot(time=) and retries, the door stays closed."""
-    from simboard import run
-
+def _still_frame(tmp_path):
     frame = tmp_path / "frame.png"
     Image.new("RGB", (320, 240), (90, 60, 40)).save(frame)
-    result = run(tmp_path, [frame] * 3, {"camera_window": window}, firmware_version=version,
-                 time_limit_ms=20_000)
-    errors = [detail for event, detail in result.errors() if event == "camera_error"]
-    if fails:
-        assert result.frames == 0 and result.door_openings() == 0
-        assert errors and "Frame size is not supported or is not set." in errors[0]
+    return frame
+
+
+@pytest.mark.parametrize(("version", "window", "refused", "skip_ms"), [
+    ("4.6.0", 202, True, 2000), ("4.8.1", 203, True, 2000), ("4.5.5", 238, True, 0), ("4.8.1", 34, True, 0),
+    ("4.6.0", 201, False, 2000), ("4.5.5", 200, False, 0)])
+def test_a_window_the_h7_cannot_capture_falls_back_to_the_default_window(tmp_path, version, window, refused, skip_ms):
+    """A hand-edited config.json camera_window (tmconfig allows 32 .. 240) the H7's DCMI refuses:
+    the camera's first capture fails (even with camera_skip_ms 0, firmware/camera.py captures
+    once), the firmware logs one config_error naming the key and the fix, and the door runs on
+    the default 200 px window instead of retrying the camera forever."""
+    from simboard import run
+
+    result = run(tmp_path, [_still_frame(tmp_path)] * 3, {"camera_window": window, "camera_skip_ms": skip_ms},
+                 firmware_version=version, time_limit_ms=20_000)
+    assert result.frames == 3
+    assert not [e for e in result.errors() if e[0] != "config_error"]
+    notes = [detail for event, detail in result.errors() if event == "config_error"]
+    if refused:
+        assert len(notes) == 1
+        assert notes[0].startswith(f"camera_window {window} refused by the camera (Frame size is not supported")
+        assert "running with 200" in notes[0] and notes[0].endswith("(tools.deploy --set camera_window=N)")
     else:
-        assert result.frames == 3 and not errors
+        assert notes == []
+
+
+def test_a_dead_camera_is_reported_as_a_camera_error_not_as_its_window(tmp_path):
+    """The fallback only explains a window the camera refused: a camera that fails at the default
+    window too raises that error, and the door stays closed with camera_error retries."""
+    from simboard import run
+
+    result = run(tmp_path, [_still_frame(tmp_path)] * 3, {"camera_window": 202}, firmware_version="4.6.0",
+                 time_limit_ms=10_000, faults=Faults(camera_init=True))
+    assert result.frames == 0 and result.door_openings() == 0
+    events = [event for event, _ in result.errors()]
+    assert "config_error" not in events
+    assert [d for e, d in result.errors() if e == "camera_error"][0] == "init: Sensor control failed."

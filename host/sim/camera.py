@@ -203,6 +203,10 @@ def make_sensor(board: Board, camera: _Camera) -> types.ModuleType:
         camera.framesize = size
 
     def skip_frames(n=None, time=None):
+        if time is not None and time <= 0:
+            # time=0 captures nothing, with or without n, so nothing is checked
+            # (py_sensor_skip_frames, src/omv/modules/py_sensor.c v4.5.5)
+            return
         camera.settle(time if time is not None else (n or 10) * board.costs.snapshot_ms)
 
     def set_auto_gain(enable, gain_db=-1, gain_db_ceiling=-1):
