@@ -315,9 +315,10 @@ def render_config(bundle: Bundle, board: BoardProfile, overrides: dict) -> dict:
 
 
 def check_camera_window(board: BoardProfile, side: int) -> None:
-    """The STM32 boards cannot capture every centred window: the camera would never start (every
-    snapshot a RuntimeError), so the door would stay shut. tools.deploy refuses it, with the sides near
-    it that work; the simulator renders such a config and shows what the board does with it."""
+    """The STM32 boards cannot capture every centred window (every snapshot a RuntimeError; the
+    firmware then falls back to the default window with a config_error). tools.deploy refuses it up
+    front, with the sides near it that work; the simulator renders such a config and shows what the
+    board does with it."""
     from host.sim.camera import FRAMESIZES, QVGA, centred_window_fits
 
     def fits(w: int) -> bool:  # firmware/camera.py captures QVGA and centres the window on it

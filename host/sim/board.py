@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -220,6 +221,14 @@ class Board:
     def is_stm32(self) -> bool:
         """H7 and H7 Plus (STM32, with `pyb`); the RT1062 is the mimxrt port (no `pyb`)."""
         return "rt10" not in self.board_name
+
+    @functools.cached_property
+    def camera_interface(self) -> str:
+        """The board profile's `camera_interface` ("stm32_dcmi": the DMA window rule), the field
+        tools.deploy checks a camera_window against, so the simulator and deploy share one fact."""
+        from host.boards import load_board
+
+        return str(load_board(self.board_name).data.get("camera_interface", ""))
 
     def arm_sd_full(self) -> None:
         """Start counting the card's free space (after deployment copied the bundle onto it)."""

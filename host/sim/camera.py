@@ -134,7 +134,7 @@ class _Camera:
 
     def check_dma(self) -> None:
         """Every capture (snapshot, skip_frames, CSI.snapshot(time=)) first checks the DMA size."""
-        if self.board.is_stm32 and self.framesize is not None and self.window is not None:
+        if self.framesize is not None and self.window is not None and self.board.camera_interface == "stm32_dcmi":
             if not centred_window_fits(FRAMESIZES[self.framesize][0], self.window):
                 raise RuntimeError("Frame size is not supported or is not set.")
 
