@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 import simboard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from simboard import MASK, bundle_dir, events, frames_of
 
+from host.boards import load_board
 from host.sim import heap
 from host.sim.board import Faults
 from host.sim.bundle import load
@@ -309,3 +312,216 @@ def test_a_load_to_fb_model_that_leaves_too_little_stack_makes_get_statistics_fa
         else:
             with pytest.raises(MemoryError, match=heap.FB_FULL):
                 img.get_statistics(roi=(0, 0, 24, 24))
+
+
+# --- the fb_alloc room above the frame buffers (docs/platform.md item 7) ---------------------------------
+# Expectations below are worked from the C, not from host.sim.heap: the block is OMV_FB_SIZE (400K) +
+# OMV_FB_ALLOC_SIZE (100K up to v4.5.5, 80K after) long (stm32fxxx.ld.S v4.5.5 115-127, common.ld.S
+# v4.8.1 172-183); up to v4.7 framebuffer_t's 64 bytes open it (framebuffer.h v4.5.5 25-38, v4.6.0 40-54),
+# every buffer has a 32-byte vbuffer_t header and a cache-line aligned size; the stack pointer starts at
+# the block's end and fb_avail() = sp - buffers_end - 4 (fb_alloc.c v4.5.5 49-52, v4.8.1 66-70).
+H7_TOP_455 = 409_600 + 102_400
+H7_TOP = 409_600 + 81_920
+STATS_NEED = 4 + (4 * 101 + 4) + 2 * (4 * 256 + 4)  # the mark, then L, A and B float bins, each with its header word
+
+
+def h7_memory(version, model_stack=0):
+    memory = heap.for_board("openmv_h7", version)
+    memory.fb_model_bytes = model_stack  # what load_to_fb models (permanent marks) hold on the stack
+    return memory
+
+
+@pytest.mark.parametrize("version, side, count, end", [
+    # auto_adjust (framebuffer.c v4.5.5 233-341): raw = min(sp - 64, 400K) = 409,600; 3 buffers of
+    # ALIGN_DOWN(min(409,600 / 3 - 32, 200*200*2 + 31)) = 80,000 leave fb_avail() = 512,000 - 64 - 240,096 - 4
+    # = 271,836 >= 240,096: triple buffering
+    ((4, 5, 5), 200, 3, 64 + 3 * (32 + 80_000)),
+    # 240: 3 x 115,232 would leave 166,236 < 345,696, so 2 buffers (281,468 >= 230,464)
+    ((4, 5, 5), 240, 2, 64 + 2 * (32 + 115_200)),
+    # with 80K of fb_alloc (v4.5.6-v4.5.8) 203 (ALIGN_UP(82,418) = 82,432) is already double:
+    # 491,520 - 64 - 3 * 82,464 - 4 = 244,060 < 247,392
+    ((4, 5, 6), 203, 2, 64 + 2 * (32 + 82_432)),
+    # set_buffers(-1) (framebuffer.c v4.6.0 326-343): min(409,536 // ALIGN_UP(82,418 + 32), 3) = 3
+    ((4, 5, 9), 203, 3, 64 + 3 * 82_464),
+    ((4, 6, 0), 200, 3, 64 + 3 * 80_032),
+    ((4, 7, 0), 240, 3, 64 + 3 * 115_232),
+    # resize (framebuffer.c v4.8.1 163-206): 3 x ALIGN_UP(80,000 + 32) <= 409,600 - 2 * 28, no header in the block
+    ((4, 8, 1), 200, 3, 3 * 80_032),
+    ((4, 8, 0), 240, 3, 3 * 115_232),
+])
+def test_the_fb_alloc_room_ends_at_the_frame_buffers_the_driver_chose(version, side, count, end):
+    """Found in the source audit: fb_alloc is not a fixed 80/100 KB. It is everything between the fb_alloc
+    stack pointer and the end of the frame buffers in use, so it depends on the window and the buffering."""
+    memory = h7_memory(version)
+    top = H7_TOP_455 if version <= (4, 5, 5) else H7_TOP
+    frame = memory.frame_for(side)
+    assert (frame.count, frame.end) == (count, end)
+    assert memory.fb_room(side) == top - end and memory.fb_avail(side) == top - end - 4
+    assert memory.fb_room(side) > memory.spec.fb_alloc_bytes  # the old fixed rule was stricter
+
+
+def test_a_camera_set_up_with_a_load_to_fb_model_on_the_stack_keeps_fewer_buffers_up_to_4_5_8():
+    """framebuffer_auto_adjust_buffers (framebuffer.c v4.5.5 lines 326-341) keeps 3 buffers only while
+    fb_avail() >= their 240,096 bytes: sp - 64 - 240,096 - 4 >= 240,096, i.e. at most 31,740 bytes held on
+    the stack when set_windowing runs; one more and it keeps 2 (160,064 bytes), so fb_alloc gets more room."""
+    for stack, count, end in ((31_740, 3, 64 + 3 * 80_032), (31_741, 2, 64 + 2 * 80_032)):
+        memory = h7_memory((4, 5, 5), stack)
+        frame = memory.configure_frame(200)
+        assert (frame.count, frame.end) == (count, end)
+        assert memory.fb_room(200) == H7_TOP_455 - stack - end
+    assert h7_memory((4, 8, 1), 200_000).configure_frame(200).count == 3  # v4.8 never looks at the stack
+
+
+def stats_board(memory):
+    import types
+
+    return types.SimpleNamespace(memory=memory, check_alive=lambda: None,
+                                 clock=types.SimpleNamespace(advance=lambda ms: None))
+
+
+@pytest.mark.parametrize("version, room", [((4, 8, 1), H7_TOP - 3 * 80_032), ((4, 5, 5), H7_TOP_455 - 64 - 3 * 80_032),
+                                            ((4, 6, 0), H7_TOP - 64 - 3 * 80_032)])
+def test_get_statistics_fails_one_byte_past_the_room_above_a_200_pixel_windows_buffers(version, room):
+    """The presence gate's get_statistics on the 200x200 frame: the mark and its three bin arrays (2,468
+    bytes) fit with exactly that much left between the stack and the triple buffers, not one byte less."""
+    import numpy as np
+
+    from host.sim.camera import SimImage
+
+    for stack, fits in ((room - STATS_NEED, True), (room - STATS_NEED + 1, False)):
+        memory = h7_memory(version, stack)
+        img = SimImage(stats_board(memory), np.full((200, 200), 0x7BEF, np.uint16))
+        if fits:
+            assert img.get_statistics(roi=(0, 0, 24, 24)).l_mean() >= 0
+        else:
+            with pytest.raises(MemoryError, match=heap.FB_FULL):
+                img.get_statistics(roi=(0, 0, 24, 24))
+
+
+JPEG_SPACE_200_Q90 = 2 * 25 * 192 + 4 * 32  # two rows of 25 8x8 4:4:4 MCUs (192 bytes) + JPEG_ALLOC_PADDING
+
+
+@pytest.mark.parametrize("version, quality, space", [
+    ((4, 8, 1), 90, JPEG_SPACE_200_Q90),
+    ((4, 8, 1), 50, 2 * 13 * 256 + 128),  # below 60: 4:2:2, 13 MCUs of 16x8 (256 bytes)
+    ((4, 5, 3), 50, JPEG_SPACE_200_Q90),  # before v4.5.4 the JPEG core always ran 4:4:4
+])
+def test_jpeg_save_raises_exactly_where_jpeg_compress_calls_fb_alloc_fail(version, quality, space):
+    """stm_jpeg.c v4.8.1 lines 180-188 (jpeg.c v4.5.5 161-169): after img.save's mark (4 bytes), fb_avail()
+    (another 4 short of the pointer) must hold the MCU rows and padding, else fb_alloc_fail()."""
+    end = (3 * 80_032) if version >= (4, 8, 0) else 64 + 3 * 80_032
+    top = H7_TOP if version >= (4, 5, 6) else H7_TOP_455
+    need = space + 4 + 4
+    stream = b"\xff\xd8" + bytes(3000) + b"\xff\xd9"
+    memory = h7_memory(version, top - end - need)
+    assert memory.jpeg_save(200, quality, stream) == b""  # fits, but the buffer is empty: 0 bytes written
+    memory.fb_model_bytes += 1
+    with pytest.raises(MemoryError, match=heap.FB_FULL):
+        memory.jpeg_save(200, quality, stream)
+
+
+def test_a_jpeg_that_does_not_fit_the_room_left_is_written_truncated_without_an_error():
+    """stm_jpeg.c v4.8.1: the 32-byte APP0 slot, then 512-byte chunks while out_len + 512 <= out_max; an
+    overflow returns true, which jpeg_write ignores, writing out_max bytes from the buffer's start."""
+    end = 3 * 80_032
+    base = JPEG_SPACE_200_Q90 + 8 + 32  # mark + fb_avail's word + space + the APP0 slot: out_max starts above this
+    stream = b"\xff\xd8" + bytes(range(256)) * 19 + b"\xff\xd9"  # 4,868 bytes: 10 chunks
+    assert len(stream) == 4868
+
+    def saved(out_max):
+        return h7_memory((4, 8, 1), H7_TOP - end - base - out_max).jpeg_save(200, 90, stream)
+
+    assert saved(5120) is None  # 10 chunks fit: the board writes the whole JPEG
+    cut = saved(5119)  # 9 chunks fit: paused, overflow
+    assert len(cut) == 5119 and cut[:32] == bytes(32) and cut[32:32 + 4608] == stream[:4608]
+    assert cut[32 + 4608:] == bytes(5119 - 32 - 4608)
+    assert saved(1024) == bytes(32) + stream[:1024 - 32]  # the smallest buffer the core is started on
+    assert saved(1023) == bytes(1023)  # below 2 x 512: overflow before encoding, stale bytes only
+    assert h7_memory((4, 8, 1), H7_TOP - end - (base - 32) - 31).jpeg_save(200, 90, stream) == bytes(31)
+
+
+def test_img_save_writes_what_the_board_writes_a_truncated_file_or_an_empty_one(tmp_path):
+    """The capture path end to end: a load_to_fb model leaves too little room for the frame's JPEG, so the
+    board writes an unreadable file and carries on; with less room still it raises and leaves the file empty."""
+    import io
+    import types
+
+    import numpy as np
+    from PIL import Image
+
+    from host.sim.camera import SimImage
+    from host.sim.storage import Storage
+
+    storage = Storage(sd_dir=tmp_path / "sd", flash_dir=tmp_path / "flash")
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 0x10000, (200, 200), dtype=np.uint16)  # noise: a stream far beyond 2 KB
+
+    def save(stack, name):
+        memory = h7_memory((4, 8, 1), stack)
+        board = types.SimpleNamespace(memory=memory, check_alive=lambda: None, faults=types.SimpleNamespace(capture=None),
+                                      clock=types.SimpleNamespace(advance=lambda ms: None),
+                                      costs=types.SimpleNamespace(jpeg_save_ms=0.0), storage=storage)
+        SimImage(board, pixels).save("/sdcard/" + name, quality=90)
+        return (tmp_path / "sd" / name).read_bytes()
+
+    whole = save(0, "whole.jpg")
+    assert Image.open(io.BytesIO(whole)).size == (200, 200)
+    room = H7_TOP - 3 * 80_032
+    out_max = 2048
+    cut = save(room - (JPEG_SPACE_200_Q90 + 8 + 32 + out_max), "cut.jpg")
+    assert len(cut) == out_max and cut[:32] == bytes(32) and cut[32:34] == b"\xff\xd8"
+    with pytest.raises(MemoryError, match=heap.FB_FULL):
+        save(room - JPEG_SPACE_200_Q90 - 7, "none.jpg")
+    assert (tmp_path / "sd" / "none.jpg").read_bytes() == b""
+
+
+BOARD_RANGES = [(board, spec) for board in ("openmv_h7", "openmv_h7_plus", "openmv_rt1062")
+                for spec in heap.ranges(load_board(board).data)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(which=st.integers(0, len(BOARD_RANGES) - 1), pick=st.integers(0, 10**6), side=st.integers(32, 240),
+       model=st.integers(0, 235_520), bins=st.tuples(st.integers(2, 300), st.integers(2, 300), st.integers(2, 300)))
+def test_the_fb_room_over_windows_models_and_firmware(which, pick, side, model, bins):
+    """For every window the camera takes and any model up to the H7's model budget: without a model the room
+    is never negative (and never below the old fixed fb_alloc size); a load_to_fb model takes exactly its
+    fb_alloc bytes from it; fb_avail() is the room less the pointer's word; the presence gate's bins fail iff
+    they need more than the room; the JPEG raises iff fb_avail() after the mark is below its MCU rows."""
+    board, spec = BOARD_RANGES[which]
+    lo, hi = spec.first, spec.last
+    versions = sorted({lo, hi} | {v for v in [(4, 5, 4), (4, 5, 8), (4, 5, 9), (4, 7, 0), (4, 8, 0)] if lo <= v <= hi})
+    version = versions[pick % len(versions)]
+    memory = heap.BoardMemory(spec, firmware_bytes=0, version=version)
+    empty = memory.fb_room(side)
+    assert empty >= 0 and empty >= spec.fb_alloc_bytes
+    taken = heap.fb_model_bytes(model, spec.first)
+    if taken > empty:
+        return  # the board refuses this load_to_fb model (fb_alloc fails): nothing to check
+    memory.fb_model_bytes = taken
+    room = memory.fb_room(side)
+    assert room == empty - taken >= 0
+    assert memory.fb_avail(side) == (room - 4 if room >= 8 else 0 if room >= 4 else (room - 4) % 2**32)  # uint32
+    need = 4 + sum(4 * n + 4 for n in bins)
+    if need > room:
+        with pytest.raises(MemoryError, match=heap.FB_FULL):
+            memory.check_fb_room([4 * n for n in bins], side)
+    else:
+        memory.check_fb_room([4 * n for n in bins], side)
+    if room < 4:
+        with pytest.raises(MemoryError, match=heap.FB_FULL):
+            memory.check_fb_mark(side)  # img.save's mark
+    elif spec.jpeg_codec == "stm32":
+        space = 2 * -(-side // 8) * 192 + 128  # quality 90: 4:4:4 at every firmware
+        stream = b"\xff\xd8\xff\xd9"
+        if room - 8 < space:
+            with pytest.raises(MemoryError, match=heap.FB_FULL):
+                memory.jpeg_save(side, 90, stream)
+        else:
+            buffer = room - 8 - space
+            written = memory.jpeg_save(side, 90, stream)
+            if buffer < 32:
+                assert written == bytes(buffer)
+            elif buffer - 32 < 1024:
+                assert written == bytes(buffer - 32)
+            else:
+                assert written is None

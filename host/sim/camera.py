@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 from host import gate, preprocess
+from host.sim import heap
 from host.sim.board import Board
 
 RGB565, GRAYSCALE, BAYER, JPEG = 2, 1, 3, 4  # values only need to be distinct
@@ -59,8 +60,9 @@ class SimImage:
         if thresholds is not None or invert or difference is not None:
             _unsupported("get_statistics with thresholds, invert or difference")
         stats = gate.Statistics(gate.get_statistics(self.rgb565, roi, bins, l_bins, a_bins, b_bins))
-        if self._board.memory is not None:  # the histogram's float bins live on the fb_alloc stack
-            self._board.memory.check_fb_room([4 * n for n in gate.bin_counts(bins, l_bins, a_bins, b_bins)])
+        if self._board.memory is not None:  # the float bins go on the fb_alloc stack, above this frame's buffers
+            self._board.memory.check_fb_room([4 * n for n in gate.bin_counts(bins, l_bins, a_bins, b_bins)],
+                                             self.width())
         _, _, w, h = gate.clip_roi(self.width(), self.height(), roi)
         self._board.clock.advance(STATS_MS_PER_CALL + w * h * STATS_MS_PER_PIXEL)
         return stats
@@ -71,20 +73,46 @@ class SimImage:
         return SimImage(self._board, self.rgb565.copy(), self.frame_index)
 
     def save(self, path: str, roi=None, quality: int = 50) -> SimImage:
+        """img.save: a JPEG is compressed into the fb_alloc stack above this frame's buffers
+        (BoardMemory.jpeg_save). Too little room raises the fb_alloc MemoryError and leaves the file
+        created empty; a JPEG that does not fit the room left is written TRUNCATED, without an error,
+        as jpeg_write() does on the board."""
         self._board.check_alive()
         capture_fault = self._board.faults.capture
         if capture_fault is not None and self.frame_index in capture_fault:
             raise MemoryError("memory allocation failed, allocating 40000 bytes")
-        if self._board.memory is not None:  # JPEG compression fb_allocs: fails after the 4.5.6-4.5.9 leak
-            self._board.memory.check_fb_alloc()
+        memory = self._board.memory
+        if memory is not None:  # py_image_save's fb_alloc_mark(), before the file is opened
+            memory.check_fb_mark(self.width())
         buffer = io.BytesIO()
         suffix = str(path).rsplit(".", 1)[-1].lower()
         fmt = {"jpg": "JPEG", "jpeg": "JPEG", "bmp": "BMP", "png": "PNG"}.get(suffix, "JPEG")
         options = {"quality": int(quality)} if fmt == "JPEG" else {}
         PILImage.fromarray(self.rgb888()).save(buffer, fmt, **options)
+        data = buffer.getvalue()
+        if memory is not None and fmt == "JPEG":
+            try:
+                written = memory.jpeg_save(self.width(), int(quality), self._encoder_stream(memory, int(quality)))
+            except MemoryError:
+                self._board.storage.write_bytes(path, b"")  # jpeg_write opened (created) it first
+                raise
+            if written is not None:
+                data = written
         self._board.clock.advance(self._board.costs.jpeg_save_ms)
-        self._board.storage.write_bytes(path, buffer.getvalue())
+        self._board.storage.write_bytes(path, data)
         return self
+
+    def _encoder_stream(self, memory, quality: int) -> bytes:
+        """What the board's encoder emits for this frame, SOI to EOI, at the subsampling it picks
+        (host.sim.heap.jpeg_subsampling); PIL stands in for the encoder, so its length is an estimate."""
+        sampling = heap.jpeg_subsampling(memory.firmware, quality, memory.spec.jpeg_codec)
+        out = io.BytesIO()
+        PILImage.fromarray(self.rgb888()).save(out, "JPEG", quality=quality,
+                                               subsampling={"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}[sampling])
+        stream = out.getvalue()
+        if stream[2:4] == b"\xff\xe0":  # PIL's JFIF APP0: the board's core writes none (the firmware adds its own)
+            stream = stream[:2] + stream[4 + int.from_bytes(stream[4:6], "big"):]
+        return stream
 
 
 def make_image(board: Board) -> types.ModuleType:
