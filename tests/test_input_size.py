@@ -66,6 +66,18 @@ def test_the_simulated_board_runs_it_and_gives_the_hosts_outputs_for_the_same_fr
         with Image.open(prediction.path) as picture:
             host = model.scores(preprocess.board_pixels(picture, 48))[0]
         assert list(prediction.outputs) == [float(v) for v in host], prediction.path
+    # the field report re-runs captured frames on the host: the board's decisions come back at 48
+    from host.field.report import eval as field_eval
+
+    field_bundle = field_eval.load_bundle(r20)
+    frames = []
+    for prediction in result.predictions:
+        label, score = field_eval.decide(prediction.outputs, field_bundle)
+        frames.append({"root": str(data_dir), "image": str(prediction.path.relative_to(data_dir)), "label": label,
+                       "score": score})
+    agreement = field_eval.board_vs_host(frames, field_bundle)
+    assert agreement["compared"] == len(images) and agreement["agreement"] == 1.0
+    assert agreement["score_abs_diff_max"] == 0.0
 
 
 def test_calibrate_and_evaluate_decode_every_picture_at_the_bundles_size(r20, tmp_path, data_dir, monkeypatch):
@@ -84,6 +96,10 @@ def test_calibrate_and_evaluate_decode_every_picture_at_the_bundles_size(r20, tm
     card, door = calibrate.calibrate(bundle_dir, limit=5, progress=False)
     assert set(sizes) == {48} and len(sizes) > 100
     assert 0.5 <= door["threshold"] <= 1.0 and door["calibration_framed"] and door["nobody"]["long_run"]["frames"] >= 300
+    # the out-of-domain sets a bundle did not train on (here facemask-extra and scenes-negative) at its size too
+    splits = ood.eval_splits(data_mod.load_dataset(data_dir, limit=5, progress=False, size=48), limit=3)
+    assert {"facemask-extra", "scenes-negative", "facemask-extra" + ood.FRAMED} <= set(splits)
+    assert {split.size for split, _ in splits.values()} == {48}
     sizes.clear()
     assert evaluate.main(["--tflite", str(bundle_dir / card["model_file"]), "--data", str(data_dir), "--limit", "3",
                           "--out", str(tmp_path / "eval")]) == 0
