@@ -87,7 +87,10 @@ def input_size(payload: bytes, where: str | Path = "the model") -> int:
     One UserError line, naming `where`, for an input the board cannot be fed."""
     from host.interp import flatbuf
 
-    shape = flatbuf.input_shape(payload)
+    try:
+        shape = flatbuf.input_shape(payload)
+    except UserError as exc:  # not a .tflite at all
+        raise UserError(f"{where}: {exc}") from None
     side = square_side(shape)
     if side is None:
         raise UserError(f"{where}: input {shape}: {INPUT_RULE}; rebuild it with python -m host.build --arch ARCH"
