@@ -39,17 +39,24 @@ def model_macs(bundle: Path) -> tuple[int, str]:
     return count_macs(tiny_cnn()), "host.make.model.count_macs(tiny_cnn()) (no model card)"
 
 
-def estimate(board_name: str, macs: int, macs_source: str, capture_every_n: int) -> None:
+def model_input_size(bundle: Path) -> int:
+    """The side of the bundle's input, as its card records it (32 for a card from before input_size)."""
+    card = bundle / "model_card.json"
+    return int(json.loads(card.read_text()).get("input_size", 32)) if card.is_file() else 32
+
+
+def estimate(board_name: str, macs: int, macs_source: str, capture_every_n: int, size: int = 32) -> None:
     board = load_board(board_name)
     d = board.data
     infer = board.inference_ms(macs)
-    frame = board.frame_ms(macs)
+    frame = board.frame_ms(macs, size)
     jpeg = Costs().jpeg_save_ms
     print(f"== estimated on-board loop, {d['title']}")
     print(f"model: {macs:,} MACs ({macs_source})")
     rows = [
         ("camera snapshot (QVGA RGB565, 200x200 window)", d["camera_frame_ms"], d.get("camera_frame_ms_source", "")),
-        ("200x200 -> 32x32 bilinear + int8 input", d["scale_ms"], "board profile estimate"),
+        (f"200x200 -> {size}x{size} bilinear + int8 input", board.scale_ms(size),
+         "board profile estimate" + ("" if size == 32 else f", its 32x32 figure x ({size}/32)^2")),
         ("int8 inference (TFLM + CMSIS-NN)", infer,
          f"{macs:,} MACs / {d['macs_per_cycle']} MAC/cycle / {d['clock_hz'] / 1e6:.0f} MHz; {d['macs_per_cycle_source']}"),
         ("door state machine + buffered SD log", d["log_ms"], "board profile estimate; flushes every K records"),
@@ -147,7 +154,7 @@ def main() -> int:
     if not args.bundle.is_dir():
         raise UserError(f"--bundle {args.bundle}: no such bundle folder; pass one host.build wrote")
     macs, source = model_macs(args.bundle)
-    estimate(args.board, macs, source, args.capture_every_n)
+    estimate(args.board, macs, source, args.capture_every_n, model_input_size(args.bundle))
     allocation()
     images = sorted((default_data_dir() / "test").rglob("*.jpg"))
     if not (args.bundle / "model_card.json").is_file():

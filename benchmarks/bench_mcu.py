@@ -45,13 +45,22 @@ def main() -> int:
                         help="compare the model's output, its widest late int8 tensor (models.wide_cut), or both")
     args = parser.parse_args()
 
-    pixels = models.test_pixels(Path(args.data), args.limit)
-    x = preprocess.to_int8_input(pixels)
-    print(f"{len(x)} test images from {args.data}; harness {runner.manifest()['commit'][:7]}"
+    by_size = {}  # the test images decoded for each input size a design asks for
+
+    def pixels_at(size: int):
+        if size not in by_size:
+            by_size[size] = models.test_pixels(Path(args.data), args.limit, size)
+        return by_size[size]
+
+    pixels = pixels_at(preprocess.INPUT_SIZE)
+    print(f"{len(pixels)} test images from {args.data}; harness {runner.manifest()['commit'][:7]}"
           f" ({runner.manifest()['variants']['release']['library_sha256'][:12]}...)")
     rows = []
     for arch in args.archs:
         t0 = time.perf_counter()
+        size = model_mod.input_size(arch.partition("_pruned")[0]) if arch != "reference" else preprocess.INPUT_SIZE
+        pixels = pixels_at(size)
+        x = preprocess.to_int8_input(pixels)
         payload = models.REFERENCE.read_bytes() if arch == "reference" else models.architecture(arch, pixels[:100])
         build_s = time.perf_counter() - t0
         try:

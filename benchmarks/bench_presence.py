@@ -54,7 +54,7 @@ def window_and_outputs(model: Int8Model, path: Path) -> tuple[np.ndarray, np.nda
 
 
 def outputs_of(model: Int8Model, window: np.ndarray) -> np.ndarray:
-    pixels = preprocess.window_pixels(window)
+    pixels = preprocess.window_pixels(window, model.input_size)
     return model.dequantized(preprocess.to_int8_input(pixels))
 
 
@@ -89,7 +89,8 @@ def main(argv=None) -> int:
     if not args.no_sim and args.still_pictures > 0:
         judge = gate.DoorJudge(config)
         admitted = [p for p in negatives if judge.masked(*window_and_outputs(model, p))][:args.still_pictures]
-        fps = nobody.gate_cost(config, load_board(args.board), int(bundle.card.get("macs") or 0))["fps_with"]
+        fps = nobody.gate_cost(config, load_board(args.board), int(bundle.card.get("macs") or 0),
+                               model.input_size)["fps_with"]
         each = int(args.still_seconds * fps)
         print(f"   {len(admitted)} admitted pictures, each held {args.still_seconds:.0f} s ({each} frames at"
               f" {fps:.1f} FPS): {', '.join(p.name for p in admitted)}")
@@ -119,7 +120,7 @@ def main(argv=None) -> int:
                   for f in faces])
 
     board = load_board(args.board)
-    cost = nobody.gate_cost(config, board, int(bundle.card.get("macs") or 0))
+    cost = nobody.gate_cost(config, board, int(bundle.card.get("macs") or 0), model.input_size)
     print(f"\n3. gate cost: {cost['calls']} get_statistics calls, {cost['pixels']} pixels per frame: {cost['gate_ms']:.2f} ms"
           f" estimated on the H7")
     print(f"   loop {cost['fps_without']:.1f} FPS without the gate, {cost['fps_with']:.1f} FPS with it")

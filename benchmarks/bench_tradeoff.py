@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from host.errors import UserError, run_script  # noqa: E402
 from host.make import bundle as bundle_mod  # noqa: E402
+from host.make import checks, ood  # noqa: E402
 from host.make import data as data_mod  # noqa: E402
-from host.make import ood  # noqa: E402
 from host.make.seeds import pooled  # noqa: E402
 
 NO_FACE_TARGETS = (0.08, 0.06, 0.04, 0.03, 0.02, 0.01, 0.0)
@@ -104,13 +104,17 @@ def main(argv=None) -> int:
     designs = designs_of(args.designs)
     print("loading the shared sets (facemask-v1, facemask-extra, scenes-negative) ...", flush=True)
     dataset = data_mod.load_dataset(data_mod.shared_sets(), progress=True)
-    splits = ood.eval_splits(dataset)
+    by_size = {dataset.size: ood.eval_splits(dataset)}  # a bundle's own input size of the same pictures
     curves: dict[str, list[dict]] = {}
     for name, bundles in designs.items():
         for path in bundles:
             card = bundle_mod.load_card(path)
+            payload = (path / card["model_file"]).read_bytes()
+            size = checks.input_size(payload, path)
+            if size not in by_size:
+                by_size[size] = {n: (s.at(size), d) for n, (s, d) in by_size[dataset.size].items()}
             print(f"scoring {path} ...", flush=True)
-            curves.setdefault(name, []).append(curve((path / card["model_file"]).read_bytes(), splits))
+            curves.setdefault(name, []).append(curve(payload, by_size[size]))
     print("\nmasked admitted (close up / door-framed) at the lowest threshold with no-face admission <= target,"
           " mean (sd) over seeds; '-' where a seed cannot reach it")
     print("| design | at the build's threshold: no-face | " + " | ".join(f"no-face <= {t:.0%}" for t in NO_FACE_TARGETS) + " |")

@@ -13,6 +13,13 @@ REQUIRED_KEYS = {
     "clock_hz", "model_budget_bytes", "arena_budget_bytes", "supported_ops", "macs_per_cycle",
     "camera_frame_ms", "scale_ms", "log_ms", "firmware", "storage",
 }
+SCALE_MS_SIZE = 32  # a profile's scale_ms is the window drawn into 32x32
+
+
+def scale_factor(input_size: int) -> float:
+    """How much longer than at 32x32 the board's scaling takes for a size x size input: (size/32)^2,
+    its output pixels (exactly 1 at 32, so every 32x32 figure stays what it was)."""
+    return (input_size / SCALE_MS_SIZE) ** 2
 
 
 @dataclass(frozen=True)
@@ -40,10 +47,17 @@ class BoardProfile:
         cycles = macs / float(self.data["macs_per_cycle"])
         return 1000.0 * cycles / float(self.data["clock_hz"])
 
-    def frame_ms(self, macs: int) -> float:
-        """Estimated whole-loop frame time: camera + scaling + inference + logging."""
+    def scale_ms(self, input_size: int = SCALE_MS_SIZE) -> float:
+        """Estimated time to draw the camera window into a size x size input: the profile's scale_ms is
+        the cost at 32x32, and the bilinear scaling's work grows with the output pixels, (size/32)^2
+        (an estimate, UNVERIFIED on hardware like scale_ms itself)."""
+        return float(self.data["scale_ms"]) * scale_factor(input_size)
+
+    def frame_ms(self, macs: int, input_size: int = SCALE_MS_SIZE) -> float:
+        """Estimated whole-loop frame time: camera + scaling (to the model's input_size) + inference + logging."""
         d = self.data
-        return d["camera_frame_ms"] + d["scale_ms"] + self.inference_ms(macs) + d["log_ms"]
+        return d["camera_frame_ms"] + self.scale_ms(input_size) + self.inference_ms(macs) + d["log_ms"]
+
 
 
 def available_boards() -> list[str]:

@@ -11,7 +11,8 @@ host sees exactly the pixels the camera would feed the model:
    (openmv `scripts/libraries/ml/ml-core/ml/preprocessing.py`), then expands RGB565 to RGB888 with
    bit replication (`to_ndarray`). We reproduce imlib's integer bilinear path (`lib/imlib/draw.c`,
    RGB565 case) operation for operation: it blends the 2x2 neighbours of each sample point, so a
-   200->32 downscale samples the window, it does not average it.
+   200->32 (or 200->48) downscale samples the window, it does not average it. The input's side is
+   the model's (host.make.model.input_size for a design, the .tflite's input tensor for a bundle).
 3. The board feeds an int8 model `q = pixel - 128`; the float model sees `pixel / 255`, which is
    the same number once the input is quantized with scale 1/255 and zero point -128.
 """
@@ -22,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 WINDOW = 200
-INPUT_SIZE = 32
+INPUT_SIZE = 32  # the model input side every design had before issue 13's 48x48 candidate; still the default
 
 # imlib's COLOR_RGB565_TO_R8/G8/B8 (openmv lib/imlib/imlib.h, v4.5.6 to v5.0.0, simd.h alike):
 # bit replication, (r5 << 3) | (r5 >> 2) and (g6 << 2) | (g6 >> 4); not rounding.
@@ -122,9 +123,10 @@ def board_downscale(rgb: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
     return window_pixels(rgb888_to_rgb565(rgb), size)
 
 
-def board_pixels(image: Image.Image) -> np.ndarray:
-    """Contract 1 end to end: a picture to the uint8 (32, 32, 3) pixels the board feeds the model."""
-    return window_pixels(camera_window_rgb565(image))
+def board_pixels(image: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
+    """Contract 1 end to end: a picture to the uint8 (size, size, 3) pixels the board feeds a model
+    whose input is size x size (32 unless the design says otherwise, host.make.model.input_size)."""
+    return window_pixels(camera_window_rgb565(image), size)
 
 
 def to_float_input(pixels: np.ndarray) -> np.ndarray:
@@ -137,10 +139,11 @@ def to_int8_input(pixels: np.ndarray) -> np.ndarray:
     return (pixels.astype(np.int16) - 128).astype(np.int8)
 
 
-def interpolation_variants(image: Image.Image) -> list[np.ndarray]:
-    """The paper's augmentation: the square crop resized straight to 32x32 with 5 interpolations."""
+def interpolation_variants(image: Image.Image, size: int = INPUT_SIZE) -> list[np.ndarray]:
+    """The paper's augmentation: the square crop resized straight to the input (32x32 by default)
+    with 5 interpolations."""
     square = square_crop(image.convert("RGB"))
     return [
-        np.asarray(square.resize((INPUT_SIZE, INPUT_SIZE), method), dtype=np.uint8)
+        np.asarray(square.resize((size, size), method), dtype=np.uint8)
         for method in INTERPOLATIONS.values()
     ]

@@ -28,8 +28,9 @@ from host import preprocess
 class Int8Model:
     """An int8 .tflite loaded into the TFLM Python interpreter.
 
-    `score(pixels)` takes the board's uint8 32x32x3 pixels, feeds `pixel - 128` exactly as OpenMV
-    does (whatever the input scale says) and returns the dequantized outputs, as `ml.Model.predict`.
+    `score(pixels)` takes the board's uint8 SxSx3 pixels (S: `input_size`, 32 for most designs), feeds
+    `pixel - 128` exactly as OpenMV does (whatever the input scale says) and returns the dequantized
+    outputs, as `ml.Model.predict`.
     """
 
     def __init__(self, model: bytes | Path | str, arena_size: int | None = None):
@@ -38,6 +39,11 @@ class Int8Model:
         self.input = self.interpreter.get_input_details(0)
         self.output = self.interpreter.get_output_details(0)
         self.output_scale, self.output_zero_point = _quantization(self.output)
+
+    @property
+    def input_size(self) -> int:
+        """The side of the model's square input: the size its pictures are decoded at."""
+        return int(self.input["shape"][1])
 
     def raw(self, int8_input: np.ndarray) -> np.ndarray:
         self.interpreter.set_input(int8_input.reshape(self.input["shape"]).astype(np.int8), 0)
@@ -49,7 +55,7 @@ class Int8Model:
         return (q - self.output_zero_point) * self.output_scale
 
     def scores(self, pixels: np.ndarray) -> np.ndarray:
-        """uint8 pixels (n, 32, 32, 3) or (32, 32, 3) to dequantized outputs (n, k)."""
+        """uint8 pixels (n, S, S, 3) or (S, S, 3), S the model's input side, to dequantized outputs (n, k)."""
         batch = pixels.reshape((-1,) + pixels.shape[-3:])
         return np.stack([self.dequantized(preprocess.to_int8_input(p)) for p in batch])
 
@@ -220,7 +226,7 @@ class BoardExactModel:
         return (self.raw(inputs).astype(np.float32) - self.output_zero_point) * self.output_scale
 
     def scores(self, pixels: np.ndarray) -> np.ndarray:
-        """uint8 pixels (n, 32, 32, 3) or (32, 32, 3) to dequantized outputs (n, k)."""
+        """uint8 pixels (n, S, S, 3) or (S, S, 3), S the model's input side, to dequantized outputs (n, k)."""
         return self.dequantized(preprocess.to_int8_input(pixels.reshape((-1,) + pixels.shape[-3:])))
 
     def verified_scores(self) -> np.ndarray:

@@ -37,7 +37,8 @@ def dataset_test_images() -> list[Path]:
 
 @functools.lru_cache(maxsize=2)
 def host_rows(bundle: Path) -> dict[Path, list[float]]:
-    """The dequantized outputs of every test image by the host's int8 path: board_pixels + real TFLM."""
+    """The dequantized outputs of every test image by the host's int8 path: board_pixels at the
+    model's input size + real TFLM."""
     import json
 
     from host.tflm import Int8Model
@@ -47,7 +48,7 @@ def host_rows(bundle: Path) -> dict[Path, list[float]]:
     rows = {}
     for path in dataset_test_images():
         with Image.open(path) as picture:
-            rows[path] = [float(v) for v in model.scores(preprocess.board_pixels(picture))[0]]
+            rows[path] = [float(v) for v in model.scores(preprocess.board_pixels(picture, model.input_size))[0]]
     return rows
 
 

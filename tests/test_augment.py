@@ -379,3 +379,60 @@ def test_none_zoom_needs_window_copies():
         train.TrainConfig(none_zoom=0.5, doorframe_shrink="box")
     with pytest.raises(UserError, match="--none-zoom 2"):
         train.TrainConfig(none_zoom=2.0, doorframe_shrink="window")
+
+
+# ---- a model input other than 32x32 (issue 13's 48x48 candidate) ------------------------------------
+
+
+def test_window_framing_at_48_samples_the_face_from_the_same_64_px_copies():
+    """A 48x48 design: door framing from the window pastes the board's scaling of the 64 px window
+    copy at the side drawn from 40-100% of 48, in a 48 px scene."""
+    rng = np.random.default_rng(2)
+    windows = np.stack([preprocess.rgb888_to_rgb565(a) for a in rng.integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)])
+    x = np.zeros((4, 48, 48, 3), np.float32)
+    out = augment.door_framing(x, np.random.default_rng(9), 1.0, np.zeros((1, 48, 48, 3), np.uint8), "window", windows)
+    assert out.shape == (4, 48, 48, 3)
+    pasted = 0
+    for i, image in enumerate(out):
+        lit = np.nonzero(image.max(axis=-1) > 0)
+        if not len(lit[0]):
+            continue
+        top, left, side = lit[0].min(), lit[1].min(), lit[0].max() - lit[0].min() + 1
+        assert 19 <= side < 48
+        expected = preprocess.window_pixels(windows[i], side).astype(np.float32) / 255.0
+        assert np.allclose(image[top:top + side, left:left + side], expected, atol=1e-6)
+        pasted += 1
+    assert pasted
+
+
+def test_an_input_larger_than_the_window_copies_is_refused_in_one_line():
+    augment.check_window_copy(augment.WINDOW_COPY)  # 64: as large as the copies
+    with pytest.raises(UserError) as caught:
+        augment.check_window_copy(80)
+    assert "\n" not in str(caught.value) and "80x80" in str(caught.value) and "64 px" in str(caught.value)
+    with pytest.raises(UserError, match="80x80"):
+        augment.door_framing(np.zeros((2, 80, 80, 3), np.float32), np.random.default_rng(0), 1.0, None, "window",
+                             np.zeros((2, 64, 64), np.uint16))
+    door = train.TrainConfig(augment="door", doorframe_shrink="window")
+    with pytest.raises(UserError, match="80x80"):
+        train.check_input_size(door, 80)  # host.build: before any picture is decoded
+    train.check_input_size(door, 64)
+    train.check_input_size(train.TrainConfig(augment="door", doorframe_shrink="board"), 80)  # no copies used
+
+
+def test_a_door_framed_split_at_another_size_frames_the_same_faces_in_the_same_places(tmp_path):
+    """Split.at: a 48x48 bundle and a 32x32 one compared on door-framed faces see the same framings."""
+    rng = np.random.default_rng(6)
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"face{i}.png")
+        Image.fromarray(rng.integers(0, 256, (80, 64, 3), dtype=np.uint8)).save(paths[-1])
+    scene = tmp_path / "scene.png"
+    Image.fromarray(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)).save(scene)
+    at_32 = data_mod.Split(np.zeros((3, 32, 32, 3), np.uint8), np.array([0, 1, 2]), list("abc"), paths, ["s"] * 3)
+    at_48 = data_mod.Split(np.zeros((3, 48, 48, 3), np.uint8), np.array([0, 1, 2]), list("abc"), paths, ["s"] * 3)
+    framed_32, framed_48 = ood.door_framed_split(at_32, [scene], seed=3), ood.door_framed_split(at_48, [scene], seed=3)
+    assert framed_48.pixels.shape == (2, 48, 48, 3) and framed_32.pixels.shape == (2, 32, 32, 3)
+    assert np.array_equal(framed_32.at(48).pixels, framed_48.pixels)
+    assert np.array_equal(framed_48.at(32).pixels, framed_32.pixels)
+    assert framed_32.at(32) is framed_32 and framed_48.at(32).paths == framed_32.paths

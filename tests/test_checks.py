@@ -85,3 +85,36 @@ def test_mac_count_of_the_reference_design():
 def test_not_a_model_is_a_clear_error():
     with pytest.raises(UserError, match="not a valid .tflite"):
         checks.inspect_model(b"definitely not a flatbuffer")
+
+
+def square_model(height: int, width: int) -> bytes:
+    """A small int8 model of an height x width input, quantized as host.quantize does."""
+    model = keras.Sequential([keras.Input((height, width, 3)), layers.Conv2D(4, 3, strides=2, activation="relu"),
+                              layers.GlobalAveragePooling2D(), layers.Dense(1, activation="sigmoid")])
+    pixels = RNG.integers(0, 256, size=(8, height, width, 3), dtype=np.uint8)
+    return quantize.quantize(model, quantize.with_extremes(pixels))
+
+
+@pytest.mark.parametrize("side", [16, 48, 64])
+def test_a_square_input_from_16_to_64_is_what_the_board_scales_the_window_into(side):
+    payload = square_model(side, side)
+    facts = checks.inspect_model(payload)
+    assert facts.input["shape"] == [1, side, side, 3]
+    assert not checks.failures(checks.run_checks(facts, load_board("openmv_h7")))
+    assert checks.input_size(payload) == side
+
+
+@pytest.mark.parametrize(("height", "width"), [(100, 100), (32, 48), (8, 8)])
+def test_an_input_the_board_cannot_be_fed_is_refused_in_one_line_naming_the_file_and_the_fix(height, width, tmp_path):
+    path = tmp_path / "odd.tflite"
+    path.write_bytes(square_model(height, width))
+    with pytest.raises(UserError) as caught:
+        checks.main([str(path)])
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"{path} refused: ")
+    assert f"input quantization: int8 [1, {height}, {width}, 3]" in message
+    assert "int8 [1,S,S,3] with S from 16 to 64" in message and "host.make.model.input_size" in message
+    with pytest.raises(UserError) as caught:  # calibrate, evaluate, publish: the size a bundle is measured at
+        checks.input_size(path.read_bytes(), path)
+    assert "\n" not in str(caught.value) and str(caught.value).startswith(f"{path}: input [1, {height}, {width}, 3]: ")
+    assert "python -m host.build --arch" in str(caught.value)

@@ -388,3 +388,31 @@ def test_a_set_of_a_few_sessions_says_why_a_split_is_empty_or_lacks_a_class(tmp_
     fill(tmp_path / "without_mask", 8, (10, 10, 200))
     with pytest.raises(UserError, match=r"only \d+ group\(s\) of near-duplicates, and a group never straddles splits"):
         data.load_dataset(tmp_path, progress=False)
+
+
+def test_pictures_are_decoded_at_the_models_input_size_and_32_is_the_fixed_size_codes(data_dir):
+    import hashlib
+
+    from host import preprocess
+
+    at_32, _ = data.load_test_split(data_dir, limit=3, progress=False)
+    # sha256[:16] computed by the code before the input size was a property of the design (6f547ff)
+    assert hashlib.sha256(at_32.pixels.tobytes()).hexdigest()[:16] == "25628294fb1820ad" and at_32.size == 32
+    at_48, _ = data.load_test_split(data_dir, limit=3, progress=False, size=48)
+    assert at_48.pixels.shape == (6, 48, 48, 3) and at_48.paths == at_32.paths and at_48.size == 48
+    assert np.array_equal(at_48.pixels[4], preprocess.board_pixels(data.load_image(at_48.paths[4]), 48))
+    assert np.array_equal(at_32.at(48).pixels, at_48.pixels) and at_32.at(32) is at_32
+    assert np.array_equal(at_48.at(32).pixels, at_32.pixels)
+    both = data.Split.concat(at_32.subset([0, 1]), at_32.subset([5]))
+    assert np.array_equal(both.at(48).pixels, at_48.pixels[[0, 1, 5]])
+    assert data.decode([], [], size=48)[1].shape == (0, 48, 48, 3)
+
+
+def test_a_dataset_is_split_the_same_at_every_input_size(tmp_path):
+    fill(tmp_path / "with_mask", 8, (200, 0, 0))
+    fill(tmp_path / "without_mask", 8, (0, 0, 200))
+    a = data.load_dataset(tmp_path, progress=False)
+    b = data.load_dataset(tmp_path, progress=False, size=48)
+    assert (a.size, b.size) == (32, 48) and b.train.pixels.shape[1:] == (48, 48, 3)
+    for name in ("train", "val", "test"):
+        assert getattr(a, name).paths == getattr(b, name).paths

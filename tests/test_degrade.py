@@ -1,5 +1,7 @@
 """Test-time degradations: deterministic, and each moves pixels the way the camera would."""
 
+import hashlib
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -130,3 +132,18 @@ def test_robust_mode_is_offered_and_existing_modes_unchanged():
     assert augment.augment_batch(x, "none", np.random.default_rng(0)) is x
     flipped = augment.augment_batch(x, "flip", np.random.default_rng(0))
     assert all(np.array_equal(f, o) or np.array_equal(f, o[:, ::-1]) for f, o in zip(flipped, x))
+
+
+def test_degraded_pixels_at_32_are_the_fixed_size_codes_and_at_48_the_same_windows_scaled(data_dir):
+    from host.make import data
+
+    split, _ = data.load_test_split(data_dir, limit=3, progress=False)
+    windows = degrade.camera_windows(split.paths)
+    every = np.stack([degrade.degraded_pixels(windows, n) for n in degrade.DEGRADATIONS])
+    # sha256[:16] computed by the code before the input size was a property of the design (6f547ff)
+    assert hashlib.sha256(every.tobytes()).hexdigest()[:16] == "a4298b15bddd350e"
+    degraded = degrade.degraded_split(split, windows, "noise")
+    at_48 = degrade.degraded_pixels(windows, "noise", size=48)
+    assert at_48.shape == (6, 48, 48, 3) and np.array_equal(degraded.at(48).pixels, at_48)
+    assert np.array_equal(degrade.degraded_split(split.at(48), windows, "noise").pixels, at_48)
+    assert np.array_equal(at_48[2], degrade.window_to_pixels(degrade.degrade_window(windows[2], "noise", index=2), 48))

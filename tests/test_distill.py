@@ -90,6 +90,13 @@ def test_a_teacher_that_sees_another_input_is_refused_in_one_line(teacher_path):
         distill.Teacher(teacher_path).check_student(THREE, (48, 48, 3))
 
 
+def test_a_48x48_student_is_refused_a_32x32_teacher_before_any_training(teacher_path):
+    config = train.TrainConfig(arch="door_cnn_r20", distill=str(teacher_path))
+    with pytest.raises(UserError, match=r"the teacher takes \(32, 32, 3\) images, the student \(48, 48, 3\)"):
+        train.teacher_of(config, THREE)
+    assert train.teacher_of(train.TrainConfig(arch="door_cnn_w", distill=str(teacher_path)), THREE).classes == 3
+
+
 def test_several_teachers_teach_by_their_mean_softmax(teacher_path, tmp_path):
     """--distill A B: the ensemble's probabilities are the mean of each teacher's; its targets are one
     teacher's targets with those probabilities; the card keeps every teacher's sha256."""

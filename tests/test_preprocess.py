@@ -103,3 +103,34 @@ def test_board_pixels_shape_and_interpolation_variants():
     assert pp.board_pixels(img).shape == (32, 32, 3)
     variants = pp.interpolation_variants(img)
     assert len(variants) == 5 and all(v.shape == (32, 32, 3) for v in variants)
+
+
+def gradient_scene() -> Image.Image:
+    """A 320x240 picture every pixel of which differs from its neighbours (no flat area hides a change)."""
+    y, x = np.mgrid[0:240, 0:320]
+    return Image.fromarray(np.stack([x * 255 // 319, y * 255 // 239, (x + y) % 256], -1).astype(np.uint8))
+
+
+def digest(pixels: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest()[:16]
+
+
+# computed by the code before the input size was a property of the design (6f547ff: 32x32 everywhere)
+GOLDEN_32 = "06d11c56a7983daf"
+
+
+def test_32x32_pixels_are_bit_identical_to_the_fixed_size_code():
+    scene = gradient_scene()
+    assert digest(pp.board_pixels(scene)) == GOLDEN_32
+    assert digest(pp.board_pixels(scene, 32)) == GOLDEN_32
+    assert digest(pp.window_pixels(pp.camera_window_rgb565(scene), pp.INPUT_SIZE)) == GOLDEN_32
+
+
+def test_board_pixels_at_another_input_size_are_the_board_scaling_to_it():
+    scene = gradient_scene()
+    pixels = pp.board_pixels(scene, 48)
+    assert pixels.shape == (48, 48, 3)
+    assert np.array_equal(pixels, pp.rgb565_to_rgb888(pp.board_downscale_rgb565(pp.camera_window_rgb565(scene), 48)))
+    assert all(v.shape == (48, 48, 3) for v in pp.interpolation_variants(scene, 48))

@@ -5,6 +5,7 @@ import pytest
 from keras import layers
 
 from host.boards import load_board
+from host.errors import UserError
 from host.make import checks, quantize, zoo
 from host.make import model as model_mod
 
@@ -64,12 +65,13 @@ def test_designs_convert_to_board_int8(arch):
 
 
 @pytest.mark.parametrize("arch", ["door_cnn", "door_cnn_s1", "door_cnn_w", "door_cnn_g", "door_cnn_e", "door_cnn_f",
-                                  "tiny_cnn_n6", "tiny_cnn_n8"])
+                                  "tiny_cnn_n6", "tiny_cnn_n8", "door_cnn_r20"])
 def test_door_designs_fit_the_h7_flash_and_the_5_ms_budget(arch):
     """Issue 13: a default candidate is at most 64 KB int8 and at most 5 ms estimated on the H7,
-    and passes every board check, three classes included."""
+    and passes every board check, three classes included (at its own input size)."""
     board = load_board("openmv_h7")
-    pixels = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    size = model_mod.input_size(arch)
+    pixels = np.random.default_rng(0).integers(0, 256, (8, size, size, 3), dtype=np.uint8)
     model = model_mod.build(arch, classes=3)
     payload = quantize.quantize(model, pixels)
     facts = checks.inspect_model(payload)
@@ -102,3 +104,25 @@ def test_narrow_paper_cnns_keep_its_full_resolution_first_convolution(arch, filt
     assert [c.filters for c in convs] == list(filters) and convs[0].output.shape[1:3] == (32, 32)
     assert [layer.units for layer in model.layers if isinstance(layer, layers.Dense)] == [100, 3]
     assert model.name == arch
+
+
+def test_every_design_builds_the_input_size_it_declares():
+    """The build decodes the pictures before it builds the model: model.input_size must be the side
+    the design really takes, 32 for all but issue 13's 48x48 candidate."""
+    sizes = {arch: model_mod.input_size(arch) for arch in model_mod.ARCHITECTURES}
+    for arch, size in sizes.items():
+        assert model_mod.build(arch).input_shape[1:] == (size, size, 3), arch
+    assert {a: s for a, s in sizes.items() if s != 32} == {"door_cnn_r20": 48}
+    with pytest.raises(UserError, match="unknown architecture 'resnet50'"):
+        model_mod.input_size("resnet50")
+
+
+def test_the_48x48_candidate_pools_its_stride_two_stem_and_keeps_door_cnn_w_blocks():
+    model = zoo.door_cnn_r20(classes=3)
+    stem = model.get_layer("stem")
+    assert model.input_shape[1:] == (48, 48, 3) and stem.strides == (2, 2) and not stem.use_bias
+    assert stem.output.shape[1:] == (24, 24, 16) and model.get_layer("pool0").output.shape[1:3] == (12, 12)
+    assert [model.get_layer(f"block{i}_pw").output.shape[1:] for i in (1, 2, 3)] == [(12, 12, 32), (6, 6, 96), (3, 3, 128)]
+    assert model.get_layer("pool1").output.shape[1:3] == (6, 6) and model.get_layer("pool2").output.shape[1:3] == (3, 3)
+    assert model.get_layer("head").units == 20 and model.get_layer("output").units == 3
+    assert model.name == "door_cnn_r20" and model_mod.count_macs(model) == 605_724

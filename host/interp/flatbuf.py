@@ -121,3 +121,10 @@ def io_types(payload: bytes) -> list[tuple[str, str]]:
     graph = parse(payload).subgraphs[0]
     return ([("input", TYPE_NAMES.get(graph.tensors[i].type, "?")) for i in graph.inputs]
             + [("output", TYPE_NAMES.get(graph.tensors[i].type, "?")) for i in graph.outputs])
+
+
+def input_shape(payload: bytes) -> list[int]:
+    """The shape of the main graph's first input tensor, e.g. [1, 32, 32, 3]."""
+    graph = parse(payload).subgraphs[0]
+    shape = graph.tensors[graph.inputs[0]].shape
+    return [int(d) for d in shape] if shape is not None else []

@@ -1,4 +1,4 @@
-"""Training-time augmentation on float batches (n, 32, 32, 3) in 0..1.
+"""Training-time augmentation on float batches (n, size, size, 3) in 0..1, at the model's input size.
 
 Modes (TrainConfig.augment):
 - none: the pixels as the board sees them;
@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from host import framing, preprocess
+from host.errors import UserError
 
 BASE_MODES = ("none", "flip", "jitter", "interp", "robust", "door")
 # name -> (probability per image, what it simulates)
@@ -40,7 +41,7 @@ DOOR_PARTS = {
     "rgb565": (1.0, "the camera's RGB565 levels (applied last, to every image)"),
 }
 SHRINKS = ("box", "board", "window")  # how door framing makes a face smaller (door_framing)
-WINDOW_COPY = 64  # px of the camera-window copy "window" shrinks from: 8 KB per training image
+WINDOW_COPY = 64  # px of the camera-window copy "window" shrinks from: 8 KB per training image; inputs up to 64
 MODES = BASE_MODES  # the named modes; `valid_mode` also accepts part lists
 
 
@@ -62,7 +63,7 @@ def augment_batch(x: np.ndarray, mode: str, rng: np.random.Generator,
                   scenes: np.ndarray | None = None, doorframe: float | None = None,
                   shrink: str = "box", windows: np.ndarray | None = None,
                   scene_weights: np.ndarray | None = None) -> np.ndarray:
-    """`scenes`: uint8 (n, 32, 32, 3) backgrounds for `doorframe` (None: random colour fields), drawn
+    """`scenes`: uint8 (n, size, size, 3) backgrounds for `doorframe` (None: random colour fields), drawn
     with `scene_weights` when given (host.make.mining), else uniformly;
     `doorframe`: its probability per image instead of DOOR_PARTS' (host.train --doorframe);
     `shrink`: how door framing shrinks the face, one of SHRINKS (host.train --doorframe-shrink);
@@ -126,8 +127,9 @@ def _chosen(rng: np.random.Generator, n: int, p: float) -> np.ndarray:
 def door_framing(x: np.ndarray, rng: np.random.Generator, p: float, scenes: np.ndarray | None,
                  shrink: str = "box", windows: np.ndarray | None = None,
                  scene_weights: np.ndarray | None = None) -> np.ndarray:
-    """host.framing.door_frame at the model's resolution: the 32x32 picture shrunk to 40-100% of
-    the side and pasted into a scene within a quarter of the slack of the centre. A `none` picture
+    """host.framing.door_frame at the model's resolution: the picture (32x32, or the model's input
+    size) shrunk to 40-100% of the side and pasted into a scene within a quarter of the slack of the
+    centre. A `none` picture
     pasted into a scene still holds no face, so every class is treated alike. `shrink` "box"
     averages (a smooth small face); "board" samples with the camera's 2-tap bilinear scaling
     (host.preprocess.board_downscale), as the board samples a face that fills part of the window;
@@ -135,6 +137,8 @@ def door_framing(x: np.ndarray, rng: np.random.Generator, p: float, scenes: np.n
     the detail a 32 px picture has lost (the door-framed test scales the face from the photo)."""
     x = x.copy()
     size = x.shape[1]
+    if shrink == "window":
+        check_window_copy(size)
     for i in _chosen(rng, len(x), p):
         side = int(round(size * rng.uniform(0.4, 1.0)))
         if side >= size:
@@ -167,6 +171,7 @@ def none_zoom(pixels: np.ndarray, no_face: np.ndarray, windows: np.ndarray, rng:
         raise ValueError("--none-zoom needs one window copy per image")
     out = pixels.copy()
     size = pixels.shape[1]
+    check_window_copy(size)
     for i in np.nonzero(no_face & (rng.random(len(pixels)) < p))[0]:
         side = int(rng.integers(WINDOW_COPY // 2, WINDOW_COPY + 1))
         ox, oy = rng.integers(0, WINDOW_COPY - side + 1, size=2)
@@ -174,7 +179,7 @@ def none_zoom(pixels: np.ndarray, no_face: np.ndarray, windows: np.ndarray, rng:
     return out
 
 
-JIGSAW_GRID = 4  # tiles per side: 8 px at the model's 32, 16 px in a 64 px window copy
+JIGSAW_GRID = 4  # tiles per side: 8 px at a model's 32 (12 at 48), 16 px in a 64 px window copy
 
 
 def none_jigsaw(pixels: np.ndarray, no_face: np.ndarray, windows: np.ndarray | None, rng: np.random.Generator,
@@ -224,6 +229,16 @@ def shrunk(face: np.ndarray, side: int, shrink: str) -> np.ndarray:
     return np.asarray(Image.fromarray(face).resize((side, side), Image.Resampling.BOX))
 
 
+def check_window_copy(size: int) -> None:
+    """Door framing from the window and --none-zoom sample a model's input from WINDOW_COPY px copies
+    of the camera window: enough detail for an input up to WINDOW_COPY px, not beyond."""
+    if size > WINDOW_COPY:
+        raise UserError(f"a {size}x{size} model input is larger than the {WINDOW_COPY} px camera-window copies that door"
+                        f" framing (--doorframe-shrink window) and --none-zoom sample from (host/make/augment.py"
+                        f" WINDOW_COPY): use --doorframe-shrink board without --none-zoom, or a design of at most"
+                        f" {WINDOW_COPY}x{WINDOW_COPY}")
+
+
 def window_copies(paths: list, progress: bool = True) -> np.ndarray:
     """uint16 RGB565 (n, WINDOW_COPY, WINDOW_COPY): each picture's camera window (host.preprocess),
     scaled by the board's own bilinear, for door framing from the window."""
@@ -251,8 +266,9 @@ def colour_field(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def small_face(x: np.ndarray, rng: np.random.Generator, p: float) -> np.ndarray:
-    """The board samples 32 points across the window; a face only F < 32 px across in the source
-    gives it a bilinear upscale of F pixels. F is drawn from 16..48 (48 and above change nothing)."""
+    """The board samples S points across the window (S: the model's input, 32 or the design's); a
+    face only F < S px across in the source gives it a bilinear upscale of F pixels. F is drawn from
+    16..48 whatever S is (F >= S changes nothing)."""
     x = x.copy()
     size = x.shape[1]
     for i in _chosen(rng, len(x), p):

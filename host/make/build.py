@@ -101,11 +101,14 @@ def main(argv=None) -> int:
     if args.determinism:
         repro.make_deterministic(args.seed)
 
-    stage_line("data")
+    size = model_mod.input_size(config.arch)  # every picture is decoded for the design's input
+    train.check_input_size(config, size)
+
+    stage_line(f"data (board pixels at {size}x{size}, {config.arch}'s input)")
     refuse_test_only_set(args.data)
     root = args.data or train.recipe_data(args.recipe)
     dataset = data_mod.load_dataset(root, seed=args.seed, limit=args.limit, progress=progress,
-                                    hold_out_sources=tuple(args.hold_out_sources))
+                                    hold_out_sources=tuple(args.hold_out_sources), size=size)
     counts = dataset.counts()
     for split, c in counts.items():
         print(f"  {split:5} " + "  ".join(f"{label} {n}" for label, n in c.items()))

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from host.errors import UserError
 from host.make import bundle as bundle_mod
+from host.make import checks, nobody, ood
 from host.make import data as data_mod
-from host.make import nobody, ood
 
 REFERENCE = Path(__file__).resolve().parents[2] / "models" / "tinymask"
 
@@ -48,9 +48,10 @@ def calibrate(bundle_dir: Path, data_dirs: list[Path] | None = None, eval_dirs=N
               progress: bool = True, max_no_face: float | None = None) -> tuple[dict, dict]:
     """(the bundle's card, the door measure of its model)."""
     card, payload = bundle_mod.load_model(bundle_dir)
+    size = checks.input_size(payload, bundle_dir)  # every picture at the bundle's own input size
     given = data_dirs is not None
     data_dirs = data_dirs or data_dirs_for(card)
-    dataset = data_mod.load_dataset(data_dirs, limit=limit, progress=progress)
+    dataset = data_mod.load_dataset(data_dirs, limit=limit, progress=progress, size=size)
     if dataset.labels != card.get("labels"):
         source = "--data gives" if given else f"the folders its card names ({', '.join(str(d) for d in data_dirs)}) give"
         raise UserError(f"{bundle_dir} classifies {card.get('labels')} but {source} {dataset.labels};"

@@ -14,8 +14,9 @@ from host.make import data as data_mod
 
 
 def build_card(name, board, facts, macs, params, results, config, dataset, seconds) -> dict:
+    size = int(facts.input["shape"][1])  # the square input the checks passed
     inference_ms = board.inference_ms(macs)
-    frame_ms = board.frame_ms(macs)
+    frame_ms = board.frame_ms(macs, size)
     names = bundle.file_names(name)
     return {
         "format": bundle.CARD_FORMAT,
@@ -37,10 +38,11 @@ def build_card(name, board, facts, macs, params, results, config, dataset, secon
         "board": board.name,
         "budgets": {"model_bytes": board.model_budget_bytes, "arena_bytes": board.arena_budget_bytes},
         "input": facts.input,
+        "input_size": size,
         "output": facts.output,
         "preprocessing": {
             "camera": "QVGA RGB565, centred 200x200 window",
-            "resize": "bilinear 200x200 -> 32x32 (ml.Model.predict / net.classify), host.preprocess.board_downscale",
+            "resize": f"bilinear 200x200 -> {size}x{size} (ml.Model.predict / net.classify), host.preprocess.board_downscale",
             "int8_input": "pixel - 128",
         },
         "estimate": {

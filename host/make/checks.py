@@ -3,7 +3,9 @@
 A model that fails any check is refused: the build stops with the failing lines and a non-zero exit,
 and nothing is written to models/. The checks:
 - size: the .tflite must fit the board profile's model budget;
-- input: int8 [1, 32, 32, 3], scale 1/255, zero point -128 (the board feeds `pixel - 128`);
+- input: int8 [1, S, S, 3] with S from 16 to 64 (32 for every design but issue 13's 48x48 candidate;
+  `ml.Model.predict` / `net.classify` draw the camera window into whatever square the model
+  declares), scale 1/255, zero point -128 (the board feeds `pixel - 128`);
 - ops: every operator must be in the board profile's supported list;
 - arena: the tensor arena TFLM actually needs must fit the profile's arena budget;
 - board interpreter: the firmware's own TFLM (the profile's default firmware, boards/*.json
@@ -28,7 +30,10 @@ from host.interp import board as board_interp
 from host.interp import firmware
 from host.make import memfit
 
-EXPECTED_SHAPE = [1, 32, 32, 3]
+# The square inputs a bundle may declare: the board scales the window to any size, the host's door
+# framing samples faces from 64 px window copies (host.make.augment.WINDOW_COPY), and below 16 px a
+# face a step from the door is a few pixels across.
+MIN_INPUT_SIZE, MAX_INPUT_SIZE = 16, 64
 EXPECTED_SCALE = 1.0 / 255.0
 EXPECTED_ZERO_POINT = -128
 
@@ -61,6 +66,36 @@ def _tensor_facts(details: dict) -> dict:
         "scale": float(scales[0]) if len(scales) else 0.0,
         "zero_point": int(zero_points[0]) if len(zero_points) else 0,
     }
+
+
+def square_side(shape) -> int | None:
+    """S of an input shape [1, S, S, 3] with MIN_INPUT_SIZE <= S <= MAX_INPUT_SIZE, else None."""
+    shape = [int(v) for v in shape]
+    if len(shape) == 4 and shape[0] == 1 and shape[3] == 3 and shape[1] == shape[2]:
+        if MIN_INPUT_SIZE <= shape[1] <= MAX_INPUT_SIZE:
+            return shape[1]
+    return None
+
+
+INPUT_RULE = (f"the board feeds pixel-128 into a square input, so it must be int8 [1,S,S,3] with S from"
+              f" {MIN_INPUT_SIZE} to {MAX_INPUT_SIZE}, scale 1/255 zero point -128")
+
+
+def input_size(payload: bytes, where: str | Path = "the model") -> int:
+    """The side of a bundle's square input, read from its .tflite input tensor: the size every
+    picture is decoded at to measure it (calibrate, evaluate, the publish gate, the field report).
+    One UserError line, naming `where`, for an input the board cannot be fed."""
+    from host.interp import flatbuf
+
+    try:
+        shape = flatbuf.input_shape(payload)
+    except UserError as exc:  # not a .tflite at all
+        raise UserError(f"{where}: {exc}") from None
+    side = square_side(shape)
+    if side is None:
+        raise UserError(f"{where}: input {shape}: {INPUT_RULE}; rebuild it with python -m host.build --arch ARCH"
+                        " (a design's input: host.make.model.input_size)")
+    return side
 
 
 def board_load(payload: bytes, board: BoardProfile | None = None) -> tuple[str, str, list[str]]:
@@ -109,7 +144,7 @@ def run_checks(facts: ModelFacts, board: BoardProfile) -> list[Check]:
     inp = facts.input
     input_ok = (
         inp["dtype"] == "int8"
-        and inp["shape"] == EXPECTED_SHAPE
+        and square_side(inp["shape"]) is not None
         and abs(inp["scale"] - EXPECTED_SCALE) < 1e-6
         and inp["zero_point"] == EXPECTED_ZERO_POINT
     )
@@ -123,8 +158,8 @@ def run_checks(facts: ModelFacts, board: BoardProfile) -> list[Check]:
         Check(
             "input quantization", input_ok,
             f"{inp['dtype']} {inp['shape']} scale {inp['scale']:.8f} zero point {inp['zero_point']}"
-            + ("" if input_ok else "; the board feeds pixel-128, so the input must be int8 [1,32,32,3] scale 1/255 zero point -128:"
-               " train on x/255 and quantize with representative data spanning 0..255"),
+            + ("" if input_ok else f"; {INPUT_RULE}: train a design of such an input (host.make.model.input_size) on"
+               " x/255 and quantize with representative data spanning 0..255"),
         ),
         Check(
             "operators", not unsupported,

@@ -165,7 +165,7 @@ def measure(candidate: Candidate, model, dataset: data_mod.Dataset, board: Board
     results = checks.run_checks(facts, board)
     metrics = evaluate.evaluate(model, payload, dataset.test, progress=False, labels=dataset.labels)
     macs = model_mod.count_macs(model)
-    inference_ms, frame_ms = board.inference_ms(macs), board.frame_ms(macs)
+    inference_ms, frame_ms = board.inference_ms(macs), board.frame_ms(macs, dataset.size)
     by_degradation = degraded_accuracy(payload, dataset.test.labels, degraded)
     door = ood.measure(payload, dataset, splits=ood_splits,
                        degraded={n: data_mod.Split(p, dataset.test.labels, dataset.test.groups, dataset.test.paths)
@@ -268,19 +268,48 @@ def plan(config: CompareConfig) -> list[Candidate]:
     return rows
 
 
+@dataclass
+class SizedData:
+    """Everything a row is measured on, decoded for one input size: every row of that size shares it,
+    and rows of different sizes see the same pictures (splits do not depend on the size)."""
+    dataset: data_mod.Dataset
+    representative: np.ndarray
+    degraded: dict[str, np.ndarray]
+    ood_splits: dict
+
+
+def sized_data(config: CompareConfig, data_dir, size: int, windows: list, progress: bool) -> SizedData:
+    """The data at one input size; `windows` holds the test split's camera windows once made (they do
+    not depend on the size)."""
+    say = print if progress else (lambda *a, **k: None)
+    dataset = data_mod.load_dataset(data_dir, seed=config.seed, limit=config.limit, progress=progress, size=size)
+    say(f"data at {size}x{size}: train {len(dataset.train)}, val {len(dataset.val)}, test {len(dataset.test)} images",
+        flush=True)
+    representative = quantize.representative_pixels(dataset.train, 300, config.seed)
+    if not windows:
+        windows.append(degrade.camera_windows(dataset.test.paths, progress=progress))
+    degraded = {name: degrade.degraded_pixels(windows[0], name, size=size) for name in config.degradations}
+    say(f"degraded test sets: {', '.join(config.degradations) or 'none'}", flush=True)
+    ood_splits = ood.eval_splits(dataset, limit=config.limit)
+    say(f"out-of-domain sets: {', '.join(ood_splits) or 'none'}", flush=True)
+    return SizedData(dataset, representative, degraded, ood_splits)
+
+
 def run(config: CompareConfig, data_dir: Path | list[Path], out: Path, progress: bool = True) -> dict:
     start = time.time()
     board = load_board(config.board)
     out.mkdir(parents=True, exist_ok=True)
     say = print if progress else (lambda *a, **k: None)
-    dataset = data_mod.load_dataset(data_dir, seed=config.seed, limit=config.limit, progress=progress)
-    say(f"data: train {len(dataset.train)}, val {len(dataset.val)}, test {len(dataset.test)} images", flush=True)
-    representative = quantize.representative_pixels(dataset.train, 300, config.seed)
-    windows = degrade.camera_windows(dataset.test.paths, progress=progress)
-    degraded = {name: degrade.degraded_pixels(windows, name) for name in config.degradations}
-    say(f"degraded test sets: {', '.join(config.degradations) or 'none'}", flush=True)
-    ood_splits = ood.eval_splits(dataset, limit=config.limit)
-    say(f"out-of-domain sets: {', '.join(ood_splits) or 'none'}", flush=True)
+    windows: list = []
+    by_size: dict[int, SizedData] = {}
+
+    def data_at(size: int) -> SizedData:
+        if size not in by_size:
+            by_size[size] = sized_data(config, data_dir, size, windows, progress)
+        return by_size[size]
+
+    first = data_at(model_mod.input_size(REFERENCE))
+    dataset = first.dataset
 
     candidates = plan(config)
     sources: dict[str, object] = {}  # trained models that pruned rows start from
@@ -291,12 +320,13 @@ def run(config: CompareConfig, data_dir: Path | list[Path], out: Path, progress:
         what = (f"{candidate.prune_method} L1 pruning of {candidate.prune_source} at {candidate.prune_rate:g}, fine-tuning"
                 if candidate.kind == "pruned" else f"training {candidate.arch}, augment {candidate.augment}")
         say(f"[{i}/{len(candidates)}] {candidate.name}: {what}", flush=True)
+        sized = data_at(model_mod.input_size(candidate.arch))
         if candidate.kind == "pruned":
             tune = prune.fine_tune_like(source_configs[candidate.prune_source], config.fine_tune_epochs, progress)
             if candidate.prune_method == "one-shot":
-                result = prune.one_shot(sources[candidate.prune_source], candidate.prune_rate, dataset, tune)
+                result = prune.one_shot(sources[candidate.prune_source], candidate.prune_rate, sized.dataset, tune)
             else:
-                result = prune.iterative(sources[candidate.prune_source], candidate.prune_rate, dataset, tune,
+                result = prune.iterative(sources[candidate.prune_source], candidate.prune_rate, sized.dataset, tune,
                                          config.iterative_steps)
             model, candidate.filters = result.model, result.filters
             trained_with = source_configs[candidate.prune_source]  # the source's training; the card adds the pruning
@@ -305,12 +335,12 @@ def run(config: CompareConfig, data_dir: Path | list[Path], out: Path, progress:
             trained_with = train.TrainConfig(arch=candidate.arch, epochs=config.epochs, augment=candidate.augment,
                                              seed=config.seed, refit=config.refit, schedule=config.schedule,
                                              balance=config.balance)
-            trained = train.train(dataset, trained_with, verbose=progress)
+            trained = train.train(sized.dataset, trained_with, verbose=progress)
             model = trained.model
             if candidate.name in config.prune_sources:
                 sources[candidate.name], source_configs[candidate.name] = model, trained_with
         candidate.train_seconds = round(time.time() - t0, 1)
-        row = measure(candidate, model, dataset, board, degraded, representative, out, ood_splits,
+        row = measure(candidate, model, sized.dataset, board, sized.degraded, sized.representative, out, sized.ood_splits,
                       trained_with=trained_with, board_key=config.board,
                       long_run_frames=nobody.frames_for(config.limit) if config.long_runs else 0)
         rows.append(row)

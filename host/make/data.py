@@ -23,6 +23,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -121,32 +122,53 @@ class Skipped:
 
 @dataclass
 class Split:
-    pixels: np.ndarray  # uint8 (n, 32, 32, 3), board-faithful
+    pixels: np.ndarray  # uint8 (n, size, size, 3), board-faithful, at the model's input size
     labels: np.ndarray  # int (n,), index into LABELS_WITH_NONE (LABELS for two classes)
     groups: list[str]
     paths: list[Path]
     sources: list[str] | None = None  # "<dataset>/<source>" per image, for source balancing
+    # the same pictures' pixels at another input size, for pixels that are not the pictures' own board
+    # pixels (door-framed, degraded); None: decode `paths` again (`at`)
+    remake: Callable[[int], np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def size(self) -> int:
+        """The input side these pixels were made for (32, or the design's: host.make.model.input_size)."""
+        return int(self.pixels.shape[1])
+
+    def at(self, size: int) -> "Split":
+        """The same pictures as the board feeds a model whose input is size x size: this split when
+        it already is, else its pixels made again at that size (two bundles of different sizes are
+        each measured on their own pixels of the same pictures: the publish gate, host.compare)."""
+        if size == self.size:
+            return self
+        pixels = self.remake(size) if self.remake is not None else decode_paths(self.paths, size)
+        return Split(pixels, self.labels, self.groups, self.paths, self.sources, self.remake)
 
     def source_list(self) -> list[str]:
         return self.sources if self.sources is not None else [""] * len(self.labels)
 
     @staticmethod
     def concat(*splits: "Split") -> "Split":
+        remade = any(s.remake is not None for s in splits)
         return Split(
             np.concatenate([s.pixels for s in splits]), np.concatenate([s.labels for s in splits]),
             [g for s in splits for g in s.groups], [p for s in splits for p in s.paths],
             [x for s in splits for x in s.source_list()],
+            (lambda size: np.concatenate([s.at(size).pixels for s in splits])) if remade else None,
         )
 
     def subset(self, index) -> "Split":
         index = np.asarray(index, dtype=int)
         sources = self.source_list()
+        remake = self.remake
         return Split(
             self.pixels[index], self.labels[index],
             [self.groups[i] for i in index], [self.paths[i] for i in index], [sources[i] for i in index],
+            (lambda size: remake(size)[index]) if remake is not None else None,
         )
 
 
@@ -170,6 +192,11 @@ class Dataset:
     held_out: dict[str, Split] = field(default_factory=dict)  # other sets' test splits, by set name
     dropped_near_duplicates: list[DroppedDuplicate] = field(default_factory=list)
     sets: list[dict] = field(default_factory=list)  # name, layout, fingerprint, sources with licences
+
+    @property
+    def size(self) -> int:
+        """The input side every split was decoded at (`load_dataset`'s `size`)."""
+        return self.test.size
 
     @property
     def labels(self) -> list[str]:
@@ -357,8 +384,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode(samples: list[Sample], skipped: list[Skipped], augment: bool = False, progress: bool = True):
-    """Decode samples to board pixels; undecodable files move to `skipped`."""
+def decode(samples: list[Sample], skipped: list[Skipped], augment: bool = False, progress: bool = True,
+           size: int = preprocess.INPUT_SIZE):
+    """Decode samples to board pixels for a size x size input; undecodable files move to `skipped`."""
     kept, pixels = [], []
     for sample in tqdm(samples, desc="decode", unit="img", disable=not progress, leave=False):
         try:
@@ -367,8 +395,20 @@ def decode(samples: list[Sample], skipped: list[Skipped], augment: bool = False,
             skipped.append(Skipped(sample.path, str(exc)))
             continue
         kept.append(sample)
-        pixels.append(preprocess.board_pixels(image))
-    return kept, np.stack(pixels) if pixels else np.zeros((0, 32, 32, 3), np.uint8)
+        pixels.append(preprocess.board_pixels(image, size))
+    return kept, np.stack(pixels) if pixels else np.zeros((0, size, size, 3), np.uint8)
+
+
+def decode_paths(paths: list[Path], size: int) -> np.ndarray:
+    """Board pixels (n, size, size, 3) of pictures decoded before (`Split.at`): one that no longer
+    decodes is a clear error, not a silently shorter split."""
+    pixels = np.zeros((len(paths), size, size, 3), np.uint8)
+    for i, path in enumerate(paths):
+        try:
+            pixels[i] = preprocess.board_pixels(load_image(Path(path)), size)
+        except (ValueError, OSError) as exc:
+            raise UserError(f"{shown_path(Path(path))}: decoded before, not now ({exc}); was it changed during the run?") from None
+    return pixels
 
 
 # ---- near-duplicate groups and splits ---------------------------------------------------------
@@ -484,17 +524,19 @@ def load_dataset(
     limit: int | None = None,
     progress: bool = True,
     hold_out_sources: tuple[str, ...] = (),
+    size: int = preprocess.INPUT_SIZE,
 ) -> Dataset:
     """Discover, decode and split one folder or several (a list: combined, see the module doc).
     `limit` keeps at most that many images per set, split and class (for CI). `hold_out_sources`
-    (source names) move every image of those sources to their set's test split: leave-one-source-out."""
+    (source names) move every image of those sources to their set's test split: leave-one-source-out.
+    `size`: the model's input side (host.make.model.input_size); the splits do not depend on it."""
     roots = [Path(r) for r in root] if isinstance(root, (list, tuple)) else [Path(root)]
     if not roots:
         raise UserError("no data folder given; pass --data DIR [DIR ...]")
     if limit is not None and limit < 1:
         raise UserError(f"--limit {limit}: at least 1 image per split and class (leave it out for every image)")
     parts = [_load_part(r, _unique_name(r, roots[:i]), test_fraction, seed, limit, progress, hold_out_sources,
-                        combined=len(roots) > 1) for i, r in enumerate(roots)]
+                        combined=len(roots) > 1, size=size) for i, r in enumerate(roots)]
     sources = {s.source for part in parts for s in part.samples}
     unknown = sorted(set(hold_out_sources) - sources)
     if unknown:
@@ -563,7 +605,7 @@ def _unique_name(root: Path, earlier: list[Path]) -> str:
 
 
 def _load_part(root: Path, name: str, test_fraction: float, seed: int, limit: int | None, progress: bool,
-               hold_out_sources, combined: bool) -> _Part:
+               hold_out_sources, combined: bool, size: int = preprocess.INPUT_SIZE) -> _Part:
     samples, skipped, layout = discover(root)
     if not samples:
         inner = [d.name for d in _subdirs(root) if any(canonical_label(c.name) or canonical_split(c.name)
@@ -576,7 +618,7 @@ def _load_part(root: Path, name: str, test_fraction: float, seed: int, limit: in
             s.split = "test"
     if limit:
         samples = _limit(samples, limit)
-    samples, pixels = decode(samples, skipped, progress=progress)
+    samples, pixels = decode(samples, skipped, progress=progress, size=size)
     if not samples:
         raise UserError(f"{root}: no readable images; expected class folders such as with_mask/ and without_mask/")
     if any(s.group is None for s in samples):
@@ -646,15 +688,17 @@ def _set_card(part: _Part, trained: Split) -> dict:
             "test_images": int(len(part.test_idx)), "trained_sources": by_source}
 
 
-def load_test_split(root: Path, limit: int | None = None, progress: bool = True) -> tuple[Split, list[Skipped]]:
+def load_test_split(root: Path, limit: int | None = None, progress: bool = True,
+                    size: int = preprocess.INPUT_SIZE) -> tuple[Split, list[Skipped]]:
     """Images to evaluate on: the test split when the folder has one, else every labelled image
-    (for example an on-device set made by tools.dataset). No training split is needed."""
+    (for example an on-device set made by tools.dataset). No training split is needed. `size`: the
+    model's input side (a bundle's: host.make.checks.input_size)."""
     samples, skipped, _ = discover(Path(root))
     if any(s.split == "test" for s in samples):
         samples = [s for s in samples if s.split == "test"]
     if limit:
         samples = _limit(samples, limit)
-    samples, pixels = decode(samples, skipped, progress=progress)
+    samples, pixels = decode(samples, skipped, progress=progress, size=size)
     if not samples:
         raise UserError(f"{root}: no readable images to evaluate; expected with_mask/ and without_mask/ folders")
     return _as_split(samples, pixels), skipped

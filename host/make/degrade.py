@@ -2,9 +2,10 @@
 
 `DEGRADATIONS` act on the 200x200 camera window (uint8 RGB888, `preprocess.camera_window`), i.e.
 on the scene as the sensor would capture it. The degraded window is then quantized to RGB565 again
-(the camera only delivers RGB565) and downscaled to 32x32 with `preprocess.board_downscale`, the
-board's own path. Every degradation is deterministic: the random parts (noise) draw from a
-generator seeded by (seed, degradation, image index), so results do not depend on order or batch.
+(the camera only delivers RGB565) and downscaled to the model's input (32x32, or the design's size)
+with `preprocess.board_downscale`, the board's own path. Every degradation is deterministic: the
+random parts (noise) draw from a generator seeded by (seed, degradation, image index), so results
+do not depend on order or batch.
 
 - gaussian_blur: defocus, Gaussian of radius 4 window pixels (0.64 board pixels);
 - motion_blur: someone walking past, horizontal box blur 21 window pixels long;
@@ -15,8 +16,8 @@ generator seeded by (seed, degradation, image index), so results do not depend o
   repeated around it.
 
 `robust_batch` is the training-side counterpart used by `host.make.augment`'s "robust" mode. It works on
-the 32x32 float batches training uses (decoding every window each epoch would be far too slow), with
-random strengths of blur, motion blur, noise, brightness and zoom-out. JPEG is deliberately left out
+the float batches training uses, at the model's input size (decoding every window each epoch would
+be far too slow), with random strengths of blur, motion blur, noise, brightness and zoom-out. JPEG is deliberately left out
 of training so the table shows one degradation the robust model never saw.
 """
 
@@ -116,10 +117,10 @@ def degrade_window(window: np.ndarray, name: str, seed: int = DEFAULT_SEED, inde
     return DEGRADATIONS[name].apply(window, rng)
 
 
-def window_to_pixels(window: np.ndarray) -> np.ndarray:
-    """A window as the camera delivers it (RGB565) and as the board feeds it (32x32)."""
+def window_to_pixels(window: np.ndarray, size: int = preprocess.INPUT_SIZE) -> np.ndarray:
+    """A window as the camera delivers it (RGB565) and as the board feeds it (size x size)."""
     rgb565 = preprocess.rgb565_to_rgb888(preprocess.rgb888_to_rgb565(window))
-    return preprocess.board_downscale(rgb565)
+    return preprocess.board_downscale(rgb565, size)
 
 
 def camera_windows(paths: list, progress: bool = False) -> np.ndarray:
@@ -131,25 +132,28 @@ def camera_windows(paths: list, progress: bool = False) -> np.ndarray:
     return np.stack(windows) if windows else np.zeros((0, preprocess.WINDOW, preprocess.WINDOW, 3), np.uint8)
 
 
-def degraded_pixels(windows: np.ndarray, name: str, seed: int = DEFAULT_SEED) -> np.ndarray:
-    """Board pixels (n, 32, 32, 3) of every window after the named degradation."""
+def degraded_pixels(windows: np.ndarray, name: str, seed: int = DEFAULT_SEED,
+                    size: int = preprocess.INPUT_SIZE) -> np.ndarray:
+    """Board pixels (n, size, size, 3) of every window after the named degradation."""
     if name not in DEGRADATIONS:
         from host.errors import UserError
 
         raise UserError(f"unknown degradation {name!r}; choose from {', '.join(DEGRADATIONS)}")
-    return np.stack([window_to_pixels(degrade_window(w, name, seed, i)) for i, w in enumerate(windows)])
+    return np.stack([window_to_pixels(degrade_window(w, name, seed, i), size) for i, w in enumerate(windows)])
 
 
 def degraded_split(split: data_mod.Split, windows: np.ndarray, name: str, seed: int = DEFAULT_SEED) -> data_mod.Split:
-    return data_mod.Split(degraded_pixels(windows, name, seed), split.labels, split.groups, split.paths)
+    """`split`'s pictures (their camera `windows`) after the named degradation, at the split's size."""
+    return data_mod.Split(degraded_pixels(windows, name, seed, split.size), split.labels, split.groups, split.paths,
+                          remake=lambda size: degraded_pixels(windows, name, seed, size))
 
 
-# ---- training-time counterpart (32x32 float batches in 0..1) --------------------------------------
+# ---- training-time counterpart (float batches in 0..1 at the model's input size) -------------------
 
 
 def robust_batch(x: np.ndarray, rng: np.random.Generator, p: float = 0.5) -> np.ndarray:
     """Each image independently gets each kind of degradation with probability p/2..p, at a random
-    strength spanning the test-time levels (scaled to 32x32 board pixels)."""
+    strength spanning the test-time levels (scaled to 32x32 board pixels; the same pixel strengths at any size)."""
     x = x.copy()
     n = len(x)
     for i in np.nonzero(rng.random(n) < p / 2)[0]:

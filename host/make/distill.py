@@ -96,6 +96,8 @@ class Teacher:
         return mixed_targets(soften(self.probabilities(x), self.temperature), labels, self.alpha)
 
     def check_student(self, student_labels: list[str], input_shape: tuple[int, ...] = (32, 32, 3)) -> None:
+        """Refused (UserError) unless this teacher can teach a student of these labels and input
+        (the student's design's: host.make.model.input_size)."""
         if self._image_shape != tuple(input_shape):
             raise UserError(f"--distill {self.path}: the teacher takes {self._image_shape} images, the student"
                             f" {tuple(input_shape)}; the teacher must see the student's input")
@@ -133,10 +135,11 @@ class Ensemble:
 
 
 def teacher_for(path: Path | str | list, student_labels: list[str], alpha: float,
-                temperature: float) -> Teacher | Ensemble:
-    """The teacher (several paths: their ensemble), refused (UserError) when one cannot teach this student."""
+                temperature: float, input_shape: tuple[int, ...] = (32, 32, 3)) -> Teacher | Ensemble:
+    """The teacher (several paths: their ensemble), refused (UserError) when one cannot teach this
+    student (of `student_labels` and `input_shape`)."""
     paths = [path] if isinstance(path, (str, Path)) else list(path)
     teachers = [Teacher(p, alpha, temperature) for p in paths]
     for teacher in teachers:
-        teacher.check_student(student_labels)
+        teacher.check_student(student_labels, input_shape)
     return teachers[0] if len(teachers) == 1 else Ensemble(teachers)

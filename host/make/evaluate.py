@@ -269,15 +269,17 @@ def main(argv=None) -> int:
                             " compare with the float32 model)")
     output_folder(args.out)
     from host.interp import flatbuf
+    from host.make.checks import input_size
 
     try:  # before the data is decoded: a wrong file is a one-line error naming it
         flatbuf.parse(args.tflite.read_bytes())
     except UserError as exc:
         raise UserError(f"{args.tflite}: {exc}") from None
+    size = input_size(args.tflite.read_bytes(), args.tflite)  # the pictures decoded for its input
     card = bundle_card(args.tflite)
     labels = list(card["labels"]) if card else data_mod.LABELS
     threshold, source = door_threshold_of(card, args.threshold)
-    split, skipped = data_mod.load_test_split(args.data or data_mod.default_data_dir(), limit=args.limit)
+    split, skipped = data_mod.load_test_split(args.data or data_mod.default_data_dir(), limit=args.limit, size=size)
     if skipped:
         print(data_mod.skipped_report(skipped))
     if args.model is None:

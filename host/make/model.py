@@ -7,6 +7,7 @@ Three 3x3 conv blocks and one hidden dense layer, dropout after every layer, one
 64 KB / 5 ms budget (benchmarks/bench_mcu.py counts them).
 
 Every design in ARCHITECTURES takes (dropout, seed, classes); `zoo.output_layer` gives the head.
+Its input is 32x32x3 unless `zoo.INPUT_SIZES` says otherwise (`input_size`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from host.make.zoo import output_layer
+from host.make.zoo import INPUT_SIZES, output_layer
 
 INPUT_SHAPE = (32, 32, 3)
 
@@ -58,6 +59,16 @@ def build(arch: str = "tiny_cnn", **kwargs) -> keras.Model:
 
         raise UserError(f"unknown architecture {arch!r}; choose one of: {', '.join(ARCHITECTURES)}")
     return ARCHITECTURES[arch](**kwargs)
+
+
+def input_size(arch: str) -> int:
+    """The side of `arch`'s square input (32, or the design's own: zoo.INPUT_SIZES), known before any
+    data is decoded or any model built."""
+    if arch not in ARCHITECTURES:
+        from host.errors import UserError
+
+        raise UserError(f"unknown architecture {arch!r}; choose one of: {', '.join(ARCHITECTURES)}")
+    return INPUT_SIZES.get(arch, INPUT_SHAPE[0])
 
 
 def count_macs(model: keras.Model) -> int:

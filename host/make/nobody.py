@@ -71,14 +71,15 @@ def door_figures(bundle, run: list[Path], config: dict, board: str) -> dict:
             "open_share": open_ms / result.sim_ms if result.sim_ms else 0.0, "wall_s": round(result.wall_s, 1)}
 
 
-def gate_cost(config: dict, board, macs: int) -> dict:
-    """The presence gate's estimated cost per frame on the board, and the loop FPS with and without it."""
+def gate_cost(config: dict, board, macs: int, input_size: int = 32) -> dict:
+    """The presence gate's estimated cost per frame on the board, and the loop FPS with and without it
+    (the loop's scaling for a model of that input_size)."""
     from host.sim import camera as sim_camera
 
     side = min(config["presence_block"], config["camera_window"] // config["presence_grid"])
     calls = config["presence_grid"] ** 2
     gate_ms = calls * sim_camera.STATS_MS_PER_CALL + calls * side * side * sim_camera.STATS_MS_PER_PIXEL
-    frame_ms = board.frame_ms(macs)
+    frame_ms = board.frame_ms(macs, input_size)
     return {"calls": calls, "pixels": calls * side * side, "gate_ms": round(gate_ms, 3),
             "fps_without": round(1000.0 / frame_ms, 1), "fps_with": round(1000.0 / (frame_ms + gate_ms), 1)}
 
@@ -97,13 +98,16 @@ def card_fields(bundle_dir: Path, splits: dict, board_name: str, macs: int, fram
     card's) and the gate's cost; None without no-face pictures."""
     from host.boards import load_board
     from host.errors import UserError
+    from host.make.checks import input_size
     from host.sim.bundle import load, render
 
     paths = no_face_paths(splits)
     if not paths:
         return None
     try:
-        config = render(load(bundle_dir, board_name), board_name, {} if threshold is None else {"threshold": float(threshold)})
+        bundle = load(bundle_dir, board_name)
+        config = render(bundle, board_name, {} if threshold is None else {"threshold": float(threshold)})
+        size = input_size(bundle.model.read_bytes(), bundle.model)
         run = long_run(bundle_dir, paths, frames, board=board_name, threshold=config["threshold"])
     except UserError as exc:  # the board checks have passed, so this is the simulator's word: keep the bundle
         return {"error": str(exc)}
@@ -111,7 +115,7 @@ def card_fields(bundle_dir: Path, splits: dict, board_name: str, macs: int, fram
                          "what": "firmware/main.py on the simulated board over the no-face pictures only, each"
                                  " held 1-20 frames; the bundle's debounce and the threshold below, presence gate on",
                          "threshold": config["threshold"]},
-            "gate": gate_cost(config, load_board(board_name), macs)}
+            "gate": gate_cost(config, load_board(board_name), macs, size)}
 
 
 def summary(fields: dict | None) -> str:

@@ -159,25 +159,31 @@ def door_framed_split(split: data_mod.Split, scene_paths: list, seed: int = 13,
     window, in a real scene), through the board's scaling; `none` images are left out. The scenes
     should be pictures no training image comes from (scenes-negative test). With `flat`, each scene
     is replaced by its own mean colour (the same face, size and place: what the scene adds); each
-    face's scene index is appended to `scene_of` when given."""
+    face's scene index is appended to `scene_of` when given. The pixels are at the split's size; the
+    split made again at another (`Split.at`) frames the same faces in the same scenes and places."""
     from host import framing, preprocess
 
-    rng = np.random.default_rng(seed)
-    scenes = [data_mod.load_image(p) for p in scene_paths]
-    if flat:
-        scenes = [Image.new("RGB", s.size, tuple(int(round(c)) for c in ImageStat.Stat(s.convert("RGB")).mean))
-                  for s in scenes]
     faces = np.nonzero(np.asarray(split.labels) != NONE)[0]
-    pixels = np.zeros((len(faces), *split.pixels.shape[1:]), np.uint8)
-    for row, i in enumerate(faces):
-        scene = int(rng.integers(len(scenes)))
-        if scene_of is not None:
-            scene_of.append(scene)
-        window = framing.door_frame(data_mod.load_image(split.paths[i]), scenes[scene],
-                                    float(rng.uniform(*fractions)), rng)
-        pixels[row] = preprocess.window_pixels(window)
+
+    def pixels_at(size: int, scene_of: list | None = None) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        scenes = [data_mod.load_image(p) for p in scene_paths]
+        if flat:
+            scenes = [Image.new("RGB", s.size, tuple(int(round(c)) for c in ImageStat.Stat(s.convert("RGB")).mean))
+                      for s in scenes]
+        pixels = np.zeros((len(faces), size, size, 3), np.uint8)
+        for row, i in enumerate(faces):
+            scene = int(rng.integers(len(scenes)))
+            if scene_of is not None:
+                scene_of.append(scene)
+            window = framing.door_frame(data_mod.load_image(split.paths[i]), scenes[scene],
+                                        float(rng.uniform(*fractions)), rng)
+            pixels[row] = preprocess.window_pixels(window, size)
+        return pixels
+
     picked = split.subset(faces)
-    return data_mod.Split(pixels, picked.labels, picked.groups, picked.paths, picked.sources)
+    return data_mod.Split(pixels_at(split.size, scene_of), picked.labels, picked.groups, picked.paths, picked.sources,
+                          remake=pixels_at)
 
 
 def report(sets: list[Scored], threshold: float) -> dict:
@@ -223,7 +229,7 @@ def eval_splits(dataset: data_mod.Dataset, eval_dirs=None, limit: int | None = N
         if eval_dirs is not None and not Path(folder).is_dir():
             raise UserError(f"--eval-data {folder}: no such folder; name a folder with a test split (or leave the"
                             " option out for the shared sets the bundle did not train on)")
-        split, _ = data_mod.load_test_split(folder, limit=limit, progress=False)
+        split, _ = data_mod.load_test_split(folder, limit=limit, progress=False, size=dataset.size)
         out[folder.name] = (split, f"{folder.name} test split (not a training set)")
     face_sets = [n for n, (s, _) in out.items() if _has_both_face_classes(s.labels)]
     scenes_root = data_mod.SHARED_DATASETS / "scenes-negative"

@@ -18,7 +18,9 @@
      threshold; then the more masked faces admitted at it (the mean of the two framings); fewer
      bytes break a tie. This compares two-class and three-class bundles alike. Without such a
      set, it is the test split: more correct answers, or as many in fewer bytes. Each bundle's own
-     card figure and split are printed too.
+     card figure and split are printed too. Two bundles of different input sizes (a 48x48 design
+     against a 32x32 one) are each measured on their own size's pixels of the same pictures
+     (`Split.at`, the size read from each .tflite's input).
 """
 
 from __future__ import annotations
@@ -133,10 +135,11 @@ def measure_existing(bundle_dir: Path, labels: list[str], split, this_split: str
     if card.get("labels") != labels:
         return f"{bundle_dir} classifies {card.get('labels')}, this build {labels}: not comparable"
     try:
+        pixels = split.at(_input_size(payload, bundle_dir)).pixels  # the same pictures at its own input size
         if hasattr(evaluate, "predicted_labels"):  # sigmoid or softmax, as the build evaluates its own model
-            predicted = evaluate.predicted_labels(evaluate.int8_outputs(payload, split.pixels, progress=False))
+            predicted = evaluate.predicted_labels(evaluate.int8_outputs(payload, pixels, progress=False))
         else:
-            predicted = evaluate.to_labels(evaluate.int8_scores(payload, split.pixels, progress=False))
+            predicted = evaluate.to_labels(evaluate.int8_scores(payload, pixels, progress=False))
     except Exception as exc:  # a model the interpreter refuses is still the user's to replace knowingly
         return f"{bundle_dir} does not run on TFLM ({exc})"
     correct = int((np.asarray(predicted) == np.asarray(split.labels)).sum())
@@ -176,11 +179,19 @@ class DoorStanding:
                 f" {unmasked} ({framings}){'' if self.safe else ' MISSES the 1% target'}, {self.model_bytes:,} bytes")
 
 
+def _input_size(payload: bytes, where) -> int:
+    from host.make.checks import input_size
+
+    return input_size(payload, where)
+
+
 def door_standing(where: str, payload: bytes, door_splits: list) -> DoorStanding:
-    """`payload` run on the calibration faces (close up first, then door-framed) with its own threshold."""
+    """`payload` run on the calibration faces (close up first, then door-framed) with its own threshold,
+    each split's pictures at the payload's own input size."""
     from host.make import evaluate, ood
 
-    scored = [ood.Scored(str(i), np.asarray(s.labels), evaluate.int8_outputs(payload, s.pixels, progress=False), "")
+    size = _input_size(payload, where)
+    scored = [ood.Scored(str(i), np.asarray(s.labels), evaluate.int8_outputs(payload, s.at(size).pixels, progress=False), "")
               for i, s in enumerate(door_splits)]
     threshold = ood.door_threshold(scored[0], scored[1] if len(scored) > 1 else None)
     figures = [ood.door_figures(s.scores, s.labels, threshold) for s in scored]

@@ -23,8 +23,10 @@ from host.make import data as data_mod
 
 
 def with_extremes(pixels: np.ndarray) -> np.ndarray:
-    """Prepend an all-black and an all-white frame, so calibration sees the full 0..255 range."""
-    extremes = np.stack([np.zeros((32, 32, 3), np.uint8), np.full((32, 32, 3), 255, np.uint8)])
+    """Prepend an all-black and an all-white frame (of the pixels' own size), so calibration sees
+    the full 0..255 range."""
+    shape = pixels.shape[1:]
+    extremes = np.stack([np.zeros(shape, np.uint8), np.full(shape, 255, np.uint8)])
     return np.concatenate([extremes, pixels])
 
 
@@ -104,7 +106,8 @@ def main(argv=None) -> int:
     except Exception as exc:  # a file Keras cannot read: zip, h5 or config trouble all land here
         raise UserError(f"{args.model}: not a Keras model this version reads ({str(exc).splitlines()[0][:120]});"
                         " train one with python -m host.train") from None
-    dataset = data_mod.load_dataset(args.data or data_mod.default_data_dir(), limit=args.limit)
+    dataset = data_mod.load_dataset(args.data or data_mod.default_data_dir(), limit=args.limit,
+                                    size=int(model.input_shape[1]))
     payload = quantize(model, representative_pixels(dataset.train, args.samples))
     write_atomic(args.out, payload)
     print(f"wrote {args.out} ({len(payload):,} bytes)")

@@ -194,7 +194,7 @@ def training_arrays(split: data_mod.Split, mode: str) -> tuple[np.ndarray, np.nd
         return split.pixels, split.labels
     extra, extra_labels = [], []
     for path, label in zip(split.paths, split.labels):
-        variants = preprocess.interpolation_variants(data_mod.load_image(path))
+        variants = preprocess.interpolation_variants(data_mod.load_image(path), split.size)
         extra.extend(variants)
         extra_labels.extend([label] * len(variants))
     return np.concatenate([split.pixels, np.stack(extra)]), np.concatenate([split.labels, extra_labels])
@@ -229,12 +229,25 @@ def sample_weights(labels: np.ndarray, sources: list[str], balance: str, none_sh
     return weights / weights.sum()
 
 
+def uses_window_copies(config: TrainConfig) -> bool:
+    """Door framing from the window (--doorframe-shrink window) or --none-zoom: camera-window copies."""
+    framing_from_window = config.doorframe_shrink == "window" and "doorframe" in augment.parts_of(config.augment)
+    return framing_from_window or config.none_zoom > 0
+
+
+def check_input_size(config: TrainConfig, size: int) -> None:
+    """Refused in one line, before any data is decoded, when the design's input is larger than the
+    camera-window copies its augmentation samples from (augment.WINDOW_COPY)."""
+    if uses_window_copies(config):
+        augment.check_window_copy(size)
+
+
 def window_copies(split: data_mod.Split, config: TrainConfig, verbose: bool) -> np.ndarray | None:
     """The camera windows door framing shrinks from, with --doorframe-shrink window, and --none-zoom
     zooms into (else None)."""
-    framing_from_window = config.doorframe_shrink == "window" and "doorframe" in augment.parts_of(config.augment)
-    if not framing_from_window and config.none_zoom == 0:
+    if not uses_window_copies(config):
         return None
+    check_input_size(config, split.size)  # before decoding a window
     return augment.window_copies(split.paths, progress=verbose)
 
 
@@ -327,9 +340,13 @@ def schedule_callback(config: TrainConfig) -> keras.callbacks.Callback:
                                              min_lr=MIN_LEARNING_RATE)
 
 
-def _fresh_model(config: TrainConfig, classes: int = 2) -> keras.Model:
+def _fresh_model(config: TrainConfig, classes: int = 2, size: int | None = None) -> keras.Model:
+    """`config.arch`, compiled; with `size` (the pixels' side), refused unless that is its input's."""
     keras.utils.set_random_seed(config.seed)
     model = model_mod.build(config.arch, dropout=config.dropout, seed=config.seed, classes=classes)
+    if size is not None and tuple(model.input_shape[1:3]) != (size, size):
+        raise UserError(f"{config.arch} takes {model.input_shape[1]}x{model.input_shape[2]} pictures, the data was"
+                        f" decoded at {size}x{size}: load it with size=host.make.model.input_size({config.arch!r})")
     metric = "accuracy"
     if config.soft_targets and classes == 2:  # blended P(with_mask): binary_accuracy would count every blend a miss
         metric = keras.metrics.MeanMetricWrapper(soft_binary_accuracy, name="accuracy")
@@ -384,11 +401,14 @@ def targets(labels: np.ndarray, classes: int, one_hot: bool = False) -> np.ndarr
     return labels.astype(np.float32) if classes == 2 else labels.astype(np.int32)
 
 
-def teacher_of(config: TrainConfig, labels: list[str]):
-    """The distillation teacher for this student, or None; refused when it cannot teach it."""
+def teacher_of(config: TrainConfig, labels: list[str], size: int | None = None):
+    """The distillation teacher for this student (whose input is size x size, the design's when not
+    given), or None; refused when it cannot teach it."""
     if not config.distill:
         return None
-    return distill.teacher_for(config.distill, labels, config.distill_alpha, config.distill_temperature)
+    size = model_mod.input_size(config.arch) if size is None else size
+    return distill.teacher_for(config.distill, labels, config.distill_alpha, config.distill_temperature,
+                               (size, size, 3))
 
 
 def train(dataset: data_mod.Dataset, config: TrainConfig, verbose: bool = True) -> TrainResult:
@@ -397,8 +417,8 @@ def train(dataset: data_mod.Dataset, config: TrainConfig, verbose: bool = True) 
     of the first run, and its last epoch kept. The first run's best epoch and validation accuracy
     are reported; the refit adds the validation images (15% more data) to what the model learns."""
     classes = len(dataset.labels)
-    teacher = teacher_of(config, dataset.labels)
-    model = _fresh_model(config, classes)
+    teacher = teacher_of(config, dataset.labels, dataset.size)
+    model = _fresh_model(config, classes, dataset.size)
     pixels, labels = training_arrays(dataset.train, config.augment)
     weights = sample_weights(labels, _sources(dataset.train, len(labels)), config.balance, config.none_share)
     batch_size = min(config.batch_size, len(labels))
@@ -434,8 +454,8 @@ def refit(dataset: data_mod.Dataset, config: TrainConfig, rates: list[float], ve
     if verbose:
         print(f"refit on train + validation ({len(rates)} epochs, the learning rates of the first run)", flush=True)
     classes = len(dataset.labels)
-    teacher = teacher_of(config, dataset.labels)
-    model = _fresh_model(config, classes)
+    teacher = teacher_of(config, dataset.labels, dataset.size)
+    model = _fresh_model(config, classes, dataset.size)
     both = data_mod.Split.concat(dataset.train, dataset.val)
     pixels, labels = training_arrays(both, config.augment)
     weights = sample_weights(labels, _sources(both, len(labels)), config.balance, config.none_share)
@@ -561,7 +581,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of training images door-framed (the face shrunk into a scene), when the"
                              " augmentation has doorframe (default: the recipe's)")
     parser.add_argument("--doorframe-shrink", default=None, choices=augment.SHRINKS,
-                        help="how door framing makes the face smaller: box (area average of the 32 px picture),"
+                        help="how door framing makes the face smaller: box (area average of the model-size picture),"
                              " board (the camera's bilinear sampling of it) or window (sampled from a 64 px copy of"
                              " the face's camera window, so it keeps the detail a door camera sees) (default: the"
                              " recipe's)")
@@ -608,8 +628,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     config = config_from_args(args)
     output_folder(args.out)
+    check_input_size(config, model_mod.input_size(config.arch))
     dataset = data_mod.load_dataset(args.data or recipe_data(args.recipe), seed=args.seed, limit=args.limit,
-                                    hold_out_sources=tuple(args.hold_out_sources))
+                                    hold_out_sources=tuple(args.hold_out_sources),
+                                    size=model_mod.input_size(config.arch))
     result = train(dataset, config)
     save(result, config, args.out)
     print(f"best epoch {result.best_epoch}: val_accuracy {result.best_val_accuracy:.4f}; wrote {args.out}/model.keras")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -26,9 +27,17 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 TOOLCHAIN_HINT = "arm-none-eabi-gcc not found: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib"
 
 
+def image_side(input_bytes: int) -> int:
+    """The side S of an SxSx3 input of `input_bytes` (what images are decoded at), else 32."""
+    side = math.isqrt(input_bytes // 3)
+    return side if side * side * 3 == input_bytes else preprocess.INPUT_SIZE
+
+
 def load_inputs(paths: list[str], input_bytes: int, limit: int | None = None) -> np.ndarray:
     """int8 rows from .npy files (int8 as is; uint8 as board pixels, fed as pixel - 128), .bin raw
-    int8 files, images (board preprocessing, host.preprocess.board_pixels) or folders of images."""
+    int8 files, images (board preprocessing, host.preprocess.board_pixels, at the model's square
+    input) or folders of images."""
+    side = image_side(input_bytes)
     rows = []
     for text in paths:
         path = Path(text)
@@ -59,12 +68,12 @@ def load_inputs(paths: list[str], input_bytes: int, limit: int | None = None) ->
                 from host.make import data
 
                 try:
-                    pixels = preprocess.board_pixels(data.load_image(f))
+                    pixels = preprocess.board_pixels(data.load_image(f), side)
                 except ValueError as exc:
                     raise UserError(f"{f}: {exc}") from None
                 x = preprocess.to_int8_input(pixels).reshape(-1)
                 if x.size != input_bytes:
-                    raise UserError(f"{f}: an image gives {x.size} input bytes (32x32x3); the model wants {input_bytes}")
+                    raise UserError(f"{f}: an image gives {x.size} input bytes ({side}x{side}x3); the model wants {input_bytes}")
                 rows.append(x)
             else:
                 raise UserError(f"{f}: give .npy, .bin or image files")
@@ -143,7 +152,7 @@ def cmd_compare(args) -> int:
 
     check_limit(args.limit)
     payload = _read_model(args.model)
-    pixels = models.test_pixels(Path(args.data), args.limit)
+    pixels = models.test_pixels(Path(args.data), args.limit, image_side(runner.probe(payload).input_bytes))
     report = exact.compare(payload, preprocess.to_int8_input(pixels))
     print("\n".join(report.lines()))
     return 0 if report.all_identical else 1

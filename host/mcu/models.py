@@ -16,8 +16,8 @@ REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO / "models" / "tinymask" / "tinymask.tflite"
 
 
-def test_pixels(data_dir: Path, limit: int = 300) -> np.ndarray:
-    """Board pixels (n, 32, 32, 3) of up to `limit` test images, alternating the two classes."""
+def test_pixels(data_dir: Path, limit: int = 300, size: int = preprocess.INPUT_SIZE) -> np.ndarray:
+    """Board pixels (n, size, size, 3) of up to `limit` test images, alternating the two classes."""
     from host.make import data
 
     test = Path(data_dir) / "test"
@@ -27,7 +27,7 @@ def test_pixels(data_dir: Path, limit: int = 300) -> np.ndarray:
     paths = [p for pair in zip(*per_class) for p in pair]
     longer = max(per_class, key=len)
     paths += longer[len(min(per_class, key=len)):]
-    return np.stack([preprocess.board_pixels(data.load_image(p)) for p in paths[:limit]])
+    return np.stack([preprocess.board_pixels(data.load_image(p), size) for p in paths[:limit]])
 
 
 def architecture(arch: str, pixels: np.ndarray, seed: int = 1337) -> bytes:

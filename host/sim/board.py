@@ -102,10 +102,17 @@ class Costs:
 
     snapshot_ms: float = 8.0
     inference_ms: float = 7.3
-    scale_ms: float = 1.5
+    scale_ms: float = 1.5  # drawing the window into a 32x32 input; scale_ms_for(S) for an SxS one
     jpeg_save_ms: float = 6.0  # estimate: 200x200 RGB565 JPEG encode + FAT write, UNVERIFIED
     write_ms_per_kb: float = 0.5  # estimate: ~2 MB/s SD writes through FatFs, UNVERIFIED
     hang_ms: float = 60_000.0
+
+    def scale_ms_for(self, input_size: int) -> float:
+        """The scaling's time for the model's size x size input: scale_ms x (size/32)^2, the board
+        profile's rule (host.boards.scale_factor; an estimate)."""
+        from host.boards import scale_factor
+
+        return self.scale_ms * scale_factor(input_size)
 
     @classmethod
     def for_board(cls, board: str, macs: int | None) -> Costs:

@@ -110,7 +110,7 @@ class _Net:
         _, h, w, c = self.input_shape
         if h != w or c != 3:
             raise ValueError(f"simulated input path needs a square RGB input, not {self.input_shape}")
-        board.clock.advance(board.costs.scale_ms + board.costs.inference_ms)
+        board.clock.advance(board.costs.scale_ms_for(h) + board.costs.inference_ms)
         faults = board.faults
         if faults.inference is not None and img.frame_index in faults.inference:
             raise RuntimeError("Invoke failed.")  # a TFLM error surfaces as an exception on the board

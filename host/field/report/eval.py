@@ -175,6 +175,7 @@ def board_vs_host(frames: list[dict], bundle: Bundle, progress=None, tally: capt
 
     tally = tally if tally is not None else captures.CaptureTally()
     model = Int8Model(bundle.model_file)
+    size = model.input_size  # the captures drawn into the bundle's own input, as the board did
     compared, missing, skipped, differing, score_gaps = 0, [], 0, [], []
     for frame in frames:
         image = captures.load(frame, tally)
@@ -187,7 +188,7 @@ def board_vs_host(frames: list[dict], bundle: Bundle, progress=None, tally: capt
                 progress(1)
             continue
         path = captures.capture_path(frame["root"], frame["image"])
-        pixels = preprocess.board_pixels(image)
+        pixels = preprocess.board_pixels(image, size)
         label, score = decide(model.scores(pixels)[0], bundle)
         compared += 1
         if frame["score"] is not None:
