@@ -59,7 +59,6 @@ class BoardProfile:
         return d["camera_frame_ms"] + self.scale_ms(input_size) + self.inference_ms(macs) + d["log_ms"]
 
 
-
 def available_boards() -> list[str]:
     return sorted(p.stem for p in BOARDS_DIR.glob("*.json"))
 

@@ -268,14 +268,10 @@ def main(argv=None) -> int:
             raise UserError(f"{path}: not found; pass --tflite BUNDLE/<name>.tflite (and --model MODEL.keras to"
                             " compare with the float32 model)")
     output_folder(args.out)
-    from host.interp import flatbuf
     from host.make.checks import input_size
 
-    try:  # before the data is decoded: a wrong file is a one-line error naming it
-        flatbuf.parse(args.tflite.read_bytes())
-    except UserError as exc:
-        raise UserError(f"{args.tflite}: {exc}") from None
-    size = input_size(args.tflite.read_bytes(), args.tflite)  # the pictures decoded for its input
+    # before the data is decoded: a wrong file is a one-line error naming it; the pictures are decoded for its input
+    size = input_size(args.tflite.read_bytes(), args.tflite)
     card = bundle_card(args.tflite)
     labels = list(card["labels"]) if card else data_mod.LABELS
     threshold, source = door_threshold_of(card, args.threshold)

@@ -628,10 +628,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     config = config_from_args(args)
     output_folder(args.out)
-    check_input_size(config, model_mod.input_size(config.arch))
+    size = model_mod.input_size(config.arch)
+    check_input_size(config, size)
     dataset = data_mod.load_dataset(args.data or recipe_data(args.recipe), seed=args.seed, limit=args.limit,
-                                    hold_out_sources=tuple(args.hold_out_sources),
-                                    size=model_mod.input_size(config.arch))
+                                    hold_out_sources=tuple(args.hold_out_sources), size=size)
     result = train(dataset, config)
     save(result, config, args.out)
     print(f"best epoch {result.best_epoch}: val_accuracy {result.best_val_accuracy:.4f}; wrote {args.out}/model.keras")

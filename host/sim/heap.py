@@ -178,21 +178,18 @@ def frame_buffers(spec: MemoryRange, version: tuple, side: int, sp: int) -> Fram
         for count in (3, 2, 1):
             queue = QUEUE_BYTES + (count + 1) * 4  # queue_calc_size(count)
             size = _up(frame + vbuffer, align)  # not expanded: the frame plus its header, aligned
-            if size * count <= fb_size - 2 * queue:
-                start = _up(2 * queue, align) if count > 3 else 0  # queues live in the FB only above 3
-                return FrameBuffers(side, count, start + size * count)
+            if size * count <= fb_size - 2 * queue:  # the queues live in the FB only above 3 buffers
+                return FrameBuffers(side, count, size * count)
         return FrameBuffers(side, 0, 0)  # every resize refused: no buffers (the pool is empty)
     data = _up(FB_STRUCT_BYTES[rule], align)  # framebuffer->data: 64 bytes into the block
     single = FrameBuffers(side, 1, data + vbuffer + _up(image, align))  # framebuffer_total_buffer_size(), 1 buffer
     if rule == "set_buffers":
         frame = image if spec.fb_hw_crop else QVGA_BYTES  # sensor_set_framebuffers / omv_csi_set_framebuffers
-        avail = _down(min(_down(fb_size - data, align), _down(sp - data, align)), align)
+        avail = min(_down(fb_size - data, align), _down(sp - data, align))
         size = _up(frame + vbuffer, align)
         count = min(avail // size, 3) if avail > 0 else 0
-        if count == 0:
-            return single  # framebuffer_set_buffers() refuses and framebuffer_init0's single buffer stays
-        if count == 1:
-            return single  # one buffer: fb_alloc may use the FB memory up to the captured image
+        if count <= 1:  # none: set_buffers() refuses and framebuffer_init0's single buffer stays; one: fb_alloc
+            return single  # may use the FB memory up to the captured image
         return FrameBuffers(side, count, data + (vbuffer + _down(size - vbuffer, align)) * count)
     # auto_adjust: the u*v*2 size guess is always used (framebuffer_get_buffer_size, v4.5.5 lines 257-264)
     raw = min(sp - data, fb_size)  # framebuffer_raw_buffer_size()
